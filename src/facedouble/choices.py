@@ -1,0 +1,35 @@
+"""Named option values shared by the CLI, the config files and the browser UI.
+
+Every option that picks among alternatives is a `Literal` here; `values(T)` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Side = Literal["src", "dst"]
+ImageFormat = Literal["png", "jpg"]
+VideoFormat = Literal["mp4", "avi", "mp4-lossless", "mov-alpha"]
+Detector = Literal["auto", "mt", "dlib", "dlib-cnn", "mediapipe", "manual"]
+FaceType = Literal["half", "mid-full", "full", "whole-face", "head"]
+TargetPick = Literal["largest", "reference", "track"]
+
+SortMethod = Literal[
+    "blur", "motion-blur", "face-yaw", "face-pitch", "hist", "hist-dissim", "brightness", "hue",
+    "black", "source-rect-size", "origname", "oneface", "identity", "final",
+]
+
+ModelPreset = Literal["quick96", "h64", "h128", "df", "liaef128", "sae"]
+Archi = Literal["df", "liae", "vg"]
+ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
+TrainColorTransfer = Literal["none", "rct", "lct"]
+OptimizerMode = Literal["1", "2", "3"]
+
+MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
+RawLayer = Literal["rgb", "mask", "predicted"]
+MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "learned-mesh-dst", "learned-dst"]
+
+
+def values(literal) -> tuple[str, ...]:
+    """The allowed strings of a Literal type, in declaration order."""
+    return tuple(get_args(literal))

@@ -1,0 +1,62 @@
+"""Device choice: automatic best GPU, else CPU; `--device cpu|cuda:N|mps|all` overrides."""
+
+from __future__ import annotations
+
+from .errors import OptionError
+
+
+def parse_device(spec: str | None = "auto"):
+    """Return the torch.device for a --device value. `all` returns the first GPU (training spreads over the rest)."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return best_device()
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise OptionError("--device mps was asked for but Metal (MPS) is not available here; use --device cpu.")
+        return torch.device("mps")
+    if spec == "all" or spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise OptionError(f"--device {spec} was asked for but no CUDA GPU is available; use --device cpu or auto.")
+        if spec in ("all", "cuda"):
+            return best_device()
+        try:
+            index = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise OptionError(f"--device {spec} is not valid; write cuda:0, cuda:1, ...") from None
+        if not 0 <= index < torch.cuda.device_count():
+            raise OptionError(f"--device {spec}: there are only {torch.cuda.device_count()} GPU(s) (cuda:0..).")
+        return torch.device(f"cuda:{index}")
+    raise OptionError(f"--device must be auto, cpu, cuda:N, mps or all, not {spec!r}.")
+
+
+def best_device():
+    """The GPU with the most memory, else Apple's MPS, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 0:
+        best = max(range(torch.cuda.device_count()), key=lambda i: torch.cuda.get_device_properties(i).total_memory)
+        return torch.device(f"cuda:{best}")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def describe(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        return f"{device} ({p.name}, {p.total_memory / 2**30:.0f} GiB)"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

@@ -1,0 +1,176 @@
+"""Progress bars (Rich) and the optional interactive prompts of the original tool.
+
+Stages take a `Reporter`; the CLI passes a Rich one, the web UI its own, tests a silent one.
+Stages also poll `reporter.cancelled` so that Ctrl-C, SIGTERM or a UI cancel stops them cleanly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import typing
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+from .errors import Cancelled
+
+T = TypeVar("T")
+
+
+class Reporter:
+    """Silent base reporter: counts progress, records messages, carries a cancel flag."""
+
+    def __init__(self) -> None:
+        self._cancel = threading.Event()
+        self.messages: list[str] = []
+
+    # cancellation ------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        """Raise Cancelled if a stop was asked for; stages call this between units of work."""
+        if self._cancel.is_set():
+            raise Cancelled("Stopped on request; what was finished is kept and a re-run resumes.")
+
+    # output --------------------------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        self.messages.append(message)
+
+    def warn(self, message: str) -> None:
+        self.messages.append("warning: " + message)
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A unit of work with `total` steps; yields `advance(n)`."""
+        yield lambda n=1: None
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        with self.task(description, total) as advance:
+            for item in items:
+                self.check()
+                yield item
+                advance(1)
+
+
+class RichReporter(Reporter):
+    """Progress bars with rate and time left, on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+
+    def info(self, message: str) -> None:
+        super().info(message)
+        self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        super().warn(message)
+        self.console.print(f"[yellow]warning:[/] {message}")
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
+        with Progress(*columns, console=self.console, transient=False, disable=not self.console.is_terminal) as bar:
+            task_id = bar.add_task(description, total=total, rate="")
+
+            def advance(n: int = 1) -> None:
+                bar.advance(task_id, n)
+                speed = bar.tasks[0].speed
+                if speed:
+                    bar.update(task_id, rate=f"{speed:.1f}/s")
+
+            yield advance
+        if not self.console.is_terminal:
+            self.console.print(f"{description}: done")
+
+
+@contextmanager
+def stop_on_signals(reporter: Reporter) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set the reporter's cancel flag instead of killing the process,
+    so a stage finishes its current unit, saves, and returns. A second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum, frame):  # pragma: no cover - exercised by signal tests
+        if reporter.cancelled and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        reporter.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# -- interactive prompts -----------------------------------------------------------------------------
+
+def ask_options(config, *, input_fn: Callable[[str], str] = input, output: Callable[[str], None] | None = None,
+                only: Iterable[str] | None = None):
+    """Ask for each option of a stage config the way the original tool did:
+    `Name (help) [default]: `; Enter keeps the default, `?` prints the help. Returns a new config."""
+    from .errors import OptionError
+
+    out = output or (lambda s: print(s, file=sys.stderr))
+    hints = typing.get_type_hints(type(config))
+    changes: dict[str, Any] = {}
+    wanted = set(only) if only is not None else None
+    for f in dataclasses.fields(config):
+        if not f.metadata.get("ask", True) or (wanted is not None and f.name not in wanted):
+            continue
+        current = getattr(config, f.name)
+        label = f.name.replace("_", " ").capitalize()
+        options = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
+        shown = "/".join(options) + ", " if options else ""
+        default_text = "" if current is None else ("y" if current is True else "n" if current is False else str(current))
+        while True:
+            answer = input_fn(f"{label} ({shown}? help) [{default_text}]: ").strip()
+            if answer == "?":
+                out(type(config).field_help(f.name))
+                continue
+            if answer == "":
+                break
+            try:
+                value = _parse_answer(answer, hints[f.name], current)
+                dataclasses.replace(config, **{**changes, f.name: value})  # validates
+            except (ValueError, OptionError) as e:
+                out(f"  {e}")
+                continue
+            changes[f.name] = value
+            break
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _parse_answer(answer: str, tp: Any, current: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    base = args[0] if typing.get_origin(tp) is typing.Union and args else tp
+    if base is bool or isinstance(current, bool):
+        if answer.lower() in ("y", "yes", "1", "true"):
+            return True
+        if answer.lower() in ("n", "no", "0", "false"):
+            return False
+        raise ValueError("answer y or n")
+    if base is int:
+        return int(answer)
+    if base is float:
+        return float(answer)
+    return answer
