@@ -1,0 +1,1 @@
+"""Faces: detection, landmarks, alignment geometry, pose, identity, and metadata inside face images."""

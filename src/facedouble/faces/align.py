@@ -1,0 +1,119 @@
+"""Alignment geometry (pure): from 68 landmarks to a frame-to-face similarity transform per face type.
+
+Landmarks are (N, 2) float32 (x, y) in pixels, iBUG 68-point order. A transform is a 2x3 float64 matrix in
+`cv2.warpAffine` convention mapping frame pixels to aligned-face pixels.
+
+The face is aligned by a least-squares similarity (Umeyama) of five points taken from the 68 (the two eye
+centres, the nose tip, the two mouth corners) onto a canonical five-point face in a unit square, then the
+face type chooses how much of the head the square covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..choices import FaceType
+
+# Canonical five points in a unit square covering a "full" face (eyebrows to chin): the widely used
+# 112-pixel five-point face of face-recognition pipelines, divided by 112.
+TEMPLATE_5 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+) / 112.0
+
+# Face type -> (centre x, centre y, side) of the aligned square, in the template's unit coordinates.
+# half: eyebrows to below the mouth; full: eyebrows to chin; whole-face adds the forehead; head adds hair.
+FACE_TYPE_BOX: dict[str, tuple[float, float, float]] = {
+    "half": (0.5, 0.64, 0.66),
+    "mid-full": (0.5, 0.60, 0.82),
+    "full": (0.5, 0.56, 1.0),
+    "whole-face": (0.5, 0.50, 1.30),
+    "head": (0.5, 0.44, 1.75),
+}
+
+
+def five_points(landmarks68: np.ndarray) -> np.ndarray:
+    """(68, 2) -> (5, 2): left eye centre, right eye centre, nose tip, left and right mouth corner."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src (N,2) onto dst (N,2).
+
+    Returns a 2x3 float64 matrix."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1
+    rot = u @ sign @ vt
+    var_s = (s ** 2).sum() / len(src)
+    scale = (sig * np.diag(sign)).sum() / var_s if var_s > 0 else 1.0
+    out = np.zeros((2, 3))
+    out[:, :2] = scale * rot
+    out[:, 2] = mu_d - out[:, :2] @ mu_s
+    return out
+
+
+def face_matrix(landmarks68: np.ndarray, face_type: FaceType, size: int) -> np.ndarray:
+    """2x3 transform from frame pixels to a `size` x `size` aligned face of `face_type`."""
+    to_unit = umeyama(five_points(landmarks68), TEMPLATE_5)
+    cx, cy, side = FACE_TYPE_BOX[face_type]
+    scale = size / side
+    unit_to_px = np.array([[scale, 0, -(cx - side / 2) * scale], [0, scale, -(cy - side / 2) * scale]])
+    return compose(unit_to_px, to_unit)
+
+
+def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The 2x3 transform that applies b, then a."""
+    return (to3(a) @ to3(b))[:2]
+
+
+def to3(m: np.ndarray) -> np.ndarray:
+    return np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]])
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine transform."""
+    return np.linalg.inv(to3(m))[:2]
+
+
+def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 transform to (N, 2) points; returns float32 (N, 2)."""
+    p = np.asarray(points, dtype=np.float64)
+    return (p @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m)[:, 2]).astype(np.float32)
+
+
+def matrix_scale(m: np.ndarray) -> float:
+    """Uniform scale of a similarity transform (aligned pixels per frame pixel)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
+
+
+def crop_outline(m: np.ndarray, size: int) -> np.ndarray:
+    """(4, 2) corners of the aligned square in frame pixels, for debug drawing."""
+    corners = np.array([[0, 0], [size, 0], [size, size], [0, size]], dtype=np.float64)
+    return transform_points(corners, invert(m))
+
+
+def warp_to_face(frame: np.ndarray, m: np.ndarray, size: int, *, border: str = "replicate") -> np.ndarray:
+    """Cut the aligned face out of a frame (HWC) with sub-pixel accuracy."""
+    import cv2
+
+    mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
+    return cv2.warpAffine(frame, np.asarray(m, dtype=np.float64), (size, size), flags=cv2.INTER_LANCZOS4 if size >= 256 else cv2.INTER_CUBIC,
+                          borderMode=mode)
+
+
+def warp_to_frame(face: np.ndarray, m: np.ndarray, frame_shape: tuple[int, ...], *, interpolation: str = "cubic") -> np.ndarray:
+    """Put an aligned image (face or mask, HW or HWC) back into frame coordinates (zeros outside)."""
+    import cv2
+
+    h, w = frame_shape[:2]
+    flags = (cv2.INTER_CUBIC if interpolation == "cubic" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(face, np.asarray(m, dtype=np.float64), (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
