@@ -9,8 +9,22 @@ from __future__ import annotations
 import importlib
 
 import typer
+import typer.core
+
+# Top-level commands in pipeline order (groups and plain commands mixed); unknown names go last.
+PIPELINE_ORDER = ("workspace", "video", "extract", "sort", "train", "export-onnx", "merge", "run", "report",
+                  "verify", "ui", "util", "doctor")
+
+
+class _PipelineGroup(typer.core.TyperGroup):
+    def list_commands(self, ctx):  # noqa: D401 - click API
+        names = list(self.commands)
+        rank = {n: i for i, n in enumerate(PIPELINE_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
 
 app = typer.Typer(
+    cls=_PipelineGroup,
     name="facedouble",
     help=(
         "Replace a face in a video with another person's face, for consented work (film, VFX, satire, "
