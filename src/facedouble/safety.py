@@ -1,0 +1,257 @@
+"""Explicit-content screen for src and dst (DESIGN.md section 6). There is no option to skip it.
+
+The detector is NudeNet's bundled YOLOv8-n model (`320n.onnx` in the nudenet 3.4.2 package, MIT licence),
+run with onnxruntime. nudenet itself imports fine with opencv-python-headless, but its pre-processing feeds
+the model BGR when given a BGR image (it swaps the channels twice), so the model file is run here directly with
+the pre-processing its authors trained it with (RGB, padded to a square at the bottom/right, 320 x 320, [0, 1])
+and a vectorised version of its post-processing (scores >= 0.2, boxes in image pixels, NMS 0.45).
+
+Decision rule (`is_explicit`, per image): any of these classes at or above its score threshold
+    FEMALE_GENITALIA_EXPOSED, MALE_GENITALIA_EXPOSED, ANUS_EXPOSED      >= 0.50
+    FEMALE_BREAST_EXPOSED                                               >= 0.60
+    BUTTOCKS_EXPOSED                                                    >= 0.75
+Faces, covered body parts, exposed belly, armpits, feet and male chests never count. A set of frames is
+refused when any screened frame is explicit; the error names the frames.
+
+Sampling policy (`SamplePolicy`): every 10th frame (first frame included) and the last one, at most 300 frames
+spread evenly over a longer set; image sets (photos) of up to 30 are screened entirely. Cost measured here
+(benchmarks/provenance.py; 2 CPU cores shared with other work, onnxruntime 1.32 on one thread): 60-100 ms per
+image whatever its size (the model sees 320 x 320), so a 10-minute 30 fps video (18,000 frames) is screened in
+300 frames, 20-30 s, small beside extracting and aligning its faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import InputError, SafetyError
+from .progress import Reporter
+
+LABELS = (
+    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
+    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED",
+    "MALE_GENITALIA_EXPOSED", "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+)
+
+# class -> minimum score for the image to count as explicit
+THRESHOLDS: dict[str, float] = {
+    "FEMALE_GENITALIA_EXPOSED": 0.50,
+    "MALE_GENITALIA_EXPOSED": 0.50,
+    "ANUS_EXPOSED": 0.50,
+    "FEMALE_BREAST_EXPOSED": 0.60,
+    "BUTTOCKS_EXPOSED": 0.75,
+}
+
+INPUT_SIZE = 320
+MIN_SCORE = 0.2
+NMS_IOU = 0.45
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplePolicy:
+    """Which frames of a set are screened: every `every`-th (the first included) and the last, at most
+    `max_frames` spread evenly; a set of `screen_all_up_to` or fewer is screened entirely."""
+
+    every: int = 10
+    max_frames: int = 300
+    screen_all_up_to: int = 30
+
+    def pick(self, n: int) -> list[int]:
+        if n <= 0:
+            return []
+        if n <= self.screen_all_up_to:
+            return list(range(n))
+        chosen = list(range(0, n, max(1, self.every)))
+        if chosen[-1] != n - 1:
+            chosen.append(n - 1)
+        if len(chosen) > self.max_frames:
+            chosen = sorted(set(np.linspace(0, n - 1, self.max_frames).round().astype(int).tolist()))
+        return chosen
+
+
+DEFAULT_POLICY = SamplePolicy()
+
+
+@dataclasses.dataclass
+class ScreenResult:
+    total: int                                  # images in the set
+    screened: int                               # images looked at
+    flagged: list[tuple[str, list[dict]]]       # (name, the detections that made it explicit)
+    seconds: float
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.flagged)
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000.0 * self.seconds / max(self.screened, 1)
+
+
+# -- the decision rule (pure) --------------------------------------------------------------------------
+
+def explicit_detections(detections: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The detections that make an image explicit (see THRESHOLDS)."""
+    return [d for d in detections if d.get("class") in THRESHOLDS and float(d.get("score", 0.0)) >= THRESHOLDS[d["class"]]]
+
+
+def is_explicit(detections: Iterable[dict[str, Any]]) -> bool:
+    """True when any detection is an exposed genital, anus, female breast or buttocks class at or above its
+    threshold. `detections`: [{"class": LABEL, "score": float, ...}], as `detect` returns."""
+    return bool(explicit_detections(detections))
+
+
+# -- the detector ----------------------------------------------------------------------------------------
+
+_session = None
+_session_lock = threading.Lock()
+
+
+def model_path() -> Path:
+    """The ONNX model bundled with nudenet 3.4.2 (found without importing nudenet)."""
+    spec = importlib.util.find_spec("nudenet")
+    if spec is None or spec.origin is None:
+        raise SafetyError("The explicit-content screen needs the nudenet package, which is missing; install it "
+                          "with `pip install --no-deps nudenet==3.4.2` (there is no way to skip the screen).")
+    path = Path(spec.origin).parent / "320n.onnx"
+    if not path.is_file():
+        raise SafetyError(f"The explicit-content model {path} is missing; reinstall nudenet with "
+                          "`pip install --no-deps --force-reinstall nudenet==3.4.2`.")
+    return path
+
+
+def _get_session():
+    global _session
+    with _session_lock:
+        if _session is None:
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                raise SafetyError("The explicit-content screen needs onnxruntime, which is missing; install it "
+                                  "with `pip install onnxruntime` (there is no way to skip the screen).") from None
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            opts.intra_op_num_threads = 1   # predictable on shared CPUs; measured faster than 2 under load
+            _session = ort.InferenceSession(str(model_path()), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        return _session
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        raise InputError("The explicit-content screen takes uint8 images; convert the image first.")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise InputError(f"The explicit-content screen takes RGB images, not an array of shape {image.shape}.")
+
+
+def _preprocess(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """(1, 3, 320, 320) float32 RGB in [0, 1] of the image padded to a square (bottom/right), and that side."""
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    padded = cv2.copyMakeBorder(rgb, 0, side - h, 0, side - w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    small = cv2.resize(padded, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    return (small.astype(np.float32) / 255.0).transpose(2, 0, 1)[None], side
+
+
+def _postprocess(output: np.ndarray, side: int, h: int, w: int) -> list[dict[str, Any]]:
+    rows = np.asarray(output)[0].T                       # (anchors, 4 + classes)
+    scores = rows[:, 4:]
+    cls = scores.argmax(axis=1)
+    best = scores[np.arange(len(rows)), cls]
+    keep = best >= MIN_SCORE
+    if not keep.any():
+        return []
+    rows, cls, best = rows[keep], cls[keep], best[keep]
+    k = side / INPUT_SIZE
+    x = (rows[:, 0] - rows[:, 2] / 2) * k
+    y = (rows[:, 1] - rows[:, 3] / 2) * k
+    bw, bh = rows[:, 2] * k, rows[:, 3] * k
+    x, y = np.clip(x, 0, w), np.clip(y, 0, h)
+    bw, bh = np.minimum(bw, w - x), np.minimum(bh, h - y)
+    boxes = np.stack([x, y, bw, bh], axis=1)
+    idx = cv2.dnn.NMSBoxes(boxes.tolist(), best.tolist(), 0.25, NMS_IOU)
+    out = []
+    for i in np.asarray(idx).reshape(-1):
+        out.append({"class": LABELS[int(cls[i])], "score": float(best[i]),
+                    "box": [int(v) for v in boxes[i]]})
+    return out
+
+
+def detect(image: np.ndarray) -> list[dict[str, Any]]:
+    """NudeNet detections for one RGB uint8 HWC image: [{"class", "score", "box": [x, y, w, h]}]."""
+    rgb = _to_rgb(image)
+    blob, side = _preprocess(rgb)
+    session = _get_session()
+    out = session.run(None, {session.get_inputs()[0].name: blob})[0]
+    return _postprocess(out, side, rgb.shape[0], rgb.shape[1])
+
+
+def _load(item: np.ndarray | str | os.PathLike) -> tuple[str, np.ndarray]:
+    if isinstance(item, np.ndarray):
+        return "image", item
+    path = Path(item)
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(f"{path} cannot be read as an image; check that it is a complete PNG or JPEG file.")
+    return path.name, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def screen_images(images: Sequence[np.ndarray | str | os.PathLike], policy: SamplePolicy = DEFAULT_POLICY, *,
+                  reporter: Reporter | None = None) -> ScreenResult:
+    """Run the screen on the images of `policy.pick(len(images))` (arrays: RGB uint8 HWC; or file paths).
+    Never raises for explicit content; `screen_frames` does."""
+    rep = reporter or Reporter()
+    picked = policy.pick(len(images))
+    flagged: list[tuple[str, list[dict]]] = []
+    start = time.perf_counter()
+    for i in rep.track(picked, "Explicit-content screen"):
+        name, img = _load(images[i])
+        if name == "image":
+            name = f"image {i + 1}"
+        hits = explicit_detections(detect(img))
+        if hits:
+            flagged.append((name, hits))
+    return ScreenResult(total=len(images), screened=len(picked), flagged=flagged,
+                        seconds=time.perf_counter() - start)
+
+
+def screen_frames(paths: Sequence[str | os.PathLike], *, reporter: Reporter | None = None,
+                  policy: SamplePolicy = DEFAULT_POLICY, what: str | None = None) -> ScreenResult:
+    """The screen the extraction stage runs on the frames of src and dst before anything else. Raises
+    SafetyError naming the frames when explicit content is found; there is no way to skip it.
+    `what`: how to name the set in the message (default: the frames' folder)."""
+    paths = list(paths)
+    result = screen_images(paths, policy, reporter=reporter)
+    if result.explicit:
+        names = [n for n, _ in result.flagged]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        where = what or (str(Path(paths[0]).parent) if paths else "the input")
+        raise SafetyError(f"Explicit sexual content was found in {where} (frames {shown}); facedouble does not "
+                          "work on such material and this check cannot be turned off.")
+    return result
+
+
+def sample_count(n: int, policy: SamplePolicy = DEFAULT_POLICY) -> int:
+    """How many of n frames the policy screens."""
+    return len(policy.pick(n))
+
+
+def estimate_seconds(n: int, ms_per_image: float = 50.0, policy: SamplePolicy = DEFAULT_POLICY) -> float:
+    return math.ceil(sample_count(n, policy) * ms_per_image) / 1000.0
