@@ -15,6 +15,21 @@ from media import media_dir  # noqa: E402
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _config_dir(tmp_path_factory):
+    """Signing keys and other per-user files go to a temporary folder, never the user's real one."""
+    import os
+
+    folder = tmp_path_factory.mktemp("facedouble-config")
+    old = os.environ.get("FACEDOUBLE_CONFIG_DIR")
+    os.environ["FACEDOUBLE_CONFIG_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("FACEDOUBLE_CONFIG_DIR", None)
+    else:
+        os.environ["FACEDOUBLE_CONFIG_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def media() -> Path:
     return media_dir()
