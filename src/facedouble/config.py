@@ -174,6 +174,15 @@ class ExtractConfig(StageConfig):
     rects: Optional[str] = option(None, "JSON file of face rectangles per frame for --detector manual", ask=False)
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)
     workers: int = option(0, "Worker processes (0 = one per core)", lo=0, hi=256, ask=False)
+    target: Optional[C.TargetPick] = option(None, "dst: which face to keep per frame: track (continue the previous "
+                                                  "frame's face, else the largest), largest, or reference (nearest to "
+                                                  "--reference); empty = reference with --reference, else track", ask=False)
+    smooth: bool = option(True, "dst: smooth landmarks over time (One-Euro filter; reset on cuts)", ask=False)
+    manual_fix: bool = option(False, "dst: list frames with no face and write them to data_dst/manual_fix.json for the UI")
+    identity_every: int = option(5, "Compute the identity embedding every N frames of a face track (1 = every face; "
+                                    "the others reuse the track's latest, ~80 ms saved per face)", lo=1, hi=1000, ask=False)
+    detect_size: int = option(640, "Detect on a copy of the frame scaled to this longest side (0 = full size)",
+                              lo=0, hi=8192, ask=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +191,7 @@ class SortConfig(StageConfig):
     target: int = option(2000, "Faces kept by --by final", lo=1, hi=1_000_000)
     reference: Optional[str] = option(None, "Image of the person to put first (--by identity)", ask=False)
     trash_others: bool = option(False, "With --by identity and --reference: move other people to trash")
+    workers: int = option(0, "Worker processes measuring faces (0 = one per core)", lo=0, hi=256, ask=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,3 +212,136 @@ class MergeConfig(StageConfig):
     debug: bool = option(False, "Write predicted face, masks and before/after per frame")
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)
     batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False)
+    smooth_frames: int = option(2, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
+                                   "(0 = off; not in the original tool)", lo=0, hi=10)
+    skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model")
+    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False)
+    model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(StageConfig):
+    """Options of `facedouble train`. An empty value (None) means "the preset's value" on a model's first run
+    and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
+    the training options can be changed on a later run with --override. Ranges follow the original guide."""
+
+    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, sae (every option)", ask=False)
+    # -- architecture: fixed once the model exists --------------------------------------------------------
+    resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True)
+    face_type: Optional[C.FaceType] = option(None, "Face type the model learns: half, mid-full, full, whole-face, head", fixed=True)
+    archi: Optional[C.Archi] = option(None, "Architecture: df (a decoder per person, most like src), liae (shared decoder, "
+                                            "keeps dst's expression), vg (df with a deeper residual encoder)", fixed=True)
+    ae_dims: Optional[int] = option(None, "Autoencoder dims: size of the code every face is packed into", lo=32, hi=1024, fixed=True)
+    e_dims: Optional[int] = option(None, "Encoder dims per channel (x1, 2, 4, 8 over the four stages)", lo=8, hi=128, fixed=True)
+    d_dims: Optional[int] = option(None, "Decoder dims per channel (x8, 4, 2 over the three stages)", lo=8, hi=128, fixed=True)
+    d_mask_dims: Optional[int] = option(None, "Mask decoder dims per channel", lo=4, hi=128, fixed=True)
+    learn_mask: Optional[bool] = option(None, "Learn the face mask (smoother, steadier mask in the merge)", fixed=True)
+    residual_blocks: Optional[bool] = option(None, "Add residual blocks to the decoder (more detail, slower)", fixed=True)
+    lightweight_encoder: Optional[bool] = option(None, "Lightweight encoder: depthwise-separable downscales (faster, "
+                                                       "slightly less sharp)", fixed=True)
+    multiscale_decoder: Optional[bool] = option(None, "Multiscale decoder: also learn the face at 1/4 and 1/2 resolution "
+                                                      "(sharper sooner)", fixed=True)
+    remove_gray_border: Optional[bool] = option(None, "Remove the gray border of the predicted face by also training a "
+                                                      "band around the mask", fixed=True)
+    # -- training: changeable with --override ----------------------------------------------------------------
+    batch_size: Optional[int] = option(None, "Batch size: src and dst faces per iteration (bigger generalises better, "
+                                             "needs more memory)", lo=1, hi=512)
+    target_iteration: Optional[int] = option(None, "Stop at this iteration (0 = no target)", lo=0, hi=100_000_000)
+    write_preview_history: Optional[bool] = option(None, "Keep a numbered copy of every preview in model/history/")
+    uniform_yaw: Optional[bool] = option(None, "Feed src faces sorted by yaw to match each dst face's pose")
+    random_flip: Optional[bool] = option(None, "Flip faces horizontally at random (needs src from both sides)")
+    src_scale_mod: Optional[int] = option(None, "Src face scale modifier in percent (negative if src's face is wider than dst's)",
+                                          lo=-30, hi=30)
+    random_warp: Optional[bool] = option(None, "Random warp of the input faces (turn off late in training to sharpen)")
+    pixel_loss: Optional[bool] = option(None, "Pixel loss instead of DSSIM (finer detail, less jitter; after ~20k iterations)")
+    face_style_power: Optional[float] = option(None, "Face style power: learn dst's colour and lighting in the face", lo=0, hi=100)
+    bg_style_power: Optional[float] = option(None, "Background style power: learn dst's face outline and surroundings", lo=0, hi=100)
+    eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)")
+    color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst: none, rct, lct")
+    lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False)
+    lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
+                                              "(sharper late in training)")
+    clip_grad: Optional[bool] = option(None, "Clip the gradient norm at 1 (guards against the loss exploding)")
+    optimizer_mode: Optional[C.OptimizerMode] = option(None, "Optimizer mode: 1 normal, 2 recompute activations (about half "
+                                                             "the memory, ~30% slower), 3 as 2 with the optimizer state on the CPU")
+    gan_power: Optional[float] = option(None, "GAN power: a patch discriminator sharpens src faces (try 0.1 late in training)",
+                                        lo=0, hi=10)
+    true_face_power: Optional[float] = option(None, "True face power (df): a code discriminator makes the swap look more like "
+                                                    "src (try 0.01)", lo=0, hi=1)
+    seed: Optional[int] = option(None, "Random seed of a new model (sample order, augmentation, initial weights)",
+                                 lo=0, hi=2**31 - 1, ask=False)
+    # -- run settings: take effect on every run, never need --override --------------------------------------
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps, or all (every GPU, under torchrun)", ask=False)
+    amp: bool = option(True, "Mixed precision: bf16 on CPUs that have it, fp16/bf16 on GPUs", ask=False)
+    channels_last: bool = option(True, "Channels-last memory layout for the convolutions", ask=False)
+    workers: int = option(1, "Sample loader threads (0 = make batches in the training thread)", lo=0, hi=64, ask=False)
+    threads: int = option(0, "Model threads (0 = automatic: all cores, or fewer while other programs compete for them; "
+                             "give a number for bit-exact resumes)", lo=0, hi=1024, ask=False)
+    autosave_minutes: float = option(15.0, "Save every N minutes (0 = only when stopping)", lo=0, hi=1440, ask=False)
+    backup_hours: float = option(2.0, "Copy the model to model/backups/ every N hours (0 = never)", lo=0, hi=1000, ask=False)
+    backups_kept: int = option(3, "How many backups to keep", lo=1, hi=1000, ask=False)
+    preview_every: int = option(200, "Write the preview and loss plot every N iterations (0 = only when saving)",
+                                lo=0, hi=1_000_000, ask=False)
+    override_options: bool = option(False, "Change the training options of an existing model (architecture options stay fixed)",
+                            ask=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.resolution is not None and self.resolution % 16:
+            raise OptionError(f"--resolution must be a multiple of 16 (64, 80, 96, ... 512), not {self.resolution}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportConfig(StageConfig):
+    """Options of `facedouble report`: which frames are scored, the inputs when they are not the workspace's,
+    and the quality targets (DESIGN.md section 4) the summary is judged against."""
+
+    every: int = option(0, "Score every Nth frame (0 = auto: about --samples frames spread over the clip)",
+                        lo=0, hi=1_000_000)
+    samples: int = option(60, "With --every 0: about how many frames are scored (~0.5-1 s each on a loaded 2-core CPU)",
+                          lo=1, hi=1_000_000, ask=False)
+    src_faces: int = option(24, "src faces measured for the identity centroid and detail when no stored embeddings "
+                                "exist (stored ones are all used)", lo=1, hi=100_000, ask=False)
+    detector: C.Detector = option("auto", "Face detector for frames without aligned records (not manual)", ask=False)
+    device: str = option("auto", "Device of the face detector: auto, cpu, cuda:N, mps", ask=False)
+    result: Optional[str] = option(None, "Result video, image or folder of frames (default: WORKSPACE/result.mp4, "
+                                         "else data_dst/merged)", ask=False)
+    dst: Optional[str] = option(None, "dst video, image or folder of frames (default: data_dst frames, else data_dst.*)",
+                                ask=False)
+    src: tuple[str, ...] = option((), "src videos, images or folders (default: data_src/aligned, data_src frames, "
+                                      "else data_src.*)", ask=False)
+    out: Optional[str] = option(None, "Folder of report.html and report.json (default: WORKSPACE/report)", ask=False)
+    worst: int = option(10, "How many of the worst frames the page shows", lo=0, hi=1000, ask=False)
+    detail_target: float = option(0.7, "Target: face detail of the result / dst's, at least", lo=0, hi=100, ask=False)
+    landmark_target: float = option(0.05, "Target: 68-landmark error / inter-ocular distance, at most", lo=0, hi=10,
+                                    ask=False)
+    flicker_target: float = option(1.10, "Target: flicker inside the face / dst's own, at most", lo=0, hi=100, ask=False)
+    background_target: float = option(45.0, "Target: PSNR outside the face in dB, at least", lo=0, hi=200, ask=False)
+    identity_target: float = option(0.9, "Target: share of faces nearer src than dst, at least", lo=0, hi=1, ask=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.src, str):
+            object.__setattr__(self, "src", (self.src,))
+        elif not isinstance(self.src, tuple):
+            object.__setattr__(self, "src", tuple(str(s) for s in self.src))
+        super().__post_init__()
+        if self.detector == "manual":
+            raise OptionError("--detector manual cannot score frames (it needs rectangles); choose auto, mt, dlib, "
+                              "dlib-cnn or mediapipe.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(StageConfig):
+    """`facedouble run`: the whole pipeline. Each stage uses its saved config when the workspace has one
+    (so a run repeats the last settings), else the defaults; the fields here override both."""
+    src_fps: Optional[float] = option(None, "Frames per second taken from the src video (empty = every frame)", lo=0.01, hi=240)
+    frame_format: C.ImageFormat = option("png", "Image format of extracted frames")
+    detector: Optional[C.Detector] = option(None, "Face detector (empty = the saved or default one)")
+    model: C.ModelPreset = option("quick96", "Model preset")
+    train_iterations: Optional[int] = option(None, "Train to this iteration (empty = the model's target iteration)", lo=1, hi=100_000_000)
+    train_minutes: Optional[float] = option(None, "Train at most this many minutes in this run", lo=0.1, hi=100_000)
+    mode: Optional[C.MergeMode] = option(None, "Merge blend mode (empty = saved or default)")
+    mask: Optional[C.MaskMode] = option(None, "Merge mask (empty = saved or default)")
+    color_transfer: Optional[C.ColorTransfer] = option(None, "Merge colour transfer (empty = saved or default)")
+    format: C.VideoFormat = option("mp4", "Result video format")
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)

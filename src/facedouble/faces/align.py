@@ -101,12 +101,32 @@ def crop_outline(m: np.ndarray, size: int) -> np.ndarray:
 
 
 def warp_to_face(frame: np.ndarray, m: np.ndarray, size: int, *, border: str = "replicate") -> np.ndarray:
-    """Cut the aligned face out of a frame (HWC) with sub-pixel accuracy."""
+    """Cut the aligned face out of a frame (HWC) with sub-pixel accuracy.
+
+    Bicubic (Lanczos costs 5x more for no visible gain when enlarging). When the face is shrunk by more
+    than 2x, the region around it is first reduced with pixel-area averaging, so the result does not alias."""
     import cv2
 
+    m = np.asarray(m, dtype=np.float64)
     mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
-    return cv2.warpAffine(frame, np.asarray(m, dtype=np.float64), (size, size), flags=cv2.INTER_LANCZOS4 if size >= 256 else cv2.INTER_CUBIC,
-                          borderMode=mode)
+    scale = matrix_scale(m)
+    if scale < 0.5:
+        h, w = frame.shape[:2]
+        corners = crop_outline(m, size)
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 2
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            region = frame[y0:y1, x0:x1]
+            f = min(1.0, 1.5 * scale)   # leave 1.5x oversampling for the bicubic step
+            rw, rh = max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f))
+            small = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
+            fx, fy = rw / (x1 - x0), rh / (y1 - y0)
+            # region-small pixel centres: u = (x - x0 + 0.5) * fx - 0.5
+            to_small = np.array([[fx, 0, (0.5 - x0) * fx - 0.5], [0, fy, (0.5 - y0) * fy - 0.5]])
+            m_small = compose(m, invert(to_small))
+            return cv2.warpAffine(small, m_small, (size, size), flags=cv2.INTER_CUBIC, borderMode=mode)
+    return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=mode)
 
 
 def warp_to_frame(face: np.ndarray, m: np.ndarray, frame_shape: tuple[int, ...], *, interpolation: str = "cubic") -> np.ndarray:

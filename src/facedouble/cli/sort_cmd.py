@@ -1,0 +1,82 @@
+"""`facedouble sort src|dst --by METHOD` and `facedouble sort undo src|dst`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..choices import SortMethod, values
+from ..config import SortConfig
+from ..workspace import Workspace
+from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
+
+METHODS_HELP = (
+    "blur (sharp first), motion-blur (least smeared first), face-yaw (looking left to right), face-pitch "
+    "(looking down to up), hist (similar faces together), hist-dissim (most similar last), brightness, hue, "
+    "black (faces cut by the frame edge last), source-rect-size (largest first), origname (frame order), "
+    "oneface (faces of frames with several faces to trash), identity (grouped by person), "
+    "final (keep --target faces spread over yaw and pitch, sharpest first; the rest to trash)"
+)
+
+
+def _sort(side: str, workspace: Path, by: Optional[str], target: Optional[int], reference: Optional[Path],
+          trash_others: Optional[bool], workers: Optional[int], config: Optional[Path], interactive: bool) -> None:
+    from ..sort import sort_faces
+
+    with cli_errors():
+        cfg = build_config(SortConfig, config, interactive, by=by, target=target,
+                           reference=str(reference) if reference else None, trash_others=trash_others,
+                           workers=workers)
+        ws = Workspace(workspace)
+        with reporter() as rep:
+            result = sort_faces(ws, side, cfg, reporter=rep)  # type: ignore[arg-type]
+        err_console.print(result.summary(), highlight=False, soft_wrap=True)
+        if result.journal is not None:
+            err_console.print(f"undo with: facedouble sort undo {side} -w {ws.root}", highlight=False)
+
+
+def _sort_command(side: str):
+    def command(
+        workspace: Path = WorkspaceArg,
+        by: Optional[str] = typer.Option(None, "--by", "-b", help="Sort method: " + METHODS_HELP + ". [default: blur]",
+                                         show_default=False),
+        target: Optional[int] = typer.Option(None, "--target", "-n", help=SortConfig.field_help("target") + " [default: 2000]"),
+        reference: Optional[Path] = typer.Option(None, "--reference", help=SortConfig.field_help("reference")),
+        trash_others: Optional[bool] = typer.Option(None, "--trash-others/--keep-others", help=SortConfig.field_help("trash_others")),
+        workers: Optional[int] = typer.Option(None, "--workers", help=SortConfig.field_help("workers")),
+        config: Optional[Path] = ConfigOpt,
+        interactive: bool = InteractiveOpt,
+    ) -> None:
+        _sort(side, workspace, by, target, reference, trash_others, workers, config, interactive)
+
+    command.__doc__ = (f"Sort data_{side}/aligned: rename the faces 00000_<name>, 00001_<name>, ... in the new "
+                       f"order and move rejects to data_{side}/aligned_trash (nothing is deleted; undo with "
+                       f"`facedouble sort undo {side}`).")
+    return command
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Order aligned faces for curation, move rejects to the trash, undo. "
+                             "Methods: " + ", ".join(values(SortMethod)) + ".", no_args_is_help=True)
+    group.command("src")(_sort_command("src"))
+    group.command("dst")(_sort_command("dst"))
+
+    @group.command("undo")
+    def undo(
+        side: str = typer.Argument(..., help="src or dst", metavar="src|dst"),
+        workspace: Path = WorkspaceArg,
+    ) -> None:
+        """Put back the names and files of the last sort (or util recover-original-filename); repeat to go further back."""
+        from ..errors import OptionError
+        from ..sort import undo_sort
+
+        with cli_errors():
+            if side not in ("src", "dst"):
+                raise OptionError(f"Side must be src or dst, not {side!r}.")
+            with reporter() as rep:
+                result = undo_sort(Workspace(workspace), side, reporter=rep)  # type: ignore[arg-type]
+            err_console.print(result.summary(), highlight=False, soft_wrap=True)
+
+    app.add_typer(group, name="sort", rich_help_panel="2. Faces")

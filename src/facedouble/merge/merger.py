@@ -1,0 +1,897 @@
+"""The merge stage: put the model's predicted face onto every dst frame.
+
+For each frame of data_dst, its aligned face records (data_dst/aligned, matched by source filename) give
+the 68 landmarks; the face is cut out at the model's face type and resolution, the model turns it into
+src's face and (optionally) a mask, and the face goes back onto the frame through the chosen mask and
+blend mode. Everything between the model and the frame happens in face space (aligned coordinates) and
+is warped back only onto the face's own frame rectangle, so a 4K frame costs about what a 360p one does.
+
+Temporal stability: with `smooth_frames` = k > 0 each face is smoothed with the same face in frames
+t-k..t+k: its landmarks (so the crop does not jitter), its mask, and the colour statistics that colour
+transfer and histogram matching aim at (the dst face's colours pooled over the window);
+`suppress_seamless_jitter` averages the Poisson blend over three slightly eroded masks and steadies the
+low frequencies (8 x 8 cells) of the blended face over the window.
+
+Work is overlapped on all cores: a thread pool decodes frames and cuts faces ahead of the model, the
+model runs batches in the calling thread, and the pool builds masks, blends, marks and encodes behind it.
+
+Outputs: data_dst/merged/NAME (every frame; frames without a face are copied), data_dst/merged_mask/
+STEM.png (8-bit grey), data_dst/merge_config.json (the options) and data_dst/merge_run.json (run id,
+model, counts). Every image written goes through `mark_output` (provenance watermark; no off switch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ..config import MergeConfig, write_json_atomic
+from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
+from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
+from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
+from ..progress import Reporter
+from ..workspace import Workspace
+from . import blend as B
+from . import color as C
+from . import mask as K
+from . import temporal as T
+
+CONFIG_NAME = "merge_config.json"
+RUN_NAME = "merge_run.json"
+DEBUG_DIR = "merged_debug"
+MASK_MIN = 256           # masks are built at max(face resolution, this) pixels
+OFFSET_GRID = 8          # cells per side of the low frequencies of the blended face smoothed over time
+SEAMLESS_MODES = ("seamless", "seamless-hist-match")
+# how far the 68-point hull is lifted above the brows, per face type (whole-face and head show the forehead)
+FOREHEAD = {"half": 0.0, "mid-full": 0.0, "full": 0.0, "whole-face": 0.25, "head": 0.4}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Provenance: THE one place where merge output is marked. Every image the merge writes passes here.
+# ----------------------------------------------------------------------------------------------------------
+
+def new_run_id() -> str:
+    """A provenance run id for one merge run (from facedouble.provenance)."""
+    try:
+        from ..provenance import new_run_id as _new
+    except ImportError:
+        raise ProvenanceError("The provenance module (facedouble.provenance) is missing, so merged frames cannot be "
+                              "marked as AI-generated; reinstall facedouble.") from None
+    return _new()
+
+
+def mark_output(image: np.ndarray, run_id: str) -> np.ndarray:
+    """Mark an output image (RGB uint8 HWC) as AI-generated with the invisible provenance watermark.
+
+    The merge writes no image that has not been through this function; there is no option to skip it."""
+    try:
+        from ..provenance import mark_frame
+    except ImportError:
+        raise ProvenanceError("The provenance module (facedouble.provenance) is missing, so merged frames cannot be "
+                              "marked as AI-generated; reinstall facedouble.") from None
+    out = mark_frame(np.ascontiguousarray(image), run_id)
+    return np.asarray(out, np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------------------
+
+class Swapper(Protocol):
+    """What the merge needs of a model (facedouble.train.checkpoint.load_swapper gives one)."""
+
+    resolution: int
+    face_type: str
+    learn_mask: bool
+
+    def swap_numpy(self, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """RGB uint8 (res, res, 3) faces -> predicted faces float32 (res, res, 3) [0, 1], masks float32 (res, res)."""
+
+
+@dataclass
+class MergedFrame:
+    """A merged frame: image (H, W, 3) RGB uint8 and mask (H, W) uint8 (0 = dst, 255 = face)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(eq=False)
+class FaceLayer:
+    """One face on its way onto its frame, in face space.
+
+    `prepare_face` fills the geometry, the mask and the inputs of colour matching; `colour_face` (which
+    may pool the dst colours of neighbouring frames) fills `face` and the Poisson offsets, once."""
+
+    centre: np.ndarray              # (2,) landmark centre in frame pixels (to match the face across frames)
+    size: float                     # face size in frame pixels
+    m_face: np.ndarray              # frame -> face matrix of the r x r face images
+    m_mask: np.ndarray              # frame -> mask matrix of `mask` (S x S)
+    pred: np.ndarray                # (r, r, 3) float32 [0, 1]: the model's face (after super resolution)
+    mask: np.ndarray                # (S, S) float32: the mask after erode/blur, before the crop-edge feather
+    dst: np.ndarray | None = None   # (r, r, 3) float32: the dst face under it
+    sel: np.ndarray | None = None   # (r, r) float32: the mask at r, feathered at the crop edge (statistics)
+    face: np.ndarray | None = None  # (r, r, 3) float32: the face as it will be blended (after colour_face)
+    seam_low: tuple | None = None   # low frequencies of the Poisson-blended face (cells, weights)
+    seam_fade: np.ndarray | None = None  # (r, r) where a Poisson correction may act (fades at its edge)
+    debug: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class MergeState:
+    """Caches that make live tuning fast (`merge_frame` with the same state): model predictions and face
+    meshes per face, keyed by its landmarks, so changing a blend option does not re-run the model.
+    Thread-safe; keeps the most recent `capacity` entries of each kind."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._cache: "OrderedDict[tuple, Any]" = OrderedDict()
+        self.warned: set[str] = set()
+
+    def get(self, key: tuple) -> Any:
+        with self._lock:
+            value = self._cache.get(key)
+            if value is not None:
+                self._cache.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value: Any) -> None:
+        with self._lock:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.capacity * 3:
+                self._cache.popitem(last=False)
+
+    def hands(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Hands in a single frame (detection, no tracking)."""
+        with self._lock:
+            if getattr(self, "_hand_tracker", None) is None:
+                self._hand_tracker = K.HandTracker(video=False)
+            return self._hand_tracker(frame)
+
+    def warn_once(self, key: str) -> bool:
+        with self._lock:
+            if key in self.warned:
+                return False
+            self.warned.add(key)
+            return True
+
+
+def _key(*arrays: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------------------------
+
+def run_model(swapper: Swapper, crops: Sequence[np.ndarray], batch_size: int) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Predicted faces (float32 [0, 1]) and masks (float32, or None without a learned mask) for face crops."""
+    preds: list[np.ndarray] = []
+    masks: list[np.ndarray | None] = []
+    learned = bool(getattr(swapper, "learn_mask", True))  # a model without one returns a stand-in mask: not used
+    for i in range(0, len(crops), max(1, batch_size)):
+        chunk = list(crops[i:i + batch_size])
+        p, m = swapper.swap_numpy(chunk)
+        if len(p) != len(chunk):
+            raise ModelError("The model returned a different number of faces than it was given; the model is broken.")
+        for j in range(len(chunk)):
+            face = np.asarray(p[j], np.float32)
+            if face.ndim != 3 or face.shape[2] != 3:
+                raise ModelError(f"The model returned a face of shape {face.shape}; expected (res, res, 3).")
+            preds.append(np.clip(face, 0.0, 1.0))
+            mk = None if not learned or m is None or j >= len(m) or m[j] is None else np.asarray(m[j], np.float32)
+            if mk is not None and mk.ndim == 3:
+                mk = mk[..., 0]
+            masks.append(None if mk is None else np.clip(mk, 0.0, 1.0))
+    return preds, masks
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One face: masks, colour, blend (face space)
+# ----------------------------------------------------------------------------------------------------------
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)
+
+
+def _mesh(state: MergeState, key: tuple, image: np.ndarray) -> np.ndarray | None:
+    cached = state.get(key)
+    if cached is not None:
+        return None if isinstance(cached, str) else cached
+    pts = K.face_mesh(image)
+    state.put(key, "none" if pts is None else pts)
+    return pts
+
+
+MESH_DST_MODES = ("mesh-dst", "mesh-prd-dst", "learned-mesh-dst")
+
+
+def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, m_mask: np.ndarray,
+               size: int, face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
+               hands: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, dict]:
+    """The `cfg.mask` mask of one face in face space (size x size), and the parts it was made from.
+
+    The mesh-dst modes follow the visible face: the face oval of the mesh, less any `hands` (21-point
+    hands in frame pixels) in front of it. A mask that cannot be had (no learned mask in the model, no
+    mesh found on the face) falls back to the dst landmark hull, with a warning once per run."""
+    mode = cfg.mask
+    parts: dict[str, np.ndarray] = {}
+    lm_s = transform_points(lm, m_mask)
+
+    def hull() -> np.ndarray:
+        if "dst" not in parts:
+            parts["dst"] = K.hull_mask(lm_s, (size, size), forehead=FOREHEAD.get(face_type, 0.0))
+        return parts["dst"]
+
+    def fallback(what: str) -> np.ndarray:
+        if warn is not None and state.warn_once(what):
+            warn(f"{what}; using the dst landmark hull instead for such faces.")
+        return hull()
+
+    if mode in ("learned", "learned-mesh-dst", "learned-dst"):
+        if learned is None:
+            parts["learned"] = fallback("The model has no learned mask (--mask learned)")
+        else:
+            parts["learned"] = _resize(learned, size)
+    if mode in ("dst", "learned-dst"):
+        hull()
+    dst_crop = None
+    if mode in MESH_DST_MODES or cfg.skin_mask:
+        dst_crop = warp_to_face(frame, B.resize_matrix(m_mask, size, 256), 256)
+    if mode in MESH_DST_MODES:
+        pts = _mesh(state, ("mesh-dst", _key(lm, m_mask)), dst_crop)
+        parts["mesh_dst"] = fallback("The face mesh found no face in a dst crop") if pts is None else \
+            K.mesh_mask(pts * (size / 256.0), (size, size))
+    if mode in ("mesh-prd", "mesh-prd-dst"):
+        pts = _mesh(state, ("mesh-prd", _key(pred)), pred)
+        parts["mesh_prd"] = fallback("The face mesh found no face in a predicted face") if pts is None else \
+            K.mesh_mask(pts * (size / pred.shape[0]), (size, size))
+    mask = K.combine(mode, learned=parts.get("learned"), dst=parts.get("dst"), mesh_prd=parts.get("mesh_prd"),
+                     mesh_dst=parts.get("mesh_dst"))
+    if mode in MESH_DST_MODES and hands:
+        parts["hands"] = K.hand_mask(list(hands), m_mask, size)
+        mask = mask * (1.0 - parts["hands"])
+    if cfg.skin_mask:
+        import cv2
+
+        sample = K.points_hull_mask(transform_points(lm, B.resize_matrix(m_mask, size, 256))[_SKIN_POINTS], (256, 256))
+        skin = K.skin_mask(dst_crop, sample)
+        parts["skin"] = _resize(skin, size)
+        mask = mask * cv2.GaussianBlur(parts["skin"], (0, 0), max(1.0, size / 200))
+    return mask.astype(np.float32), parts
+
+
+# cheeks and nose (68-point indices): where the skin-colour model samples dst's skin
+_SKIN_POINTS = [2, 3, 4, 31, 33, 35, 12, 13, 14, 29]
+
+
+def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, res: int,
+                 face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
+                 hands: Sequence[np.ndarray] = ()) -> FaceLayer:
+    """Geometry, mask and colour inputs of one face (nothing that needs its neighbours in time).
+
+    Args:
+        frame: (H, W, 3) uint8 RGB dst frame.
+        lm: (68, 2) landmarks in the frame (possibly smoothed over time).
+        pred: (r, r, 3) float32 predicted face (r = res, or 2 res after super resolution).
+        learned: (res, res) float32 learned mask or None.
+        res, face_type: the model's.
+        hands: 21-point hands in the frame (kept out of the mesh-dst masks).
+    """
+    r = pred.shape[0]
+    size = max(r, MASK_MIN)
+    m_in = face_matrix(lm, face_type, res)
+    m_out = B.scale_matrix(m_in, res, cfg.face_scale) if cfg.face_scale else m_in
+    m_face = B.resize_matrix(m_out, res, r)
+    m_mask = B.resize_matrix(m_out, res, size)
+    lm64 = np.asarray(lm, np.float64)
+    layer = FaceLayer(centre=lm64.mean(0), size=float(np.ptp(lm64[:, 0]) + np.ptp(lm64[:, 1])) / 2,
+                      m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32))
+    if cfg.debug:
+        layer.debug["predicted"] = pred
+    if cfg.mode == "raw" and cfg.raw in ("rgb", "predicted"):
+        layer.face = pred
+        return layer
+    mask, parts = face_masks(frame, lm, pred, learned, m_mask, size, face_type, cfg, state, warn, hands)
+    layer.mask = K.modify_mask(mask, cfg.erode, cfg.blur, size / FACE_TYPE_BOX[face_type][2])
+    if cfg.debug:
+        layer.debug.update({f"mask_{k}": v for k, v in parts.items()})
+    if cfg.mode == "raw":  # the mask layer
+        layer.face = pred
+        return layer
+    layer.dst = B.to_float(warp_to_face(frame, m_face, r))
+    layer.sel = _resize(layer.mask, r) * K.edge_feather(r)
+    return layer
+
+
+def _samples(layer: FaceLayer, masked: bool) -> np.ndarray:
+    """(N, 1, 3) dst colours of a face: inside its mask, or the whole crop."""
+    px = layer.dst.reshape(-1, 3)
+    if masked:
+        sel = layer.sel.reshape(-1) > 0.5
+        if sel.sum() >= 16:
+            px = px[sel]
+    return px[:, None, :]
+
+
+def colour_face(layer: FaceLayer, cfg: MergeConfig, near: Sequence[FaceLayer] = ()) -> FaceLayer:
+    """Colour transfer, histogram matching and Poisson blending of a prepared face (once; thread-safe).
+
+    The colour target is the dst face under the mask, pooled with the same face in the `near` frames
+    (temporal smoothing of the colour statistics); the Poisson boundary is always this frame's own."""
+    with layer.lock:
+        if layer.face is not None:
+            return layer
+        pred, dst, sel = layer.pred, layer.dst, layer.sel
+        if near:
+            def target(masked: bool) -> tuple[np.ndarray, None]:
+                return np.concatenate([_samples(x, masked) for x in (layer, *near)], axis=0), None
+        else:
+            def target(masked: bool) -> tuple[np.ndarray, np.ndarray | None]:
+                return dst, (sel if masked else None)
+        face = pred
+        if cfg.color_transfer != "none":
+            t_img, t_mask = target(True)
+            face = C.color_transfer(cfg.color_transfer, pred, t_img, sel, t_mask)
+        if cfg.mode in ("hist-match", "seamless-hist-match", "hist-match-bw"):
+            t_img, t_mask = target(cfg.masked_hist_match)
+            s_mask = sel if cfg.masked_hist_match else None
+            if cfg.mode == "hist-match-bw":
+                face, _ = C.hist_match_bw(face, t_img, s_mask, t_mask, threshold=cfg.hist_threshold)
+            else:
+                face = C.hist_match(face, t_img, s_mask, t_mask, threshold=cfg.hist_threshold)
+        if cfg.mode in SEAMLESS_MODES:
+            face = _poisson(layer, face, cfg)
+        layer.face = face.astype(np.float32)
+        return layer
+
+
+def _poisson(layer: FaceLayer, face: np.ndarray, cfg: MergeConfig) -> np.ndarray:
+    import cv2
+
+    r = face.shape[0]
+    binary = (layer.sel > 0.5).astype(np.uint8) * 255
+    src_u8, dst_u8 = B.to_uint8(face), B.to_uint8(layer.dst)
+    if cfg.suppress_seamless_jitter:
+        runs = [B.seamless(src_u8, dst_u8, binary)]
+        for px in (1, 2):
+            er = cv2.erode(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1)))
+            runs.append(B.seamless(src_u8, dst_u8, er))
+        blended = np.mean([x.astype(np.float32) for x in runs], axis=0) / 255.0
+    else:
+        blended = B.to_float(B.seamless(src_u8, dst_u8, binary))
+    inside = (binary > 0).astype(np.float32)
+    layer.seam_low = T.low_pass(blended, inside, OFFSET_GRID)
+    fade = cv2.erode(inside, np.ones((3, 3), np.uint8), iterations=max(1, r // 48))
+    layer.seam_fade = cv2.GaussianBlur(fade, (0, 0), max(1.0, r / 64))
+    # the Poisson solution is the face inside the binary mask and ~dst outside it, where a soft mask edge
+    # (blur) may still reach
+    return blended
+
+
+def _neighbours(layer: FaceLayer, window: dict[int, Sequence[FaceLayer]], at: int, radius: int
+                ) -> list[tuple[FaceLayer, float, int]]:
+    """The same face in frames at-radius..at+radius of `window` (offset -> layers), with time weights."""
+    out = []
+    weights = T.window_weights(radius)
+    for d in range(-radius, radius + 1):
+        layers = window.get(at + d)
+        if d == 0 or not layers:
+            continue
+        j = T.match_track(layer.centre, layer.size, [x.centre for x in layers])
+        if j is not None and layers[j].mask.shape == layer.mask.shape and layers[j].pred.shape == layer.pred.shape:
+            out.append((layers[j], float(weights[radius + d]), at + d))
+    return out
+
+
+def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConfig,
+                  window: dict[int, Sequence[FaceLayer]] | None = None) -> MergedFrame:
+    """Blend prepared faces onto a frame (the frame is not modified).
+
+    `window` maps frame offsets -2k..2k (k = cfg.smooth_frames) to the prepared faces of those frames
+    (offset 0: `layers`); without it nothing is smoothed over time. Colour statistics pool the dst faces of
+    offsets -k..k; masks are averaged over them; with suppress_seamless_jitter the Poisson offsets too
+    (which needs the neighbours' own colour, hence offsets up to 2k)."""
+    import cv2
+
+    k = int(cfg.smooth_frames) if window else 0
+    window = window or {0: layers}
+    raw_black = cfg.mode == "raw" and cfg.raw in ("mask", "predicted")
+    out = np.zeros_like(frame) if raw_black else frame.copy()
+    full = np.zeros(frame.shape[:2], np.float32)
+    for layer in layers:
+        near = _neighbours(layer, window, 0, k) if k else []
+        mask, face = layer.mask, layer.face
+        if face is None:
+            colour_face(layer, cfg, [n for n, _, _ in near])
+            face = layer.face
+        if near and not (cfg.mode == "raw" and cfg.raw in ("rgb", "predicted")):
+            total = 1.0 + sum(w for _, w, _ in near)
+            mask = (mask + sum(n.mask * w for n, w, _ in near)) / total
+            if cfg.suppress_seamless_jitter and layer.seam_low is not None:
+                others = []
+                for n, w, at in near:
+                    if n.face is None:
+                        colour_face(n, cfg, [m for m, _, _ in _neighbours(n, window, at, k)])
+                    if n.seam_low is not None:
+                        others.append((n.seam_low[0], n.seam_low[1], w))
+                corr = T.smoothed_correction(layer.seam_low, others)
+                corr = cv2.resize(corr, face.shape[:2][::-1], interpolation=cv2.INTER_LINEAR) * layer.seam_fade[..., None]
+                face = np.clip(face + corr, 0.0, 1.0)
+        mask = mask * K.edge_feather(mask.shape[0])
+        if cfg.mode == "raw" and cfg.raw == "mask":  # white through the mask onto black: the mask itself
+            out, roi, m = B.composite(out, np.ones_like(face), layer.m_face, mask, layer.m_mask)
+        else:
+            out, roi, m = B.composite(out, face, layer.m_face, mask, layer.m_mask)
+        if not roi.empty:
+            ys, xs = roi.slices()
+            np.maximum(full[ys, xs], m, out=full[ys, xs])
+    if cfg.degrade_color > 0 and not raw_black:
+        out = C.degrade_color(out, cfg.degrade_color)
+    return MergedFrame(out, B.to_uint8(full))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One frame (the browser UI's live tuning and `merge --frame N --preview`)
+# ----------------------------------------------------------------------------------------------------------
+
+def _super_resolve(detail, preds: list[np.ndarray]) -> list[np.ndarray]:
+    return detail.upscale(preds) if detail is not None and preds else preds
+
+
+def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: Swapper, cfg: MergeConfig,
+                state: MergeState | None = None, *, detail=None, warn=None) -> MergedFrame:
+    """Merge one frame, without temporal smoothing.
+
+    Args:
+        frame_rgb: (H, W, 3) uint8 RGB dst frame.
+        records: the frame's aligned face records (their `source_landmarks` are used).
+        swapper: the model (see `Swapper`).
+        cfg: merge options.
+        state: reuse one `MergeState` across calls to cache model output while options change.
+        detail: a trained `superres.FaceDetail` when cfg.super_resolution.
+
+    Returns:
+        MergedFrame(image (H, W, 3) uint8, mask (H, W) uint8). Not marked: write it with `write_marked`.
+    """
+    state = state or MergeState()
+    if cfg.super_resolution and detail is None:
+        raise ModelError("--super-resolution needs the face-detail network; load it with load_face_detail().")
+    if not records:
+        return MergedFrame(frame_rgb.copy(), np.zeros(frame_rgb.shape[:2], np.uint8))
+    res, ftype = int(swapper.resolution), str(swapper.face_type)
+    todo, preds, masks = [], {}, {}
+    for i, rec in enumerate(records):
+        lm = np.asarray(rec.source_landmarks, np.float32)
+        key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, bool(cfg.super_resolution))
+        hit = state.get(key)
+        if hit is None:
+            todo.append((i, key, warp_to_face(frame_rgb, face_matrix(lm, ftype, res), res)))
+        else:
+            preds[i], masks[i] = hit
+    if todo:
+        p, m = run_model(swapper, [c for _, _, c in todo], cfg.batch_size)
+        p = _super_resolve(detail if cfg.super_resolution else None, p)
+        for (i, key, _), pi, mi in zip(todo, p, m):
+            preds[i], masks[i] = pi, mi
+            state.put(key, (pi, mi))
+    hands = state.hands(frame_rgb) if cfg.mask in MESH_DST_MODES else []
+    layers = [prepare_face(frame_rgb, np.asarray(rec.source_landmarks, np.float32), preds[i], masks[i], res, ftype, cfg,
+                           state, warn, hands) for i, rec in enumerate(records)]
+    return compose_frame(frame_rgb, layers, cfg)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------------------
+
+def read_image(path: Path) -> np.ndarray:
+    """A frame file as RGB uint8 HWC."""
+    import cv2
+
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise InputError(f"Frame {path} is not a readable image; delete it or extract the frames again.")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def write_marked(path: Path, image: np.ndarray, run_id: str, *, alpha: np.ndarray | None = None,
+                 png_compression: int = 1, jpeg_quality: int = 95) -> None:
+    """Mark an RGB uint8 image as AI-generated (`mark_output`) and write it atomically (PNG or JPEG by the
+    suffix; with `alpha` (H, W) uint8 an RGBA PNG)."""
+    import cv2
+
+    marked = mark_output(image, run_id)
+    if alpha is not None:
+        bgra = np.dstack([cv2.cvtColor(marked, cv2.COLOR_RGB2BGR), alpha])
+        ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, png_compression])
+        if not ok:
+            raise InputError(f"Could not encode {path}.")
+        atomic_write_bytes(path, buf.tobytes())
+        return
+    atomic_write_bytes(path, encode_image(marked, path.suffix, jpeg_quality=jpeg_quality, png_compression=png_compression))
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """An (H, W) uint8 mask as an 8-bit grey PNG, atomically."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise InputError(f"Could not encode {path}.")
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def frame_records(ws: Workspace, reporter: Reporter | None = None) -> dict[str, list[FaceRecord]]:
+    """Aligned dst face records grouped by the frame they come from, sorted by face index."""
+    out: dict[str, list[FaceRecord]] = {}
+    bad = 0
+    for path in ws.face_files("dst"):
+        try:
+            rec = read_record(path)
+        except MetadataError:
+            rec = None
+        if rec is None:
+            bad += 1
+            continue
+        out.setdefault(rec.source_filename, []).append(rec)
+    for recs in out.values():
+        recs.sort(key=lambda r: r.face_index)
+    if bad and reporter is not None:
+        reporter.warn(f"{bad} file(s) in {ws.aligned('dst')} have no readable face record and were ignored.")
+    return out
+
+
+def load_swapper(ws: Workspace, cfg: MergeConfig) -> Swapper:
+    """The model of `cfg.model` (default workspace/model), through the training stage's loader."""
+    model_dir = Path(cfg.model) if cfg.model else ws.model
+    try:
+        from ..train.checkpoint import load_swapper as _load
+    except ImportError:
+        raise ModelError("Loading models needs facedouble.train.checkpoint, which is not installed; reinstall facedouble.") from None
+    return _load(model_dir, device=cfg.device, name=cfg.model_name)
+
+
+def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None):
+    """The face-detail network for faces of 2 x `resolution`: loaded from model/superres/, or trained on
+    data_src/aligned (a few minutes) and saved there."""
+    from . import superres
+
+    model_dir = Path(cfg.model) if cfg.model else ws.model
+    size = 2 * int(resolution)
+    path = superres.detail_path(model_dir, size)
+    if path.exists():
+        return superres.FaceDetail.load(path)
+    files = ws.face_files("src")
+    if len(files) < 2:
+        raise InputError(f"--super-resolution learns the face detail from src faces, but {ws.aligned('src')} has "
+                         f"{len(files)}; extract src faces first or leave super resolution off.")
+    step = max(1, len(files) // 400)
+    faces = [read_image(p) for p in files[::step]]
+    rep = reporter or Reporter()
+    rep.info(f"training the face-detail network on {len(faces)} src faces (saved to {path.parent})")
+    with rep.task("super resolution: learning src face detail", 100) as advance:
+        done = [0]
+
+        def progress(frac: float, loss: float) -> None:
+            n = int(frac * 100)
+            if n > done[0]:
+                advance(n - done[0])
+                done[0] = n
+
+        detail = superres.train_face_detail(faces, size, progress=progress, check=rep.check)
+    detail.save(path)
+    m = detail.metrics
+    rep.info(f"face detail on held-back src faces: PSNR {m['psnr_net']:.2f} dB (bicubic {m['psnr_bicubic']:.2f}), "
+             f"sharpness {m['sharpness_net']:.4f} (bicubic {m['sharpness_bicubic']:.4f}, original {m['sharpness_truth']:.4f})")
+    return detail
+
+
+def find_frame(ws: Workspace, number: int) -> Path:
+    """The dst frame file with frame number `number` (its name's number; the first frame is 1)."""
+    for p in ws.frame_files("dst"):
+        if p.stem.isdigit() and int(p.stem) == number:
+            return p
+    files = ws.frame_files("dst")
+    raise InputError(f"There is no dst frame number {number} in {ws.frames('dst')} "
+                     f"({len(files)} frames); give a number between 1 and {len(files)}.")
+
+
+def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, *, swapper: Swapper | None = None,
+            reporter: Reporter | None = None) -> MergedFrame:
+    """`merge --frame N --preview OUT.png`: merge one frame with the options and write it (marked)."""
+    rep = reporter or Reporter()
+    path = find_frame(ws, number)
+    swapper = swapper or load_swapper(ws, cfg)
+    detail = load_face_detail(ws, cfg, swapper.resolution, rep) if cfg.super_resolution else None
+    records = frame_records(ws, rep).get(path.name, [])
+    if not records:
+        rep.warn(f"Frame {path.name} has no aligned face; the preview is the frame itself.")
+    merged = merge_frame(read_image(path), records, swapper, cfg, detail=detail, warn=rep.warn)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_marked(out_path, merged.image, new_run_id())
+    return merged
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The stage
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MergeSummary:
+    frames: int = 0          # frames in data_dst
+    written: int = 0         # frames merged (or copied) in this run
+    skipped: int = 0         # frames already merged (resume)
+    copied: int = 0          # frames without a face, copied
+    faces: int = 0           # faces through the model (context frames included)
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Job:
+    index: int
+    path: Path
+    records: list
+    landmarks: list
+    image: np.ndarray | None = None
+    hands: list = field(default_factory=list)
+    crops: list = field(default_factory=list)
+    preds: list = field(default_factory=list)
+    masks: list = field(default_factory=list)
+
+
+def _outputs(ws: Workspace, path: Path, cfg: MergeConfig) -> tuple[Path, Path]:
+    image = ws.merged / (path.stem + ".png" if cfg.export_alpha else path.name)
+    return image, ws.merged_mask / (path.stem + ".png")
+
+
+def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, force: bool = False,
+          swapper: Swapper | None = None) -> MergeSummary:
+    """The merge stage (see the module doc). Resumes: frames already in merged/ are kept unless `force`.
+
+    Args:
+        ws: the workspace (data_dst frames, data_dst/aligned records, model/).
+        cfg: the options; saved as data_dst/merge_config.json.
+        reporter: progress, warnings and cancellation (Ctrl-C, SIGTERM, UI).
+        force: merge every frame again.
+        swapper: a loaded model; default: load `cfg.model` (workspace/model).
+    """
+    rep = reporter or Reporter()
+    ws.require()
+    frames = ws.frame_files("dst")
+    if not frames:
+        raise InputError(f"No dst frames in {ws.frames('dst')}; run `facedouble video extract` on data_dst first.")
+    run_id, previous = _start_run(ws, cfg, force, rep)
+    records = frame_records(ws, rep)
+    if not records:
+        raise NoFaceError(f"No aligned dst faces in {ws.aligned('dst')}; run `facedouble extract` on dst first.")
+    swapper = swapper or load_swapper(ws, cfg)
+    res, ftype = int(swapper.resolution), str(swapper.face_type)
+    detail = load_face_detail(ws, cfg, res, rep) if cfg.super_resolution else None
+    ws.merged.mkdir(parents=True, exist_ok=True)
+    ws.merged_mask.mkdir(parents=True, exist_ok=True)
+    debug_dir = ws.frames("dst") / DEBUG_DIR
+    if cfg.debug:
+        debug_dir.mkdir(exist_ok=True)
+    cfg.save(ws.frames("dst") / CONFIG_NAME)
+
+    radius = int(cfg.smooth_frames)
+    reach = 2 * radius if cfg.suppress_seamless_jitter else radius  # how far a frame's smoothing looks
+    recs = [records.get(p.name, []) for p in frames]
+    lms = T.smooth_landmarks([[r.source_landmarks for r in fr] for fr in recs], radius)
+    done = [not force and all(o.exists() for o in _outputs(ws, p, cfg)) for p in frames]
+    todo = [i for i, d in enumerate(done) if not d]
+    summary = MergeSummary(frames=len(frames), skipped=len(frames) - len(todo))
+    if summary.skipped:
+        rep.info(f"{summary.skipped} frame(s) already merged are kept (use --force to merge them again).")
+    # frames to prepare: those to write, plus their neighbours with faces (temporal context)
+    need = set(todo)
+    for i in todo:
+        if recs[i]:
+            need.update(j for j in range(max(0, i - reach), min(len(frames), i + reach + 1)) if recs[j])
+    order = sorted(need)
+    _write_run(ws, run_id, swapper, cfg, previous, status="running")
+    start = time.monotonic()
+    state = MergeState(capacity=8)
+    warn = rep.warn
+    tracker = K.HandTracker(video=True) if cfg.mask in MESH_DST_MODES else None
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="merge")
+    prepared: dict[int, tuple[np.ndarray, list[FaceLayer]]] = {}
+    writes: deque[Future] = deque()
+    finalize_next = 0  # position in `todo` of the next frame to write
+
+    def load(i: int) -> _Job:
+        job = _Job(i, frames[i], recs[i], lms[i])
+        job.image = read_image(frames[i])
+        job.crops = [warp_to_face(job.image, face_matrix(lm, ftype, res), res) for lm in job.landmarks]
+        return job
+
+    def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
+        layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands)
+                  for lm, p, m in zip(job.landmarks, job.preds, job.masks)]
+        return job.image, layers
+
+    def submit_finalize(i: int) -> None:
+        # the frame and its neighbours' layers are taken now: `prepared` may drop them before the task runs
+        image, layers = prepared[i]
+        window = {d: prepared[i + d][1] for d in range(-reach, reach + 1) if (i + d) in prepared} if radius else None
+        writes.append(pool.submit(finalize, i, image, layers, window))
+
+    def finalize(i: int, image: np.ndarray, layers: list[FaceLayer], window: dict | None) -> int:
+        path = frames[i]
+        out_img, out_mask = _outputs(ws, path, cfg)
+        if layers:
+            merged = compose_frame(image, layers, cfg, window)
+            if cfg.debug:
+                _write_debug(debug_dir, path, image, merged, layers, run_id)
+        else:
+            merged = MergedFrame(image, np.zeros(image.shape[:2], np.uint8))
+        write_marked(out_img, merged.image, run_id, alpha=merged.mask if cfg.export_alpha else None)
+        write_mask(out_mask, merged.mask)
+        return 0 if layers else 1
+
+    def flush(limit: int) -> None:
+        while len(writes) > limit:
+            summary.copied += writes.popleft().result()
+            summary.written += 1
+            advance(1)
+
+    try:
+        with rep.task("merge", len(todo)) as advance:
+            # frames with no face need no model; put them in the order stream too (they are cheap)
+            stream = sorted(set(order) | set(todo))
+            chunks: list[list[int]] = []
+            cur: list[int] = []
+            nfaces = 0
+            for i in stream:
+                cur.append(i)
+                nfaces += len(recs[i])
+                if nfaces >= cfg.batch_size or len(cur) >= 2 * cfg.batch_size:
+                    chunks.append(cur)
+                    cur, nfaces = [], 0
+            if cur:
+                chunks.append(cur)
+            max_prepared = -1
+            pending: list[tuple[int, Future]] = []
+            loads = [pool.submit(load, i) for i in chunks[0]] if chunks else []
+            for c in range(len(chunks)):
+                rep.check()
+                jobs = [f.result() for f in loads]
+                loads = [pool.submit(load, i) for i in chunks[c + 1]] if c + 1 < len(chunks) else []
+                if tracker is not None:  # in frame order, in this thread: hands are tracked across frames
+                    for job in jobs:
+                        job.hands = tracker(job.image)
+                crops = [crop for job in jobs for crop in job.crops]
+                if crops:
+                    p, m = run_model(swapper, crops, cfg.batch_size)
+                    p = _super_resolve(detail, p)
+                    summary.faces += len(crops)
+                    k = 0
+                    for job in jobs:
+                        n = len(job.crops)
+                        job.preds, job.masks = p[k:k + n], m[k:k + n]
+                        k += n
+                # finish the previous chunk's preparation before queueing this one's
+                for i, f in pending:
+                    prepared[i] = f.result()
+                    max_prepared = max(max_prepared, i)
+                pending = [(job.index, pool.submit(prepare, job)) for job in jobs]
+                finalize_next = _finalize_ready(todo, finalize_next, max_prepared, reach, len(frames), last=False,
+                                                submit=submit_finalize)
+                flush(4)
+                _evict(prepared, todo, finalize_next, reach)
+            for i, f in pending:
+                prepared[i] = f.result()
+                max_prepared = max(max_prepared, i)
+            finalize_next = _finalize_ready(todo, finalize_next, max_prepared, reach, len(frames), last=True,
+                                            submit=submit_finalize)
+            flush(0)
+    finally:
+        for f in writes:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if tracker is not None:
+            tracker.close()
+        summary.seconds = time.monotonic() - start
+        _write_run(ws, run_id, swapper, cfg, previous, status="done" if summary.written == len(todo) else "stopped",
+                   summary=summary)
+    rep.info(f"merged {summary.written} frame(s) ({summary.copied} without a face, copied) in {summary.seconds:.1f} s "
+             f"({summary.fps:.1f} frames/s) into {ws.merged}")
+    return summary
+
+
+def _finalize_ready(todo: list[int], pos: int, max_prepared: int, radius: int, n: int, *, last: bool, submit) -> int:
+    while pos < len(todo):
+        i = todo[pos]
+        if not last and i + radius > max_prepared:
+            break
+        submit(i)
+        pos += 1
+    return pos
+
+
+def _evict(prepared: dict, todo: list[int], pos: int, radius: int) -> None:
+    """Drop prepared frames no later frame can need."""
+    if pos >= len(todo):
+        return
+    low = todo[pos] - radius
+    for i in [i for i in prepared if i < low]:
+        del prepared[i]
+
+
+def _start_run(ws: Workspace, cfg: MergeConfig, force: bool, rep: Reporter) -> tuple[str, dict]:
+    """The run id: the previous run's when resuming, a new one otherwise. Warns when the options changed."""
+    path = ws.frames("dst") / RUN_NAME
+    previous: dict = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+    old_cfg = ws.frames("dst") / CONFIG_NAME
+    if not force and old_cfg.exists():
+        try:
+            before = MergeConfig.load(old_cfg)
+        except Exception:  # noqa: BLE001 - an unreadable old config only loses the warning
+            before = None
+        if before is not None and before != cfg and any(ws.merged.glob("*")):
+            rep.warn("merged/ holds frames made with other options; they are kept (use --force to merge all again).")
+    if not force and previous.get("run_id"):
+        return str(previous["run_id"]), previous
+    return new_run_id(), previous
+
+
+def _write_run(ws: Workspace, run_id: str, swapper, cfg: MergeConfig, previous: dict, *, status: str,
+               summary: MergeSummary | None = None) -> None:
+    data = {
+        "run_id": run_id,
+        "status": status,
+        "model": str(Path(cfg.model) if cfg.model else ws.model),
+        "model_face_type": getattr(swapper, "face_type", None),
+        "model_resolution": getattr(swapper, "resolution", None),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if summary is not None:
+        data["last"] = dataclasses.asdict(summary) | {"fps": round(summary.fps, 2)}
+    write_json_atomic(ws.frames("dst") / RUN_NAME, data)
+
+
+def _write_debug(folder: Path, path: Path, before: np.ndarray, merged: MergedFrame, layers: Sequence[FaceLayer],
+                 run_id: str) -> None:
+    """Per frame: predicted face and masks of each face, and before | after side by side (all marked)."""
+    for k, layer in enumerate(layers):
+        for name, img in layer.debug.items():
+            arr = B.to_uint8(img)
+            if arr.ndim == 2:
+                arr = np.repeat(arr[..., None], 3, axis=2)
+            write_marked(folder / f"{path.stem}_{k}_{name}.png", arr, run_id)
+        write_marked(folder / f"{path.stem}_{k}_mask_final.png",
+                     np.repeat(B.to_uint8(layer.mask * K.edge_feather(layer.mask.shape[0]))[..., None], 3, axis=2), run_id)
+    side = np.concatenate([before, merged.image], axis=1)
+    write_marked(folder / f"{path.stem}_compare.jpg", side, run_id)

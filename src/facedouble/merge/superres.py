@@ -1,0 +1,241 @@
+"""Super resolution of the predicted face: a small face-detail network trained on the src faceset itself.
+
+No pretrained super-resolution network can be downloaded here, so `--super-resolution` learns one: pairs
+of (src face downscaled 2x, src face) teach a 5-layer convolutional net (ESPCN-style: it works at the low
+resolution and ends in a pixel shuffle) the residual between a bicubic upscale and the real face. Since
+the face put in is src's, the net learns exactly the detail that face has (skin texture, eyelashes, the
+edges of lips and eyes). A few minutes on a CPU; saved in model/superres/ beside the swap model.
+
+Images are float32 RGB HWC [0, 1] at the boundary; BCHW tensors inside.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+
+SCALE = 2
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def build_net(channels: int = 32):
+    """The face-detail network (x2): LR (B, 3, h, w) -> HR residual (B, 3, 2h, 2w)."""
+    torch = _torch()
+    nn = torch.nn
+
+    class FaceDetailNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(3, channels, 5, padding=2), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(channels, 3 * SCALE * SCALE, 3, padding=1),
+                nn.PixelShuffle(SCALE),
+            )
+
+        def forward(self, lr):  # noqa: D401 - torch convention
+            up = torch.nn.functional.interpolate(lr, scale_factor=SCALE, mode="bicubic", align_corners=False)
+            return up + self.body(lr - 0.5)
+
+    return FaceDetailNet()
+
+
+def bicubic_up(face: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """(h, w, 3) float32 -> (scale h, scale w, 3) float32 by bicubic interpolation (the baseline)."""
+    import cv2
+
+    h, w = face.shape[:2]
+    return np.clip(cv2.resize(face, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC), 0, 1)
+
+
+def downscale(face: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """(H, W, 3) float32 -> (H / scale, W / scale, 3) float32 by area averaging (how LR inputs are made)."""
+    import cv2
+
+    h, w = face.shape[:2]
+    return cv2.resize(face, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
+
+
+def sharpness(image: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image (float32 [0, 1] HWC): a standard focus measure."""
+    import cv2
+
+    grey = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two float32 [0, 1] images."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@dataclass
+class FaceDetail:
+    """A trained face-detail network for faces of `size` pixels (output side) and its held-out figures."""
+
+    net: object
+    size: int
+    metrics: dict
+
+    def upscale(self, faces: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        """Upscale faces x2.
+
+        Args:
+            faces: (h, w, 3) float32 [0, 1] each (h = w = size / 2 normally; any size works).
+        Returns:
+            (2h, 2w, 3) float32 [0, 1] each.
+        """
+        torch = _torch()
+        out: list[np.ndarray] = []
+        self.net.eval()  # type: ignore[attr-defined]
+        with torch.inference_mode():
+            for i in range(0, len(faces), batch_size):
+                chunk = [np.ascontiguousarray(f, np.float32) for f in faces[i:i + batch_size]]
+                x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)
+                y = self.net(x).clamp_(0, 1).permute(0, 2, 3, 1).numpy()  # type: ignore[operator]
+                out.extend(np.ascontiguousarray(y[j]) for j in range(len(chunk)))
+        return out
+
+    # -- files -----------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        from ..config import write_json_atomic
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))  # type: ignore[attr-defined]
+        tmp.replace(path)
+        write_json_atomic(path.with_suffix(".json"), {"size": self.size, "scale": SCALE, "metrics": self.metrics})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FaceDetail":
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        try:
+            info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+            net = build_net()
+            net.load_state_dict(load_file(str(path)))
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise ModelError(f"Face-detail network {path} is unreadable ({e}); delete it so merge trains a new one.") from None
+        return cls(net=net, size=int(info["size"]), metrics=dict(info.get("metrics", {})))
+
+
+def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 1200, seconds: float = 300.0,
+                      holdout: float = 0.1,
+                      patch: int = 64, batch_size: int = 16, seed: int = 0,
+                      progress: Callable[[float, float], None] | None = None,
+                      check: Callable[[], None] | None = None) -> FaceDetail:
+    """Train the x2 face-detail network on src faces and measure it on held-back faces.
+
+    Args:
+        faces: src face images, (H, W, 3) uint8 RGB or float32 [0, 1], any size; each is resized to
+            `size` (the HR side, i.e. twice the swap model's resolution).
+        size: HR face side in pixels (even).
+        steps: optimiser steps (batches of `batch_size` patches); the learning rate follows a cosine to 0.1x.
+        seconds: time cap; training stops early when it is reached (a busy CPU then gives fewer steps).
+        holdout: fraction of faces kept out of training for the figures (at least one).
+        progress: called as progress(fraction done, current loss).
+        check: called between steps (raise to stop).
+
+    Returns:
+        FaceDetail whose `metrics` hold psnr_bicubic, psnr_net (dB), sharpness_bicubic, sharpness_net,
+        sharpness_truth (Laplacian variance) over the held-back faces, steps and faces used.
+    """
+    import cv2
+
+    torch = _torch()
+    if len(faces) < 2:
+        raise ModelError("Super resolution needs at least 2 src faces to learn from; extract faces into data_src/aligned.")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    hr = []
+    for f in faces:
+        f = np.asarray(f)
+        f = f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f.astype(np.float32)
+        hr.append(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if f.shape[0] > size else cv2.INTER_CUBIC))
+    order = rng.permutation(len(hr))
+    n_test = max(1, int(round(len(hr) * holdout)))
+    test = [hr[i] for i in order[:n_test]]
+    train = [hr[i] for i in order[n_test:]]
+    lr_train = [downscale(f) for f in train]
+    net = build_net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    half = patch // SCALE
+    step = 0
+    start = time.monotonic()
+    loss_value = float("nan")
+    net.train()
+    while step < steps:
+        if time.monotonic() - start >= seconds:
+            break
+        if check is not None:
+            check()
+        frac = step / steps
+        for g in opt.param_groups:
+            g["lr"] = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * frac))
+        xs, ys = [], []
+        for _ in range(batch_size):
+            k = int(rng.integers(len(train)))
+            lo = lr_train[k]
+            y0 = int(rng.integers(0, lo.shape[0] - half + 1))
+            x0 = int(rng.integers(0, lo.shape[1] - half + 1))
+            a = lo[y0:y0 + half, x0:x0 + half]
+            b = train[k][y0 * SCALE:(y0 + half) * SCALE, x0 * SCALE:(x0 + half) * SCALE]
+            if rng.random() < 0.5:
+                a, b = a[:, ::-1], b[:, ::-1]
+            xs.append(a)
+            ys.append(b)
+        x = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2)
+        y = torch.from_numpy(np.ascontiguousarray(np.stack(ys))).permute(0, 3, 1, 2)
+        loss = torch.nn.functional.l1_loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_value = float(loss.detach())
+        if progress is not None and step % 10 == 0:
+            progress(step / steps, loss_value)
+    detail = FaceDetail(net=net, size=size, metrics={})
+    detail.metrics = evaluate(detail, test)
+    detail.metrics.update(steps=step, train_faces=len(train), test_faces=len(test), seconds=round(time.monotonic() - start, 1),
+                          final_loss=loss_value)
+    return detail
+
+
+def evaluate(detail: FaceDetail, faces_hr: Sequence[np.ndarray]) -> dict:
+    """PSNR and sharpness of bicubic vs the network on HR faces (float32 [0, 1], side `detail.size`)."""
+    lows = [downscale(f) for f in faces_hr]
+    ups = detail.upscale(lows)
+    bic = [bicubic_up(lo) for lo in lows]
+    return {
+        "psnr_bicubic": float(np.mean([psnr(b, t) for b, t in zip(bic, faces_hr)])),
+        "psnr_net": float(np.mean([psnr(u, t) for u, t in zip(ups, faces_hr)])),
+        "sharpness_bicubic": float(np.mean([sharpness(b) for b in bic])),
+        "sharpness_net": float(np.mean([sharpness(u) for u in ups])),
+        "sharpness_truth": float(np.mean([sharpness(t) for t in faces_hr])),
+    }
+
+
+def detail_path(model_dir: str | Path, size: int) -> Path:
+    """Where the face-detail network for HR side `size` is kept."""
+    return Path(model_dir) / "superres" / f"face_detail_{size}.safetensors"

@@ -1,0 +1,136 @@
+"""Training losses (pure functions on BCHW float tensors in [0, 1]). Each returns one value per sample, shape
+(B,), so the trainer can weigh, average, or look for the sample that went wrong.
+
+Weights follow the original tool's balance (DSSIM x10 + MSE x10 on the masked face, mask MSE x10,
+eyes/mouth x300 on an L1 over those regions); the style weights are facedouble's own scale, documented below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _per_sample(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).mean(1)
+
+
+def ssim_window(resolution: int) -> int:
+    """SSIM window for a face of `resolution` px: about 1/11.6 of the face (the original's choice), odd, >= 3."""
+    return max(3, int(resolution / 11.6)) | 1
+
+
+def gaussian_kernel(size: int, sigma: float | None = None, *, device=None) -> torch.Tensor:
+    """1-D normalised Gaussian of odd `size` (sigma defaults to size / 6, so the window spans +-3 sigma)."""
+    sigma = sigma or size / 6.0
+    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(x: torch.Tensor, k1d: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with 'valid' padding, per channel."""
+    c = x.shape[1]
+    kx = k1d.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    ky = k1d.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    return F.conv2d(F.conv2d(x, kx, groups=c), ky, groups=c)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int, max_val: float = 1.0) -> torch.Tensor:
+    """Mean structural similarity per sample (B,), Gaussian window of `window` px (Wang et al. 2004)."""
+    a, b = a.float(), b.float()
+    k = gaussian_kernel(window, device=a.device)
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    # one blur over the five maps stacked along channels
+    n = a.shape[1]
+    mu_a, mu_b, aa, bb, ab = _blur(torch.cat([a, b, a * a, b * b, a * b], 1), k).split(n, 1)
+    var_a, var_b, cov = aa - mu_a ** 2, bb - mu_b ** 2, ab - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return _per_sample(s)
+
+
+def dssim(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
+    """Structural dissimilarity (1 - SSIM) / 2 per sample, in [0, 1]."""
+    return (1.0 - ssim(a, b, window)) / 2.0
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return _per_sample((a.float() - b.float()) ** 2)
+
+
+def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, pixel_loss: bool = False) -> torch.Tensor:
+    """Reconstruction loss on the masked face. Default: 10 x DSSIM + 10 x MSE (at 256 px and above the DSSIM is
+    split between a window of 1/11.6 and one of 1/23.2 of the face, for detail at two scales). With
+    `pixel_loss`: 50 x MSE alone (sharper small detail and less jitter once the face has formed)."""
+    mask = mask.float()
+    p, t = pred.float() * mask, target.float() * mask
+    if pixel_loss:
+        return 50.0 * mse(p, t)
+    res = pred.shape[-1]
+    if res >= 256:
+        d = 5.0 * dssim(p, t, ssim_window(res)) + 5.0 * dssim(p, t, ssim_window(res // 2))
+    else:
+        d = 10.0 * dssim(p, t, ssim_window(res))
+    return d + 10.0 * mse(p, t)
+
+
+def mask_loss(pred_mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """10 x MSE between the learned and the target mask."""
+    return 10.0 * mse(pred_mask, target_mask)
+
+
+def eyes_mouth_loss(pred: torch.Tensor, target: torch.Tensor, em_mask: torch.Tensor) -> torch.Tensor:
+    """Eyes/mouth priority: 300 x mean L1 inside the eyes and mouth regions (em_mask B1HW in [0, 1])."""
+    return 300.0 * _per_sample((pred.float() - target.float()).abs() * em_mask.float())
+
+
+def style_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Colour/lighting style distance inside `mask`: per channel, the squared difference of the masked means
+    plus that of the masked standard deviations, averaged over channels. Zero when both faces have the same
+    colour statistics, whatever their shapes."""
+    m = mask.float()
+    area = m.sum((2, 3)).clamp_min(1.0)
+
+    def moments(x):
+        x = x.float()
+        mean = (x * m).sum((2, 3)) / area
+        var = (((x - mean[..., None, None]) ** 2) * m).sum((2, 3)) / area
+        return mean, torch.sqrt(var + eps)
+
+    pm, ps = moments(pred)
+    tm, ts = moments(target)
+    return ((pm - tm) ** 2 + (ps - ts) ** 2).mean(1)
+
+
+def face_style_loss(swapped: torch.Tensor, dst: torch.Tensor, dst_mask: torch.Tensor, power: float) -> torch.Tensor:
+    """Face style power 0..100: pulls the colour and lighting of the swapped face (dst -> src) inside dst's mask
+    towards dst's. Weight: power x 10 on `style_loss` (power 10 gives about a third of the face loss early on)."""
+    return power * 10.0 * style_loss(swapped, dst, dst_mask)
+
+
+def background_style_loss(swapped: torch.Tensor, dst: torch.Tensor, dst_mask: torch.Tensor, power: float) -> torch.Tensor:
+    """Background style power 0..100: DSSIM + MSE outside dst's mask between the swapped face and dst, which
+    teaches the face outline and surroundings of dst. Weight: power / 10."""
+    anti = 1.0 - dst_mask.float()
+    p, t = swapped.float() * anti, dst.float() * anti
+    return power / 10.0 * (dssim(p, t, ssim_window(p.shape[-1])) + mse(p, t))
+
+
+def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Binary cross-entropy of discriminator logits against all-real or all-fake, per sample."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return _per_sample(F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none"))
+
+
+def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Grow a B1HW mask by `pixels` (max filter); used by remove-gray-border to train a band around the face."""
+    if pixels <= 0:
+        return mask
+    k = 2 * pixels + 1
+    return F.max_pool2d(mask, k, stride=1, padding=pixels)
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)

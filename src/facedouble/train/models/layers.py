@@ -1,0 +1,198 @@
+"""Building blocks shared by every architecture (SAE family, DESIGN.md section 4).
+
+Tensors are BCHW. Every block ends in a LeakyReLU(0.1) except the output heads, which end in a sigmoid so
+faces and masks come out in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+
+def act(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+class Downscale(nn.Module):
+    """Halve the resolution: a 5x5 stride-2 convolution (or, lightweight, a depthwise 5x5 stride-2
+    convolution followed by a 1x1 one, about a fifth of the work)."""
+
+    def __init__(self, cin: int, cout: int, lightweight: bool = False):
+        super().__init__()
+        if lightweight and cin >= 8:
+            self.conv = nn.Sequential(nn.Conv2d(cin, cin, 5, 2, 2, groups=cin), nn.Conv2d(cin, cout, 1))
+        else:
+            self.conv = nn.Conv2d(cin, cout, 5, 2, 2)
+
+    def forward(self, x):
+        return act(self.conv(x))
+
+
+class Upscale(nn.Module):
+    """Double the resolution: a 3x3 convolution to 4x the channels at the low resolution, then a pixel shuffle
+    (sub-pixel convolution), which costs what a 3x3 convolution at the high resolution would, without
+    the checkerboard of transposed convolutions."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout * 4, 3, 1, 1)
+        icnr_(self.conv.weight, self.conv.bias)
+
+
+    def forward(self, x):
+        return act(F.pixel_shuffle(self.conv(x), 2))
+
+
+@torch.no_grad()
+def icnr_(weight: torch.Tensor, bias: torch.Tensor | None = None, scale: int = 2) -> None:
+    """ICNR initialisation (Aitken et al. 2017): the `scale`^2 sub-pixel kernels of each output channel start
+    equal, so a fresh pixel-shuffle upscale acts like nearest-neighbour upsampling, with no checkerboard."""
+    out_ch = weight.shape[0] // (scale * scale)
+    sub = torch.empty(out_ch, *weight.shape[1:])
+    nn.init.kaiming_uniform_(sub, a=5 ** 0.5)  # PyTorch's default for convolutions
+    weight.copy_(sub.repeat_interleave(scale * scale, dim=0))
+    if bias is not None:
+        bias.copy_(bias[::scale * scale].repeat_interleave(scale * scale))
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a skip connection."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, 1, 1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1)
+
+    def forward(self, x):
+        return act(x + self.conv2(act(self.conv1(x))))
+
+
+def run(block: nn.Module, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """Apply a block, recomputing its activations in the backward pass when `checkpointed`
+    (optimizer mode 2: less memory for about a third more compute)."""
+    if checkpointed and torch.is_grad_enabled() and x.requires_grad:
+        return checkpoint(block, x, use_reentrant=False)
+    return block(x)
+
+
+class Encoder(nn.Module):
+    """Four downscales (e_dims x 1, 2, 4, 8 channels): res -> res/16. With `deep` (the vg architecture) each
+    downscale is followed by a residual block, a deeper VGG-like encoder at the same resolution schedule."""
+
+    def __init__(self, e_dims: int, lightweight: bool = False, deep: bool = False):
+        super().__init__()
+        chans = [3, e_dims, e_dims * 2, e_dims * 4, e_dims * 8]
+        stages = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            stage = [Downscale(cin, cout, lightweight)]
+            if deep:
+                stage.append(ResBlock(cout))
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.ModuleList(stages)
+        self.out_ch = chans[-1]
+        self.checkpointed = False
+
+    def forward(self, x):
+        for stage in self.stages:
+            x = run(stage, x, self.checkpointed)
+        return x
+
+
+class Inter(nn.Module):
+    """The bottleneck: the encoder's map -> ae_dims numbers -> a (res/16)^2 map of `out_ch` channels,
+    upscaled once to res/8."""
+
+    def __init__(self, in_ch: int, low_res: int, ae_dims: int, out_ch: int):
+        super().__init__()
+        self.low_res, self.out_ch = low_res, out_ch
+        self.dense1 = nn.Linear(in_ch * low_res * low_res, ae_dims)
+        self.dense2 = nn.Linear(ae_dims, low_res * low_res * out_ch)
+        self.up = Upscale(out_ch, out_ch)
+
+    def code(self, x):
+        return self.dense1(torch.flatten(x, 1))
+
+    def expand(self, code):
+        x = self.dense2(code).view(-1, self.out_ch, self.low_res, self.low_res)
+        return self.up(x)
+
+    def forward(self, x):
+        return self.expand(self.code(x))
+
+
+class Decoder(nn.Module):
+    """res/8 -> res: three upscales (d_dims x 8, 4, 2 channels), optional residual blocks after each, and a
+    sigmoid RGB head. The mask branch (learn_mask) is the same with d_mask_dims. With `multiscale` the
+    decoder also returns RGB at res/4 and res/2, each trained against the downscaled target."""
+
+    def __init__(self, in_ch: int, d_dims: int, d_mask_dims: int, *, learn_mask: bool = True,
+                 residual_blocks: bool = False, multiscale: bool = False):
+        super().__init__()
+        chans = [in_ch, d_dims * 8, d_dims * 4, d_dims * 2]
+        self.ups = nn.ModuleList(Upscale(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.res = nn.ModuleList(ResBlock(c) for c in chans[1:]) if residual_blocks else None
+        self.rgb = nn.Conv2d(chans[-1], 3, 1)
+        self.multiscale = multiscale
+        if multiscale:  # RGB heads at res/4 and res/2
+            self.rgb_low = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in chans[1:3])
+        self.learn_mask = learn_mask
+        if learn_mask:
+            mchans = [in_ch, d_mask_dims * 8, d_mask_dims * 4, d_mask_dims * 2]
+            self.mask_ups = nn.ModuleList(Upscale(a, b) for a, b in zip(mchans[:-1], mchans[1:]))
+            self.mask = nn.Conv2d(mchans[-1], 1, 1)
+        self.checkpointed = False
+
+    def forward(self, z):
+        """Returns (rgb, mask or None, [rgb at res/4, rgb at res/2] when multiscale else [])."""
+        x, lows = z, []
+        for i, up in enumerate(self.ups):
+            x = run(up, x, self.checkpointed)
+            if self.res is not None:
+                x = run(self.res[i], x, self.checkpointed)
+            if self.multiscale and i < 2:
+                lows.append(torch.sigmoid(self.rgb_low[i](x)))
+        rgb = torch.sigmoid(self.rgb(x))
+        return rgb, self.mask_only(z), lows
+
+    def mask_only(self, z):
+        """The mask branch alone (None without learn_mask)."""
+        if not self.learn_mask:
+            return None
+        m = z
+        for up in self.mask_ups:
+            m = run(up, m, self.checkpointed)
+        return torch.sigmoid(self.mask(m))
+
+
+class PatchDiscriminator(nn.Module):
+    """GAN critic on faces: strided convolutions down to a grid of real/fake logits, each judging a patch
+    (about a seventh of the face wide at any resolution)."""
+
+    def __init__(self, res: int, ch: int = 32):
+        super().__init__()
+        layers, cin = [], 3
+        n_down = max(2, min(4, (res // 24).bit_length()))
+        for i in range(n_down):
+            cout = ch * 2 ** min(i, 3)
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
+            cin = cout
+        layers.append(nn.Conv2d(cin, 1, 3, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class CodeDiscriminator(nn.Module):
+    """True-face critic on the bottleneck codes (df): tells dst codes (1) from src codes (0)."""
+
+    def __init__(self, ae_dims: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(ae_dims, hidden), nn.LeakyReLU(0.1), nn.Linear(hidden, hidden),
+                                 nn.LeakyReLU(0.1), nn.Linear(hidden, 1))
+
+    def forward(self, code):
+        return self.net(torch.flatten(code, 1))

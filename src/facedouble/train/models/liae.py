@@ -1,0 +1,47 @@
+"""liae: one shared encoder, two bottlenecks and one shared decoder (the original "LIAEF128").
+
+inter_ab sees both people, inter_b only dst. A src face is decoded from [inter_ab, inter_ab]; a dst face from
+[inter_b, inter_ab]; the swap decodes a dst face from [inter_ab, inter_ab], i.e. as if it were src. It keeps
+more of dst's expression and lighting than df, at the cost of a less exact src identity.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .layers import Decoder, Encoder, Inter
+
+
+class LIAE(nn.Module):
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        low = spec.resolution // 16
+        self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder)
+        self.inter_ab = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims)
+        self.inter_b = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims)
+        self.decoder = Decoder(spec.ae_dims * 2, spec.d_dims, spec.d_mask_dims, learn_mask=spec.learn_mask,
+                               residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder)
+
+    def forward(self, src: torch.Tensor, dst: torch.Tensor, with_swap: bool = False) -> dict:
+        src_e, dst_e = self.encoder(torch.cat([src, dst])).split([src.shape[0], dst.shape[0]])
+        src_code, dst_code_ab, dst_code_b = self.inter_ab.code(src_e), self.inter_ab.code(dst_e), self.inter_b.code(dst_e)
+        src_ab = self.inter_ab.expand(src_code)
+        dst_ab, dst_b = self.inter_ab.expand(dst_code_ab), self.inter_b.expand(dst_code_b)
+        out = {"src_code": src_code, "dst_code": dst_code_ab}
+        out["src_src"], out["src_src_mask"], out["src_src_lows"] = self.decoder(torch.cat([src_ab, src_ab], 1))
+        out["dst_dst"], out["dst_dst_mask"], out["dst_dst_lows"] = self.decoder(torch.cat([dst_b, dst_ab], 1))
+        if with_swap:
+            out["dst_src"], out["dst_src_mask"], _ = self.decoder(torch.cat([dst_ab, dst_ab], 1))
+        return out
+
+    def swap(self, dst: torch.Tensor):
+        """dst faces -> (src-identity faces, mask or None); the mask is the product of the swapped face's mask and
+        the one decoded from dst's own code ([inter_b, inter_ab]), so it also follows dst's outline."""
+        e = self.encoder(dst)
+        ab, b = self.inter_ab(e), self.inter_b(e)
+        face, mask, _ = self.decoder(torch.cat([ab, ab], 1))
+        if mask is not None:
+            mask = mask * self.decoder.mask_only(torch.cat([b, ab], 1))
+        return face, mask

@@ -1,0 +1,95 @@
+"""Architectures by name, the architecture options (`ModelSpec`) and the named presets.
+
+Every preset is a setting of the one SAE-family model (DESIGN.md section 4): the older named models of the
+original tool (H64, H128, DF, LIAEF128, a 96 px quick model) are presets of it, and `sae` exposes every option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch.nn as nn
+
+from ...errors import ModelError
+from .df import DF
+from .liae import LIAE
+from .vg import VG
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"df": DF, "liae": LIAE, "vg": VG}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The options that shape the network; fixed once a model exists."""
+
+    resolution: int = 96
+    face_type: str = "full"
+    archi: str = "df"
+    ae_dims: int = 128
+    e_dims: int = 32
+    d_dims: int = 24
+    d_mask_dims: int = 8
+    learn_mask: bool = True
+    residual_blocks: bool = False
+    lightweight_encoder: bool = False
+    multiscale_decoder: bool = False
+    remove_gray_border: bool = False
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_options(cls, options: Any) -> "ModelSpec":
+        """From a TrainConfig (or any object / dict with the same names)."""
+        get = options.get if isinstance(options, dict) else lambda k: getattr(options, k)
+        return cls(**{name: get(name) for name in cls.fields()})
+
+
+# Architecture and training defaults of each preset. The architecture values can be changed on a model's
+# first run (any preset); afterwards they are fixed. Training values can be changed with --override.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The CPU model: 96 px full face with a lean decoder: 192/96/48 channels at 24/48/96 px (d_dims 24) and a
+    # 64/32/16-channel mask decoder, ~1.1 GMAC per face forward (DFL's Quick96 decoder is ~4x that), so that a
+    # training step of a src and a dst face costs ~14 GFLOP and 2 CPU cores reach ~20 samples/s with bf16.
+    "quick96": dict(resolution=96, face_type="full", archi="df", ae_dims=128, e_dims=32, d_dims=24,
+                    d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
+                    multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=1e-4),
+    "h64": dict(resolution=64, face_type="half", archi="df", ae_dims=256, e_dims=48, d_dims=32, d_mask_dims=12,
+                learn_mask=True, residual_blocks=False, lightweight_encoder=False, multiscale_decoder=False,
+                remove_gray_border=False, batch_size=16, lr=5e-5),
+    "h128": dict(resolution=128, face_type="half", archi="df", ae_dims=256, e_dims=48, d_dims=40, d_mask_dims=16,
+                 learn_mask=True, residual_blocks=False, lightweight_encoder=False, multiscale_decoder=False,
+                 remove_gray_border=False, batch_size=8, lr=5e-5),
+    "df": dict(resolution=128, face_type="full", archi="df", ae_dims=512, e_dims=64, d_dims=48, d_mask_dims=16,
+               learn_mask=True, residual_blocks=True, lightweight_encoder=False, multiscale_decoder=False,
+               remove_gray_border=False, batch_size=8, lr=5e-5),
+    "liaef128": dict(resolution=128, face_type="full", archi="liae", ae_dims=256, e_dims=64, d_dims=48,
+                     d_mask_dims=16, learn_mask=True, residual_blocks=True, lightweight_encoder=False,
+                     multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=5e-5),
+    "sae": dict(resolution=128, face_type="full", archi="df", ae_dims=256, e_dims=42, d_dims=21, d_mask_dims=16,
+                learn_mask=True, residual_blocks=False, lightweight_encoder=False, multiscale_decoder=False,
+                remove_gray_border=False, batch_size=8, lr=5e-5),
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    try:
+        return dict(PRESETS[name])
+    except KeyError:
+        raise ModelError(f"Unknown model {name!r}; choose one of {', '.join(PRESETS)}.") from None
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    if spec.resolution % 16:
+        raise ModelError(f"Resolution {spec.resolution} is not a multiple of 16; choose 64, 80, 96, ... 512.")
+    try:
+        cls = ARCHITECTURES[spec.archi]
+    except KeyError:
+        raise ModelError(f"Unknown architecture {spec.archi!r}; choose one of {', '.join(ARCHITECTURES)}.") from None
+    return cls(spec)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

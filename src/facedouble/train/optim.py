@@ -1,0 +1,106 @@
+"""Adam with the original tool's extras: learning-rate dropout, gradient clipping, and (optimizer mode 3) its
+state and a float32 master copy of the weights kept on the CPU.
+
+Its state is that of a plain `torch.optim.Adam` over the same parameters in the same order, so checkpoints
+move freely between optimizer modes and devices.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+BETAS = (0.5, 0.999)  # a short first-moment memory, as face-swap autoencoders have long used
+EPS = 1e-7
+LR_DROPOUT_KEEP = 0.7
+CLIP_NORM = 1.0
+
+
+class Optimizer:
+    """One Adam over `params`. `step(seed)` applies the update; with lr dropout each element's update is kept
+    with probability 0.7, drawn from a generator seeded with `seed` (so a resumed run draws the same)."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, *, lr_dropout: bool = False,
+                 clip_grad: bool = False, offload: bool = False):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr_dropout, self.clip_grad, self.offload = lr_dropout, clip_grad, offload
+        if offload:
+            # mode 3: Adam runs on CPU float32 copies; the device holds only the weights and gradients
+            self.master = [torch.nn.Parameter(p.detach().to("cpu", torch.float32, copy=True)) for p in self.params]
+            target = self.master
+        else:
+            self.master = None
+            target = self.params
+        foreach = None if target and target[0].device.type != "cpu" else True
+        self.adam = torch.optim.Adam(target, lr=lr, betas=BETAS, eps=EPS, foreach=foreach)
+        self._gen = torch.Generator(device="cpu")
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def prepare(self, loss_scale: float = 1.0) -> bool:
+        """Undo a loss scale on the gradients and clip them; False (skip the step) when a gradient is not
+        finite, which with fp16 loss scaling means the scale was too large."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return False
+        if loss_scale != 1.0:
+            torch._foreach_mul_(grads, 1.0 / loss_scale)
+            if not all(bool(torch.isfinite(n)) for n in torch._foreach_norm(grads)):
+                return False
+        if self.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.params, CLIP_NORM)
+        return True
+
+    @torch.no_grad()
+    def step(self, seed: int) -> None:
+        targets = self.master if self.offload else self.params
+        if self.offload:
+            for m, p in zip(self.master, self.params):  # type: ignore[arg-type]
+                m.grad = None if p.grad is None else p.grad.detach().to("cpu", torch.float32)
+        before = [t.detach().clone() for t in targets] if self.lr_dropout else None
+        self.adam.step()
+        if before is not None:
+            self._gen.manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+            for t, old in zip(targets, before):
+                keep = torch.rand(t.shape, generator=self._gen) < LR_DROPOUT_KEEP
+                t.copy_(torch.where(keep.to(t.device), t, old))
+        if self.offload:
+            for m, p in zip(self.master, self.params):  # type: ignore[arg-type]
+                p.copy_(m.to(p.device, p.dtype), non_blocking=True)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return self.adam.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.adam.load_state_dict(state)
+        if self.offload:  # the master copy starts from the (freshly loaded) weights
+            with torch.no_grad():
+                for m, p in zip(self.master, self.params):  # type: ignore[arg-type]
+                    m.copy_(p.detach().to("cpu", torch.float32))
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.adam.param_groups:
+            group["lr"] = lr
+
+
+class LossScale:
+    """Dynamic loss scaling for float16 training (bfloat16 and float32 need none): halve the scale when a
+    gradient overflows (that step is skipped), double it after 1000 clean steps."""
+
+    def __init__(self, enabled: bool, scale: float = 2.0 ** 15):
+        self.enabled, self.scale, self.clean = enabled, (scale if enabled else 1.0), 0
+
+    def update(self, stepped: bool) -> None:
+        if not self.enabled:
+            return
+        if stepped:
+            self.clean += 1
+            if self.clean >= 1000:
+                self.scale, self.clean = min(self.scale * 2, 2.0 ** 24), 0
+        else:
+            self.scale, self.clean = max(self.scale / 2, 1.0), 0

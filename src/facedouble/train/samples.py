@@ -1,0 +1,363 @@
+"""Training samples: the aligned faces of each side decoded once into memory at the model's face type and
+resolution (plus a margin for augmentation), and batches made from them.
+
+A batch is a pure function of (seed, iteration): the order of faces (a fresh shuffle every pass over a side)
+and every random choice of the augmentation come from generators seeded with both. So a resumed training
+sees exactly the batches an uninterrupted one would, and background workers may make batches ahead in any
+order. Batches hold uint8 NHWC arrays (images), float32 NHW (masks); the trainer turns them into tensors.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as futures
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import NoFaceError
+from ..faces.align import face_matrix, transform_points, warp_to_face
+from ..faces.meta import read_face
+from ..merge.mask import hull_mask
+from .warp import AugmentRanges, augment, centre_affine, crop_margin, warp_sample
+
+# Face types from the narrowest to the widest cut, to warn when faces are re-cut wider than they were saved.
+FACE_TYPE_ORDER = ("half", "mid-full", "full", "whole-face", "head")
+SIDE_ID = {"src": 1, "dst": 2}
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+def estimate_yaw(landmarks68: np.ndarray) -> float:
+    """Head yaw in degrees from 68 landmarks (positive: the face turns towards the image's right), from where
+    the nose tip sits between the two jaw ends. Good enough to rank faces by pose."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    left, right = np.linalg.norm(lm[30] - lm[0]), np.linalg.norm(lm[30] - lm[16])
+    ratio = (left - right) / max(left + right, 1e-6)
+    return float(np.degrees(np.arcsin(np.clip(ratio * 1.6, -1.0, 1.0))))
+
+
+def face_mask(landmarks: np.ndarray, size: int, face_type: str, polys: Iterable[np.ndarray] = ()) -> np.ndarray:
+    """Training target mask (float32 HW in [0, 1]): the face's own mask polygons when it has them, else the
+    landmark hull (raised over the forehead for whole-face and head cuts)."""
+    import cv2
+
+    polys = [np.asarray(p, np.float64) for p in polys if len(p) >= 3]
+    if polys:
+        mask = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(mask, [np.round(p * 16).astype(np.int32) for p in polys], 255, lineType=cv2.LINE_AA, shift=4)
+        return mask.astype(np.float32) / 255.0
+    forehead = 0.35 if face_type in ("whole-face", "head") else 0.0
+    return hull_mask(landmarks, (size, size), forehead=forehead)
+
+
+def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """float32 HW mask of both eyes and the mouth (hulls of points 36-41, 42-47, 48-67), grown by 1/32 of the
+    face so the eyelids and lips are included."""
+    import cv2
+
+    mask = np.zeros((size, size), np.uint8)
+    lm = np.asarray(landmarks, np.float64)
+    for idx in (range(36, 42), range(42, 48), range(48, 68)):
+        hull = cv2.convexHull(np.round(lm[list(idx)] * 16).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    k = max(3, size // 16) | 1
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return mask.astype(np.float32) / 255.0
+
+
+def rct_stats(image: np.ndarray) -> np.ndarray:
+    """(2, 3) float32: mean and standard deviation of each L*a*b* channel of an RGB uint8 image."""
+    import cv2
+
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    mean, std = cv2.meanStdDev(lab)
+    return np.stack([mean.ravel(), std.ravel() + 1e-3]).astype(np.float32)
+
+
+def rct(image: np.ndarray, reference: np.ndarray, stats: np.ndarray | None = None,
+        ref_stats: np.ndarray | None = None) -> np.ndarray:
+    """Reinhard colour transfer: match the mean and standard deviation of each L*a*b* channel of `image` to
+    those of `reference` (RGB uint8 in and out). Done as one lookup table per channel; the statistics may be
+    given precomputed (`rct_stats`)."""
+    import cv2
+
+    s = rct_stats(image) if stats is None else stats
+    r = rct_stats(reference) if ref_stats is None else ref_stats
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    lut = np.clip((levels - s[0]) * (r[1] / s[1]) + r[0], 0, 255).round().astype(np.uint8)  # (256, 3)
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
+    return cv2.cvtColor(cv2.LUT(lab, lut.reshape(256, 1, 3)), cv2.COLOR_LAB2RGB)
+
+
+def lct_stats(image: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (3,) and covariance (3, 3) of the RGB values of an image, in [0, 1] units."""
+    x = image.reshape(-1, 3).astype(np.float64) / 255.0
+    return x.mean(0), np.cov(x, rowvar=False) + eps * np.eye(3)
+
+
+def lct(image: np.ndarray, reference: np.ndarray, stats=None, ref_stats=None) -> np.ndarray:
+    """Linear colour transfer: map the RGB mean and covariance of `image` onto those of `reference`
+    (x -> Cr^1/2 Cs^-1/2 (x - ms) + mr, symmetric matrix square roots); RGB uint8 in and out."""
+    import cv2
+
+    ms, cs = lct_stats(image) if stats is None else stats
+    mr, cr = lct_stats(reference) if ref_stats is None else ref_stats
+
+    def sqrtm(c, inverse=False):
+        w, v = np.linalg.eigh(c)
+        w = np.clip(w, 1e-12, None)
+        return (v * (w ** (-0.5 if inverse else 0.5))) @ v.T
+
+    t = sqrtm(cr) @ sqrtm(cs, inverse=True)
+    affine = np.hstack([t, (mr * 255.0 - t @ (ms * 255.0))[:, None]])  # in 0..255 units
+    out = cv2.transform(image.astype(np.float32), affine)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+# -- decoded face sets ------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class FaceSet:
+    """The faces of one side, re-cut for the model: crops of side resolution + 2 x margin, face centred."""
+
+    names: list[str]
+    crops: np.ndarray            # (N, C, C, 3) uint8
+    landmarks: np.ndarray        # (N, 68, 2) float32, crop pixels
+    polys: list[list[np.ndarray]]  # mask polygons per face, crop pixels (often empty)
+    yaws: np.ndarray             # (N,) degrees
+    resolution: int
+    margin: int
+    face_type: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.crops.nbytes)
+
+
+def _recut(path: Path, face_type: str, resolution: int, margin: int):
+    image, record = read_face(path)
+    m = face_matrix(record.landmarks, face_type, resolution)  # aligned-image px -> model face px
+    m[:, 2] += margin
+    side = resolution + 2 * margin
+    crop = warp_to_face(image, m, side)
+    lm = transform_points(record.landmarks, m)
+    polys = [transform_points(np.asarray(p, np.float32).reshape(-1, 2), m) for p in record.mask_polys if len(p) >= 3]
+    yaw = record.extra.get("yaw")
+    yaw = float(yaw) if isinstance(yaw, (int, float)) and np.isfinite(yaw) else estimate_yaw(record.landmarks)
+    return crop, lm, polys, yaw, record
+
+
+def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, *, scale_mod: float = 0.0,
+                 workers: int = 2, progress: Callable[[Iterable], Iterable] | None = None,
+                 warn: Callable[[str], None] | None = None) -> FaceSet:
+    """Decode every aligned face once and re-cut it to the model's face type and resolution, with a margin."""
+    if not files:
+        raise NoFaceError(f"No aligned {side} faces to train on; run `facedouble extract` for data_{side} first.")
+    margin = crop_margin(resolution, scale_mod)
+    n = len(files)
+    side_px = resolution + 2 * margin
+    crops = np.empty((n, side_px, side_px, 3), np.uint8)
+    landmarks = np.empty((n, 68, 2), np.float32)
+    polys: list[list[np.ndarray]] = [[] for _ in range(n)]
+    yaws = np.empty(n, np.float32)
+    wider = small = 0
+    with futures.ThreadPoolExecutor(max(1, workers)) as pool:  # JPEG decoding and warping release the GIL
+        results = pool.map(lambda p: _recut(p, face_type, resolution, margin), files)
+        for i, res in enumerate(progress(results) if progress else results):
+            crops[i], landmarks[i], polys[i], yaws[i], record = res
+            if record.face_type in FACE_TYPE_ORDER and FACE_TYPE_ORDER.index(record.face_type) < FACE_TYPE_ORDER.index(face_type):
+                wider += 1
+            if record.size < resolution:
+                small += 1
+    if warn and wider:
+        warn(f"{wider} {side} face(s) were extracted with a narrower face type than the model's {face_type}; "
+             f"their borders are filled by repetition. Extract with --face-type whole-face or wider.")
+    if warn and small:
+        warn(f"{small} {side} face(s) are smaller than the model's {resolution} px and are upscaled; "
+             f"extract with a larger --size.")
+    return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type)
+
+
+# -- batches ----------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+    random_warp: bool = True
+    random_flip: bool = True
+    src_scale_mod: float = 0.0            # fraction, -0.3 .. 0.3
+    uniform_yaw: bool = False
+    color_transfer: str = "none"          # none | rct | lct
+    eyes_mouth: bool = False              # also make eyes/mouth masks
+
+
+class BatchMaker:
+    """Makes batch `iteration` of size `batch_size` from two face sets; pure in (seed, iteration)."""
+
+    def __init__(self, src: FaceSet, dst: FaceSet, batch_size: int, seed: int, options: SampleOptions,
+                 rank: int = 0):
+        self.src, self.dst, self.batch_size, self.seed, self.opts = src, dst, batch_size, seed, options
+        self.rank = rank
+        self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
+        self._yaw_order = np.argsort(src.yaws, kind="stable")
+        self._stats: dict[tuple[str, int], object] = {}
+
+    def _color_transfer(self, src_i: int, dst_i: int) -> np.ndarray:
+        """src crop `src_i` with the colours of dst crop `dst_i` (statistics computed once per face)."""
+        kind = self.opts.color_transfer
+        stats_fn = rct_stats if kind == "rct" else lct_stats
+        for side, i, fs in (("src", src_i, self.src), ("dst", dst_i, self.dst)):
+            if (side, i) not in self._stats:
+                self._stats[(side, i)] = stats_fn(fs.crops[i])
+        fn = rct if kind == "rct" else lct
+        return fn(self.src.crops[src_i], self.dst.crops[dst_i], self._stats[("src", src_i)], self._stats[("dst", dst_i)])
+
+    def _order(self, side: str, n: int, iteration: int) -> np.ndarray:
+        """Indices of the batch: the next `batch_size` faces of a fresh permutation every pass over the side."""
+        start = iteration * self.batch_size
+        out = np.empty(self.batch_size, np.int64)
+        for j in range(self.batch_size):
+            k = start + j
+            epoch, pos = divmod(k, n)
+            key = (SIDE_ID[side], epoch)
+            perm = self._perm_cache.get(key)
+            if perm is None:
+                if len(self._perm_cache) > 8:
+                    self._perm_cache.clear()
+                perm = np.random.default_rng([self.seed, self.rank, SIDE_ID[side], epoch]).permutation(n)
+                self._perm_cache[key] = perm
+            out[j] = perm[pos]
+        return out
+
+    def _yaw_matched(self, dst_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each dst face, a src face of about the same yaw: a random one among the ~n/16 src faces nearest
+        in yaw, so src is fed in the pose order dst asks for, not as it happens to be distributed."""
+        ys = self.src.yaws[self._yaw_order]
+        k = max(1, len(ys) // 16)
+        out = np.empty(len(dst_idx), np.int64)
+        for j, d in enumerate(dst_idx):
+            centre = int(np.searchsorted(ys, self.dst.yaws[d]))
+            lo = int(np.clip(centre - k // 2, 0, max(0, len(ys) - k)))
+            out[j] = self._yaw_order[lo + rng.integers(0, min(k, len(ys) - lo))]
+        return out
+
+    def make(self, iteration: int) -> dict[str, np.ndarray]:
+        res, opts = self.src.resolution, self.opts
+        rng = np.random.default_rng([self.seed, self.rank, 99, iteration])
+        dst_idx = self._order("dst", len(self.dst), iteration)
+        if opts.uniform_yaw:
+            src_idx = self._yaw_matched(dst_idx, rng)
+        else:
+            src_idx = self._order("src", len(self.src), iteration)
+        ranges = AugmentRanges(warp=opts.random_warp, flip=opts.random_flip)
+        batch: dict[str, np.ndarray] = {}
+        for side, fs, idx in (("src", self.src, src_idx), ("dst", self.dst, dst_idx)):
+            n = len(idx)
+            inp = np.empty((n, res, res, 3), np.uint8)
+            tgt = np.empty((n, res, res, 3), np.uint8)
+            mask = np.empty((n, res, res), np.float32)
+            em = np.empty((n, res, res), np.float32) if opts.eyes_mouth else None
+            for j, i in enumerate(idx):
+                crop = fs.crops[i]
+                if side == "src" and opts.color_transfer != "none":
+                    crop = self._color_transfer(int(i), int(rng.integers(0, len(self.dst))))
+                scale_mod = opts.src_scale_mod if side == "src" else 0.0
+                inp[j], tgt[j], lm, m = augment(crop, fs.landmarks[i], rng, res, ranges, scale_mod)
+                polys = [transform_points(p, m) for p in fs.polys[i]]
+                mask[j] = face_mask(lm, res, fs.face_type, polys)
+                if em is not None:
+                    em[j] = eyes_mouth_mask(lm, res)
+            batch[f"{side}_in"], batch[f"{side}_target"], batch[f"{side}_mask"] = inp, tgt, mask
+            if em is not None:
+                batch[f"{side}_em"] = em
+        return batch
+
+
+def preview_batch(src: FaceSet, dst: FaceSet, count: int) -> dict[str, np.ndarray]:
+    """Un-augmented faces for the preview: `count` faces spread evenly over each side."""
+    res = src.resolution
+    out = {}
+    for side, fs in (("src", src), ("dst", dst)):
+        idx = np.linspace(0, len(fs) - 1, min(count, len(fs))).round().astype(int)
+        m = centre_affine(fs.crops.shape[1], res)
+        out[f"{side}_target"] = np.stack([warp_sample(fs.crops[i], m, res, None)[1] for i in idx])
+    n = min(len(out["src_target"]), len(out["dst_target"]))
+    return {k: v[:n] for k, v in out.items()}
+
+
+class Prefetcher:
+    """Makes batches ahead of the training loop.
+
+    workers = 0: in the calling thread, when asked (nothing competes with the model's threads).
+    workers = N > 0: N background threads keep up to N + 1 batches ready. OpenCV and numpy release the GIL
+    for the heavy parts, so a thread overlaps augmentation with the model's own (GIL-free) kernels.
+    processes = True: the same with worker processes (fork); measured slower on 2 cores (see benchmarks)."""
+
+    def __init__(self, maker: BatchMaker, start: int, workers: int = 1, processes: bool = False):
+        self.maker, self.next_iteration, self.workers = maker, start, workers
+        self._pending: collections.deque = collections.deque()
+        self._pool: futures.Executor | None = None
+        if workers > 0:
+            if processes:
+                import multiprocessing as mp
+
+                ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+                global _WORKER_MAKER
+                _WORKER_MAKER = maker
+                self._pool = futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+                self._submit = lambda i: self._pool.submit(_make_in_worker, i)  # type: ignore[union-attr]
+            else:
+                self._pool = futures.ThreadPoolExecutor(workers, thread_name_prefix="facedouble-samples")
+                self._submit = lambda i: self._pool.submit(maker.make, i)  # type: ignore[union-attr]
+            for _ in range(workers + 1):
+                self._enqueue()
+
+    def _enqueue(self) -> None:
+        i = self.next_iteration + len(self._pending)
+        self._pending.append((i, self._submit(i)))
+
+    def get(self) -> dict[str, np.ndarray]:
+        """The batch of the next iteration."""
+        i = self.next_iteration
+        self.next_iteration += 1
+        if self._pool is None:
+            return self.maker.make(i)
+        j, fut = self._pending.popleft()
+        assert j == i
+        self._enqueue()
+        return fut.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for _, fut in self._pending:
+                fut.cancel()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+_WORKER_MAKER: BatchMaker | None = None
+
+
+def _init_worker() -> None:  # pragma: no cover - runs in the worker process
+    import cv2
+
+    cv2.setNumThreads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def _make_in_worker(i: int) -> dict[str, np.ndarray]:  # pragma: no cover - runs in the worker process
+    assert _WORKER_MAKER is not None
+    return _WORKER_MAKER.make(i)
+

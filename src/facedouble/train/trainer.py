@@ -1,0 +1,679 @@
+"""The training stage: one readable loop (DESIGN.md section 4).
+
+    train(ws, cfg) -> TrainResult
+
+1. Resolve the options (preset, saved options, --override) and load the aligned faces of both sides once.
+2. Build the model (and discriminators), or resume it from model/NAME.safetensors exactly where it stopped.
+3. Loop: batch (made ahead by a loader thread) -> forward under autocast -> losses -> backward -> Adam.
+   A progress line shows iteration, src and dst loss and ms per iteration; previews and the loss plot are
+   written every `preview_every` iterations, the model every `autosave_minutes`, a backup every `backup_hours`.
+4. Stop on the target iteration, max_iterations / max_seconds, Enter, Ctrl-C or SIGTERM; save on the way out.
+
+A non-finite or exploding loss stops training: the model in memory is rolled back to the last save (which
+never holds a bad state, since every save follows a good step) and TrainingError says what to change. It does
+not go on by itself, because the same options would most likely diverge again.
+
+Mixed precision: bf16 autocast on CPUs with native bf16 (AVX512-BF16 / AMX; measured ~2x faster here, and the
+loss falls as in float32), float32 on other CPUs; bf16 on GPUs that have it, else fp16 with loss scaling;
+channels-last memory layout for the convolutions. Model threads: see ThreadTuner.
+Multi-GPU: run under torchrun (`torchrun --nproc-per-node N -m facedouble train --device all`); with
+WORLD_SIZE > 1 every process trains on its own batches, gradients are averaged by DistributedDataParallel and
+rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..config import TrainConfig
+from ..errors import Cancelled, OptionError, TrainingError
+from ..progress import Reporter, stop_on_signals
+from ..workspace import Workspace
+from . import checkpoint as ckpt
+from . import losses as L
+from .models.layers import CodeDiscriminator, PatchDiscriminator
+from .models.registry import ModelSpec, build_model, count_parameters
+from .optim import LossScale, Optimizer
+from .preview import loss_plot_png, render_preview, encode_png, write_png
+from .samples import BatchMaker, Prefetcher, SampleOptions, load_faceset, preview_batch
+
+PREVIEW_ROWS = 4
+EXPLODE_FACTOR = 10.0   # a loss this many times the recent median counts as exploding
+EXPLODE_WARMUP = 100    # ... once this many iterations are in the history
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a call of `train` did."""
+
+    model_dir: Path
+    name: str
+    iteration: int              # the model's iteration count now
+    iterations_run: int         # iterations done by this call
+    seconds: float              # wall time of the training loop in this call
+    src_loss: float             # mean of the last (up to) 100 iterations
+    dst_loss: float
+    samples_per_second: float   # batch size x iterations per second (a sample = one src and one dst face)
+    stopped: str                # "target", "max_iterations", "max_seconds", "user", "cancelled"
+    checkpoint: Path
+    preview: Path | None
+    options: TrainConfig
+
+
+# -- distributed ------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device_spec: str) -> Dist:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1); one process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and device_spec in ("all", "auto", "cuda") else "gloo"
+        dist.init_process_group(backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+class _Muted(Reporter):
+    """The reporter of ranks other than 0: shares the cancel flag, prints nothing."""
+
+    def __init__(self, inner: Reporter):
+        super().__init__()
+        self._cancel = inner._cancel  # noqa: SLF001 - the same event, so a signal stops every rank
+
+
+def _device_for(cfg: TrainConfig, d: Dist):
+    import torch
+
+    from ..device import parse_device
+
+    if d.world > 1 and cfg.device in ("all", "auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(d.local_rank)
+        return torch.device(f"cuda:{d.local_rank}")
+    return parse_device(cfg.device)
+
+
+def _agree(d: Dist, flags: list[int]) -> list[int]:
+    """Element-wise maximum of small integer flags over all processes (stop, save, preview, bad loss)."""
+    if d.world <= 1:
+        return flags
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(flags, dtype=torch.int64, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
+def _check_replicas(d: Dist, model) -> None:
+    """Under DDP every process must hold the same weights; compare a float64 checksum across processes."""
+    if d.world <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    total = sum(p.detach().double().sum() for p in model.parameters()).reshape(1).cpu()
+    low, high = total.clone(), total.clone()
+    if dist.get_backend() == "nccl":
+        low, high = low.cuda(), high.cuda()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    if not torch.equal(low.cpu(), high.cpu()):
+        raise TrainingError("The training processes hold different weights (DistributedDataParallel lost sync); "
+                            "restart training from the last save.")
+
+
+# -- the model, its optimizers and one training step ----------------------------------------------------------
+
+def amp_dtype_for(device, enabled: bool):
+    """The autocast dtype for a device, or None for float32."""
+    import torch
+
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":  # only where oneDNN runs bf16 in hardware; emulated bf16 is slower than float32
+        return torch.bfloat16 if cpu_has_bf16() else None
+    return None  # MPS: float32 (autocast there is not dependable yet)
+
+
+def cpu_has_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class TrainSession:
+    """The networks, optimizers and options of one training run on one device. `step` is one iteration."""
+
+    def __init__(self, opts: TrainConfig, device, dist: Dist = Dist()):
+        import torch
+
+        self.opts, self.device, self.dist = opts, device, dist
+        self.spec = ModelSpec.from_options(opts)
+        torch.manual_seed(opts.seed)  # the same initial weights for the same seed
+        model = build_model(self.spec)
+        self.memory_format = torch.channels_last if opts.channels_last else torch.contiguous_format
+        checkpointed = opts.optimizer_mode in ("2", "3")
+        for m in model.modules():
+            if hasattr(m, "checkpointed"):
+                m.checkpointed = checkpointed
+        self.model = model.to(device, memory_format=self.memory_format)
+        self.net = self.model
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.amp = amp_dtype_for(device, opts.amp)
+        self.loss_scale = LossScale(self.amp == torch.float16)
+        offload = opts.optimizer_mode == "3"
+        self.opt = Optimizer(self.model.parameters(), opts.lr, lr_dropout=opts.lr_dropout, clip_grad=opts.clip_grad,
+                             offload=offload)
+        self.gan = self.gan_opt = self.code_d = self.code_opt = None
+        if opts.gan_power > 0:
+            self.gan = PatchDiscriminator(opts.resolution).to(device, memory_format=self.memory_format)
+            self.gan_opt = Optimizer(self.gan.parameters(), opts.lr)
+        if opts.true_face_power > 0:
+            self.code_d = CodeDiscriminator(opts.ae_dims).to(device)
+            self.code_opt = Optimizer(self.code_d.parameters(), opts.lr)
+        self.with_swap = opts.face_style_power > 0 or opts.bg_style_power > 0
+        self.border = max(1, opts.resolution // 16) if opts.remove_gray_border else 0
+
+    @property
+    def parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def autocast(self):
+        import torch
+
+        return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
+
+    def tensors(self, batch: dict[str, np.ndarray]) -> dict:
+        """numpy batch -> tensors on the device: images B3HW float in [0, 1] (channels-last when asked),
+        masks B1HW."""
+        import torch
+
+        out = {}
+        for k, v in batch.items():
+            t = torch.from_numpy(v).to(self.device, non_blocking=True)
+            if t.ndim == 4:  # NHWC uint8 -> NCHW float; the permuted view is already channels-last in memory
+                t = t.permute(0, 3, 1, 2).float().div_(255.0)
+                if self.memory_format != torch.channels_last:
+                    t = t.contiguous()
+            else:
+                t = t.unsqueeze(1)
+            out[k] = t
+        return out
+
+    def _side_loss(self, pred, pred_mask, lows, target, mask, em) -> "torch.Tensor":
+        o = self.opts
+        loss_mask = L.dilate(mask, self.border) if self.border else mask
+        loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss)
+        if pred_mask is not None:
+            loss = loss + L.mask_loss(pred_mask, mask)
+        if em is not None:
+            loss = loss + L.eyes_mouth_loss(pred, target, em)
+        for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
+            import torch.nn.functional as F
+
+            size = low.shape[-2:]
+            loss = loss + L.face_loss(low, F.interpolate(target, size, mode="area"),
+                                      F.interpolate(loss_mask, size, mode="area"), pixel_loss=o.pixel_loss)
+        return loss
+
+    def losses(self, out: dict, b: dict):
+        """Per-sample (src loss, dst loss) of a forward pass, before adversarial terms."""
+        o = self.opts
+        src = self._side_loss(out["src_src"], out["src_src_mask"], out["src_src_lows"], b["src_target"],
+                              b["src_mask"], b.get("src_em"))
+        dst = self._side_loss(out["dst_dst"], out["dst_dst_mask"], out["dst_dst_lows"], b["dst_target"],
+                              b["dst_mask"], b.get("dst_em"))
+        if o.face_style_power > 0:
+            src = src + L.face_style_loss(out["dst_src"], b["dst_target"], b["dst_mask"], o.face_style_power)
+        if o.bg_style_power > 0:
+            src = src + L.background_style_loss(out["dst_src"], b["dst_target"], b["dst_mask"], o.bg_style_power)
+        return src, dst
+
+    def step(self, batch: dict[str, np.ndarray], iteration: int) -> tuple[float, float]:
+        """One training iteration; returns the mean src and dst losses."""
+        import torch
+
+        o = self.opts
+        b = self.tensors(batch)
+        self.model.train()
+        for d in (self.gan, self.code_d):
+            if d is not None:
+                d.requires_grad_(False)
+        with self.autocast():
+            out = self.net(b["src_in"], b["dst_in"], with_swap=self.with_swap)
+        src_l, dst_l = self.losses(out, b)
+        total = src_l.mean() + dst_l.mean()
+        if self.code_d is not None:  # true face: make src codes look like dst codes to the critic
+            with self.autocast():
+                total = total + o.true_face_power * L.gan_loss(self.code_d(out["src_code"]), real=True).mean()
+        if self.gan is not None:
+            with self.autocast():
+                fake = self.gan(out["src_src"] * b["src_mask"])
+            total = total + o.gan_power * L.gan_loss(fake, real=True).mean()
+        self.opt.zero_grad()
+        (total * self.loss_scale.scale).backward()
+        stepped = self.opt.prepare(self.loss_scale.scale)
+        if stepped:
+            self.opt.step(self.step_seed(iteration))
+        self.loss_scale.update(stepped)
+        # the critics learn after the generator step, on detached inputs
+        if self.code_d is not None:
+            self._critic_step(self.code_d, self.code_opt, out["dst_code"].detach(), out["src_code"].detach())
+        if self.gan is not None:
+            real = b["src_target"] * b["src_mask"]
+            self._critic_step(self.gan, self.gan_opt, real, out["src_src"].detach() * b["src_mask"])
+        return src_l.detach().mean().item(), dst_l.detach().mean().item()
+
+    def _critic_step(self, critic, opt, real, fake) -> None:
+        critic.requires_grad_(True)
+        with self.autocast():
+            loss = 0.5 * (L.gan_loss(critic(real), real=True) + L.gan_loss(critic(fake), real=False)).mean()
+        opt.zero_grad()
+        loss.backward()
+        if self.dist.world > 1:  # critics are small and not wrapped in DDP: average their gradients by hand
+            import torch.distributed as dist
+
+            for p in critic.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(self.dist.world)
+        if opt.prepare():
+            opt.step(0)
+
+    def step_seed(self, iteration: int) -> int:
+        return (self.opts.seed * 1_000_003 + iteration * 7919 + self.dist.rank) % (2**62)
+
+    def predict(self, preview: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Preview faces (uint8 NHWC) for KEYS of preview.py: inputs, both reconstructions and the swap."""
+        import torch
+
+        b = self.tensors({"src": preview["src_target"], "dst": preview["dst_target"]})
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            out = self.model(b["src"], b["dst"], with_swap=True)
+        self.model.train()
+
+        def u8(t):
+            return (t.float().clamp(0, 1) * 255 + 0.5).byte().permute(0, 2, 3, 1).cpu().numpy()
+
+        return {"src": preview["src_target"], "src_src": u8(out["src_src"]), "dst": preview["dst_target"],
+                "dst_dst": u8(out["dst_dst"]), "dst_src": u8(out["dst_src"])}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def state_tensors(self) -> tuple[dict, dict]:
+        """All tensors to save, and the JSON-able optimizer groups."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        groups = {}
+        for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
+            if opt is None:
+                continue
+            t, groups[which] = ckpt.flatten_optimizer(which, opt.state_dict())
+            tensors.update(t)
+            if net is not None:
+                tensors.update({f"disc.{which}.{k}": v for k, v in net.state_dict().items()})
+        return tensors, groups
+
+    def load_state_tensors(self, tensors: dict, groups: dict) -> None:
+        import torch
+
+        model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(model_sd, strict=True)
+        except RuntimeError as e:
+            from ..errors import ModelError
+
+            raise ModelError(f"The saved weights do not fit this architecture ({str(e).splitlines()[0]}); "
+                             "restore the model's options file from model/backups/.") from None
+        for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
+            if opt is None or which not in groups:
+                continue  # a critic switched on only now starts fresh
+            if net is not None:
+                prefix = f"disc.{which}."
+                net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            state = ckpt.unflatten_optimizer(which, tensors, groups[which])
+            for g in state["param_groups"]:  # the learning rate may have been changed with --override
+                g["lr"] = self.opts.lr
+            opt.load_state_dict(state)
+        if self.device.type != "cpu":
+            torch.cuda.synchronize() if self.device.type == "cuda" else None
+
+
+# -- the stage ---------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _State:
+    iteration: int = 0
+    seconds: float = 0.0          # training time over all runs
+    history: list = dataclasses.field(default_factory=list)  # [src, dst] per iteration
+
+    def meta(self, opts: TrainConfig, spec: ModelSpec, groups: dict) -> dict:
+        return {"format": ckpt.FORMAT, "version": ckpt.FORMAT_VERSION, "name": opts.model,
+                "iteration": self.iteration, "seed": opts.seed, "seconds_trained": round(self.seconds, 3),
+                "batch_size": opts.batch_size, "spec": dataclasses.asdict(spec), "optimizers": groups,
+                "sample_order": "permutation per pass, seeded with (seed, rank, side, pass); augmentation seeded "
+                                "with (seed, rank, iteration)"}
+
+
+class _Diverged(Exception):
+    def __init__(self, value: float, iteration: int):
+        super().__init__(value, iteration)
+        self.value, self.iteration = value, iteration
+
+
+def _status(reporter: Reporter, text: str, last: list[float], every: float = 60.0) -> None:
+    """The progress line: `reporter.status(text)` when the reporter has one (the CLI's does, in place on the
+    terminal), else an info message every `every` seconds."""
+    status = getattr(reporter, "status", None)
+    if callable(status):
+        status(text)
+        return
+    now = time.monotonic()
+    if now - last[0] >= every:
+        last[0] = now
+        reporter.info(text)
+
+
+@contextlib.contextmanager
+def _cv2_threads(n: int):
+    """OpenCV's own thread pool would compete with the model's threads for the same cores."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+class ThreadTuner:
+    """How many threads the model uses on a CPU. A fixed --threads is used as given. Automatic (0): all cores,
+    re-checked every `period` iterations by timing a few iterations with all cores and with half of them and
+    keeping the faster. When another program competes for the cores, every parallel region waits for its
+    slowest thread: measured here, 2 threads on 2 busy cores ran a training step at half the speed of 1."""
+
+    def __init__(self, threads: int, device, period: int = 200, probe: int = 3):
+        import torch
+
+        self.before_threads = torch.get_num_threads()
+        cores = os.cpu_count() or 1
+        if device.type != "cpu" or threads > 0:
+            self.candidates = [threads or self.before_threads]
+        else:
+            self.candidates = sorted({cores, max(1, cores // 2)}, reverse=True)
+        self.current, self.period, self.probe = self.candidates[0], period, probe
+        self.plan: list[int] = []
+        self.times: dict[int, list[float]] = {}
+        self.next_probe = 3
+        torch.set_num_threads(self.current)
+
+    def before_step(self, run_iteration: int) -> None:
+        import torch
+
+        if len(self.candidates) < 2:
+            return
+        if not self.plan and run_iteration >= self.next_probe:
+            self.plan = [c for c in self.candidates for _ in range(self.probe + 1)]  # +1: a warm-up per block
+            self.times = {c: [] for c in self.candidates}
+        if self.plan and torch.get_num_threads() != self.plan[0]:
+            torch.set_num_threads(self.plan[0])
+
+    def after_step(self, run_iteration: int, seconds: float) -> str | None:
+        """Record a step's time; returns a message when the thread count changed."""
+        import torch
+
+        if not self.plan:
+            return None
+        self.times[self.plan.pop(0)].append(seconds)
+        if self.plan:
+            return None
+        speed = {c: float(np.median(t[1:])) for c, t in self.times.items()}
+        best = min(speed, key=speed.get)
+        changed, self.current = best != self.current, best
+        torch.set_num_threads(best)
+        self.next_probe = run_iteration + self.period
+        if changed:
+            timing = ", ".join(f"{c}: {speed[c] * 1000:.0f} ms" for c in sorted(speed))
+            return f"using {best} model thread(s) (step time by threads {timing}; other programs share the CPU)" \
+                if best < max(self.candidates) else f"using {best} model threads again ({timing})"
+        return None
+
+    def restore(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.before_threads)
+
+
+def sample_options(opts: TrainConfig) -> SampleOptions:
+    return SampleOptions(random_warp=opts.random_warp, random_flip=opts.random_flip,
+                         src_scale_mod=opts.src_scale_mod / 100.0, uniform_yaw=opts.uniform_yaw,
+                         color_transfer=opts.color_transfer, eyes_mouth=opts.eyes_mouth_priority)
+
+
+def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, max_iterations: int | None = None,
+          max_seconds: float | None = None, keys: Callable[[], str] | None = None) -> TrainResult:
+    """Train (or resume) the model `cfg.model` in `ws/model` on ws's aligned src and dst faces.
+
+    Stops at the target iteration, after `max_iterations` iterations or `max_seconds` seconds of this call,
+    when `keys()` returns Enter, or on Ctrl-C / SIGTERM / reporter.cancel() (then it saves and raises
+    Cancelled). `keys` (the CLI passes a terminal reader) returns the keys pressed since its last call:
+    Enter saves and stops, "s" saves, "p" writes the preview now."""
+    import torch
+
+    reporter = reporter or Reporter()
+    ws.require()
+    dist = _setup_distributed(cfg.device)
+    device = _device_for(cfg, dist)
+    if not dist.main:
+        reporter = _Muted(reporter)
+    if cfg.device == "all" and dist.world <= 1 and torch.cuda.device_count() > 1:
+        reporter.warn(f"--device all trains on one GPU unless started by torchrun: "
+                      f"torchrun --nproc-per-node {torch.cuda.device_count()} -m facedouble train --device all ...")
+    model_dir = ws.model
+    model_dir.mkdir(parents=True, exist_ok=True)
+    opts, existing = ckpt.resolve_options(model_dir, cfg)
+    files = ckpt.ModelFiles(model_dir, opts.model)
+    spec = ModelSpec.from_options(opts)
+
+    # faces, decoded once
+    faces = {}
+    for side in ("src", "dst"):
+        paths = ws.face_files(side)
+        faces[side] = load_faceset(
+            paths, side, opts.face_type, opts.resolution, scale_mod=opts.src_scale_mod / 100.0 if side == "src" else 0.0,
+            progress=lambda it, s=side, n=len(paths): reporter.track(it, f"loading {s} faces", total=n),
+            warn=reporter.warn)
+
+    session = TrainSession(opts, device, dist)
+    state = _State()
+    if existing and files.weights.is_file():
+        tensors, meta = ckpt.read_checkpoint(files.weights)
+        if meta.get("spec") and meta["spec"] != dataclasses.asdict(spec):
+            raise OptionError(f"{files.weights} holds another architecture than {files.options}; restore the matching "
+                              f"options from model/backups/ or move the model folder away.")
+        session.load_state_tensors(tensors, meta.get("optimizers", {}))
+        hist = tensors.get("history")
+        state = _State(int(meta.get("iteration", 0)), float(meta.get("seconds_trained", 0.0)),
+                       hist.tolist() if hist is not None else [])
+        reporter.info(f"resuming {opts.model} at iteration {state.iteration} ({session.parameters / 1e6:.1f} M parameters, "
+                      f"{device}, batch {opts.batch_size})")
+    else:
+        reporter.info(f"new model {opts.model}: {opts.archi} {opts.resolution} px {opts.face_type}, "
+                      f"{session.parameters / 1e6:.1f} M parameters, {device}, batch {opts.batch_size}")
+
+    def save() -> Path:
+        if not dist.main:
+            return files.weights
+        tensors, groups = session.state_tensors()
+        hist = torch.tensor(state.history, dtype=torch.float32).reshape(-1, 2)
+        tensors["history"] = hist
+        meta = state.meta(opts, spec, groups)
+        dataclasses.replace(opts, override_options=False).save(files.options)
+        ckpt.save_checkpoint(files.weights, tensors, meta)
+        ckpt.write_state_json(files, {k: v for k, v in meta.items() if k != "optimizers"}, hist.numpy())
+        return files.weights
+
+    preview_faces = preview_batch(faces["src"], faces["dst"], PREVIEW_ROWS)
+
+    def write_preview(history_copy: bool) -> Path | None:
+        if not dist.main:
+            return None
+        png = encode_png(render_preview(session.predict(preview_faces)))
+        write_png(files.preview, png)
+        if history_copy and opts.write_preview_history:
+            write_png(files.history / f"{opts.model}_{state.iteration:08d}.png", png)
+        write_png(files.loss_plot, loss_plot_png(np.asarray(state.history), f"{opts.model}: iteration {state.iteration}"))
+        return files.preview
+
+    if not (existing and files.weights.is_file()):
+        save()  # iteration 0: a good state to roll back to, and the options on disk from the start
+
+    maker = BatchMaker(faces["src"], faces["dst"], opts.batch_size, opts.seed, sample_options(opts), rank=dist.rank)
+    start_iteration, started = state.iteration, time.monotonic()
+    last_save = last_backup = started
+    info_clock = [started]
+    recent: list[float] = []
+    stop: str | None = None
+    preview_path: Path | None = None
+    tuner = ThreadTuner(opts.threads, device)
+    with stop_on_signals(reporter), _cv2_threads(1), Prefetcher(maker, state.iteration, opts.workers) as loader:
+        try:
+            while True:
+                now = time.monotonic()
+                run = state.iteration - start_iteration
+                if reporter.cancelled:
+                    stop = "cancelled"
+                elif opts.target_iteration and state.iteration >= opts.target_iteration:
+                    stop = "target"
+                elif max_iterations is not None and run >= max_iterations:
+                    stop = "max_iterations"
+                elif max_seconds is not None and now - started >= max_seconds:
+                    stop = "max_seconds"
+                pressed = keys() if keys is not None and dist.main else ""
+                if "\n" in pressed or "\r" in pressed:
+                    stop = stop or "user"
+                want_stop = int(stop is not None)
+                want_save = int("s" in pressed or (opts.autosave_minutes > 0 and now - last_save >= opts.autosave_minutes * 60))
+                want_backup = int(opts.backup_hours > 0 and now - last_backup >= opts.backup_hours * 3600)
+                want_preview = int("p" in pressed)
+                want_stop, want_save, want_backup, want_preview = _agree(dist, [want_stop, want_save, want_backup, want_preview])
+                if want_stop:
+                    stop = stop or "cancelled"
+                    break
+                if want_save or want_backup:
+                    save()
+                    last_save = now
+                    if want_backup and dist.main:
+                        ckpt.backup(files, state.iteration, opts.backups_kept)
+                        last_backup = now
+                        reporter.info(f"backup at iteration {state.iteration} in {files.backups}")
+                if want_preview:
+                    preview_path = write_preview(False)
+
+                t0 = time.perf_counter()
+                batch = loader.get()
+                t1 = time.perf_counter()
+                tuner.before_step(run)
+                src_loss, dst_loss = session.step(batch, state.iteration)
+                t2 = time.perf_counter()
+                message = tuner.after_step(run, t2 - t1)
+                if message:
+                    reporter.info(message)
+                step_ms = (t2 - t0) * 1000
+                total = src_loss + dst_loss
+                bad = not math.isfinite(total)
+                if not bad and len(state.history) >= EXPLODE_WARMUP:
+                    median = float(np.median(np.sum(state.history[-500:], axis=1)))
+                    bad = total > EXPLODE_FACTOR * max(median, 1e-6)
+                if _agree(dist, [int(bad)])[0]:
+                    raise _Diverged(total, state.iteration + 1)
+                state.iteration += 1
+                state.history.append([src_loss, dst_loss])
+                recent = (recent + [step_ms])[-20:]
+                ms = sum(recent) / len(recent)
+                _status(reporter, f"[{time.strftime('%H:%M:%S')}] iter {state.iteration:>7}  src {src_loss:.4f}  "
+                                  f"dst {dst_loss:.4f}  {ms:5.0f} ms/it  {opts.batch_size * 1000 / ms:5.1f} samples/s",
+                        info_clock)
+                if opts.preview_every and state.iteration % opts.preview_every == 0:
+                    preview_path = write_preview(True)
+        except _Diverged as e:
+            # the last save is good (saves happen only between good steps): reload it and stop
+            tensors, meta = ckpt.read_checkpoint(files.weights)
+            session.load_state_tensors(tensors, meta.get("optimizers", {}))
+            good = int(meta.get("iteration", 0))
+            raise TrainingError(
+                f"The loss {'became ' + str(e.value) if not math.isfinite(e.value) else f'exploded to {e.value:.4g}'} at "
+                f"iteration {e.iteration}; the model is rolled back to its last save (iteration {good}) in {files.weights}. "
+                f"Run again with --override and --clip-grad, a lower --lr, or without the option you last changed.") from None
+        finally:
+            state.seconds += time.monotonic() - started
+            tuner.restore()
+
+    elapsed = time.monotonic() - started
+    _check_replicas(dist, session.model)
+    checkpoint_path = save()
+    preview_path = write_preview(True) or preview_path
+    ran = state.iteration - start_iteration
+    tail = np.asarray(state.history[-100:], np.float64).reshape(-1, 2)
+    src_mean, dst_mean = (tail.mean(0).tolist() if len(tail) else [float("nan")] * 2)
+    result = TrainResult(model_dir=model_dir, name=opts.model, iteration=state.iteration, iterations_run=ran,
+                         seconds=elapsed, src_loss=src_mean, dst_loss=dst_mean,
+                         samples_per_second=ran * opts.batch_size * dist.world / elapsed if elapsed > 0 else 0.0,
+                         stopped=stop or "cancelled", checkpoint=checkpoint_path, preview=preview_path, options=opts)
+    reporter.info(f"saved {opts.model} at iteration {state.iteration} in {model_dir}")
+    if result.stopped == "cancelled":
+        raise Cancelled(f"Training stopped at iteration {state.iteration}; the model is saved in {model_dir} and the "
+                        f"same command continues it.")
+    return result
+
+
+# -- interactive prompts (the CLI asks; the choice of questions lives here) -------------------------------------
+
+def resolve_for_prompts(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, bool]:
+    """The options a run of `cfg` would use, and whether the model exists (the prompts show these values)."""
+    ws.model.mkdir(parents=True, exist_ok=True)
+    return ckpt.resolve_options(ws.model, cfg)
+
+
+def interactive_fields(opts: TrainConfig, existing: bool) -> list[str]:
+    """Which options to ask, like the original: a new `sae` model asks everything, the named presets ask the
+    training options (H64/H128 also the lightweight encoder), an existing model asks the training options only
+    with --override (architecture options are fixed)."""
+    asked = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("ask", True)]
+    changeable = set(ckpt.changeable_options())
+    if existing:
+        return [n for n in asked if n in changeable] if opts.override_options else []
+    if opts.model == "sae":
+        return asked
+    extra = {"lightweight_encoder"} if opts.model in ("h64", "h128") else set()
+    return [n for n in asked if n in changeable or n in extra]

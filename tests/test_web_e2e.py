@@ -1,0 +1,158 @@
+"""The browser UI end to end: uvicorn on 127.0.0.1 in a thread, Debian's chromium driven by Playwright.
+
+Open the app through the token URL, sort and trash a face, confirm a manual rectangle, change a merge
+option and see the preview change. Screenshots go to test-artifacts/. Skips (with the reason) when
+/usr/bin/chromium or the playwright package is missing; never downloads a browser."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from test_web_fixtures import TOKEN, identity_factory, web_template, web_ws  # noqa: F401
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed "
+                                                       "(pip install -r requirements/dev.txt)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"),
+]
+
+
+@pytest.fixture()
+def server(web_ws):
+    import uvicorn
+
+    from facedouble.web.app import create_app
+
+    app = create_app(web_ws.root, token=TOKEN, swapper_factory=identity_factory)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    end = time.monotonic() + 10
+    while not srv.started and time.monotonic() < end:
+        time.sleep(0.05)
+    assert srv.started
+    yield f"http://127.0.0.1:{port}", web_ws
+    srv.should_exit = True
+    th.join(10)
+
+
+@pytest.fixture()
+def page(server, artifacts):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        # the app's Content-Security-Policy forbids eval; Playwright's wait_for_function needs it
+        pg = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True).new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        yield pg, server[0], server[1]
+        browser.close()
+        assert not errors, errors
+
+
+def test_open_sort_and_trash(page, artifacts):
+    pg, url, ws = page
+    resp = pg.goto(url + "/")
+    assert resp.status == 401                                        # no token: refused
+    pg.goto(f"{url}/?token={TOKEN}")
+    assert pg.url == url + "/"                                       # the token moved into a cookie
+    pg.wait_for_selector("#stage-table tbody tr")
+    assert "faces (aligned)" in pg.inner_text("#stage-table")
+    assert pg.locator("#form-sort select[name=by] option").count() == 14   # the sort command's methods
+    pg.screenshot(path=str(artifacts / "ui_workspace.png"), full_page=True)
+
+    pg.click("#tabs button[data-tab=faces]")
+    pg.wait_for_selector("#faces-items .face img")
+    assert pg.locator("#faces-items .face").count() == 4
+    pg.select_option("#faces-sort", "brightness")
+    pg.click("#faces-sort-run")
+    pg.wait_for_function("document.querySelector('#job-name').textContent.includes('done')", timeout=60_000)
+    pg.wait_for_function("[...document.querySelectorAll('#faces-items .face')].every(d => /^\\d{5}_/.test(d.dataset.name))",
+                         timeout=10_000)
+    first = pg.locator("#faces-items .face").first
+    name = first.get_attribute("data-name")
+    first.click()
+    pg.wait_for_function("document.querySelector('#faces-big').complete && document.querySelector('#faces-big').naturalWidth > 0")
+    pg.screenshot(path=str(artifacts / "ui_faces.png"), full_page=True)
+    pg.click("#faces-trash")
+    pg.wait_for_function("document.querySelectorAll('#faces-items .face').length === 3")
+    assert (ws.aligned_trash("src") / name).is_file() or any(ws.aligned_trash("src").iterdir())
+    assert len(list(ws.aligned("src").glob("*.jpg"))) == 3
+
+
+def test_manual_rectangle(page, artifacts):
+    pg, url, ws = page
+    pg.goto(f"{url}/?token={TOKEN}")
+    pg.wait_for_selector("#stage-table tbody tr")
+    pg.click("#tabs button[data-tab=manual]")
+    pg.wait_for_function("document.querySelector('#manual-frame').value === '000005.png'")
+    canvas = pg.locator("#manual-canvas")
+    pg.wait_for_function("document.querySelector('#manual-canvas').width === 640")
+    box = canvas.bounding_box()
+    pg.mouse.move(box["x"] + 300, box["y"] + 100)
+    pg.mouse.down()
+    pg.mouse.move(box["x"] + 360, box["y"] + 170, steps=5)
+    pg.mouse.move(box["x"] + 420, box["y"] + 240, steps=5)
+    pg.mouse.up()
+    # landmarks come back and are drawn (green points inside the rectangle)
+    pg.wait_for_function("""(() => { const g = document.querySelector('#manual-canvas').getContext('2d');
+        const d = g.getImageData(300, 100, 120, 140).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 200 && d[i] < 120 && d[i + 2] < 120) return true;
+        return false; })()""", timeout=15_000)
+    pg.screenshot(path=str(artifacts / "ui_manual.png"))
+    pg.keyboard.press("Enter")
+    pg.wait_for_function("document.querySelector('#manual-msg').textContent.includes('saved')", timeout=15_000)
+    assert (ws.aligned("dst") / "000005_0.jpg").is_file()
+
+
+def test_merge_option_changes_preview(page, artifacts):
+    pg, url, ws = page
+    pg.goto(f"{url}/?token={TOKEN}")
+    pg.wait_for_selector("#stage-table tbody tr")
+    pg.click("#tabs button[data-tab=merge]")
+    pg.wait_for_function("document.querySelector('#merge-result').dataset.seq && document.querySelector('#merge-result').naturalWidth > 0",
+                         timeout=30_000)
+    first = pg.evaluate("document.querySelector('#merge-result').dataset.seq")
+    pg.screenshot(path=str(artifacts / "ui_merge_before.png"), full_page=True)
+
+    def pixels():
+        return pg.evaluate("""(() => { const img = document.querySelector('#merge-result');
+            const c = document.createElement('canvas'); c.width = 64; c.height = 36;
+            const g = c.getContext('2d'); g.drawImage(img, 0, 0, 64, 36);
+            return Array.from(g.getImageData(0, 0, 64, 36).data); })()""")
+
+    before = pixels()
+    pg.select_option("#merge-form select[name=mode]", "raw")
+    pg.select_option("#merge-form select[name=raw]", "mask")
+    pg.wait_for_function(f"document.querySelector('#merge-result').dataset.seq !== '{first}' && "
+                         "document.querySelector('#merge-result').complete", timeout=30_000)
+    pg.wait_for_function("document.querySelector('#merge-msg').textContent.includes('ms')")
+    time.sleep(0.3)
+    after = pixels()
+    diff = sum(abs(a - b) for a, b in zip(before, after)) / len(before)
+    assert diff > 5, diff
+    ms = int(pg.inner_text("#merge-msg").split()[2])
+    assert ms < 1000
+    pg.screenshot(path=str(artifacts / "ui_merge_after.png"), full_page=True)
+    pg.click("#merge-save")
+    pg.wait_for_function("document.querySelector('#merge-msg').textContent.includes('saved')")
+    from facedouble.config import MergeConfig
+
+    saved = MergeConfig.load(ws.frames("dst") / "merge_config.json")
+    assert saved.mode == "raw" and saved.raw == "mask"

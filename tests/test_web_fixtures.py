@@ -1,0 +1,96 @@
+"""Helpers for the web UI tests (no tests here): a small real workspace made with the extraction stage,
+a tiny trained model, and the app with a stand-in merge model."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TOKEN = "test-token-0123456789"
+N_FACE_FRAMES = 4            # frames of single_face.mp4 (a face each); one more frame from no_face.mp4 (no face)
+
+
+def decode(path: Path, picks: list[int], size: tuple[int, int] = (640, 360)) -> list[np.ndarray]:
+    import av
+    import cv2
+
+    out = []
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            if i in picks:
+                img = frame.to_ndarray(format="rgb24")
+                if (img.shape[1], img.shape[0]) != size:
+                    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                out.append(img)
+            if i >= max(picks):
+                break
+    return out
+
+
+def make_workspace(root: Path, media: Path):
+    """data_src and data_dst frames (4 with the man's face; dst has a 5th frame with no face), extracted
+    with the real extraction stage (dlib, 128 px faces, debug images, manual_fix.json)."""
+    import cv2
+
+    from facedouble.config import ExtractConfig
+    from facedouble.extract import extract
+    from facedouble.workspace import Workspace
+
+    ws = Workspace(root).create()
+    faces = decode(media / "single_face.mp4", [0, 20, 40, 60])
+    empty = decode(media / "no_face.mp4", [30])
+    for side, frames in (("src", faces), ("dst", faces + empty)):
+        for i, img in enumerate(frames, start=1):
+            cv2.imwrite(str(ws.frames(side) / f"{i:06d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    cfg = ExtractConfig(detector="dlib", size=128, debug=True, workers=1, manual_fix=True, device="cpu")
+    extract(ws, "src", cfg)
+    extract(ws, "dst", cfg)
+    return ws
+
+
+def train_tiny(ws) -> None:
+    """A tiny model trained for two iterations, with a preview history."""
+    from facedouble.config import TrainConfig
+    from facedouble.train.trainer import train
+
+    cfg = TrainConfig(model="sae", resolution=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4, batch_size=2,
+                      write_preview_history=True, preview_every=1, device="cpu", amp=False, workers=0, threads=1)
+    train(ws, cfg, max_iterations=2)
+
+
+@pytest.fixture(scope="session")
+def web_template(tmp_path_factory, media):
+    t0 = time.perf_counter()
+    ws = make_workspace(tmp_path_factory.mktemp("web-template") / "ws", media)
+    print(f"web workspace made in {time.perf_counter() - t0:.1f} s")
+    return ws
+
+
+@pytest.fixture()
+def web_ws(web_template, tmp_path):
+    from facedouble.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(web_template.root, root)
+    return Workspace(root)
+
+
+def identity_factory(ws, cfg):
+    from facedouble.train.checkpoint import IdentitySwapper
+
+    return IdentitySwapper(128, "whole-face")
+
+
+def make_client(ws, **kw):
+    from fastapi.testclient import TestClient
+
+    from facedouble.web.app import create_app
+
+    app = create_app(ws.root, token=TOKEN, hosts=("testserver",), swapper_factory=kw.pop("swapper_factory", identity_factory), **kw)
+    client = TestClient(app)
+    client.cookies.set("facedouble_token", TOKEN)
+    return client
