@@ -71,3 +71,11 @@ def test_doctor_lists_components():
     info = json.loads(result.stdout)
     names = {c["name"]: c["ok"] for c in info["components"]}
     assert names["PyAV"] and names["PyTorch"] and names["dlib models"]
+
+
+def test_api_exposes_every_stage_function():
+    from facedouble import api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert api.merge.__module__ == "facedouble.merge.merger"
