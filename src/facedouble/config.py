@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -116,19 +115,9 @@ def _jsonable(value: Any) -> Any:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and an atomic rename, so a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .files import atomic_write_json
+
+    atomic_write_json(path, data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Optional
@@ -24,6 +23,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import InputError, MetadataError
+from ..files import atomic_write_bytes
 
 FORMAT_VERSION = 1
 IDENT = b"facedouble\x00"
@@ -318,21 +318,6 @@ def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95, png_com
         raise InputError(f"Could not encode an image as {suffix}.")
     return buf.tobytes()
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename, so no half file is ever visible."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_face(path: str | os.PathLike, image: np.ndarray, record: FaceRecord, jpeg_quality: int = 95) -> Path:

@@ -7,14 +7,13 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..config import write_json_atomic
+from ..files import atomic_write_text
 from . import metrics as M
 
 CSS = """
@@ -279,18 +278,7 @@ def render(data: dict[str, Any], worst_thumbs: dict[int, dict[str, bytes]], plot
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, text)
 
 
 def write_report(out_dir: Path, data: dict[str, Any], worst_thumbs: dict[int, dict[str, bytes]],

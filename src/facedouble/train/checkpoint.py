@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from ..config import TrainConfig, write_json_atomic
 from ..errors import ModelError, OptionError
+from ..files import atomic_path
 from .models.registry import PRESETS, ModelSpec, build_model, preset
 
 FORMAT = "facedouble-model"
@@ -169,14 +169,6 @@ def _check_combination(opts: TrainConfig) -> None:
 
 # -- checkpoint files ----------------------------------------------------------------------------------
 
-def _atomic_path(path: Path):
-    """A fresh temporary file beside `path`, readable like any new file (mkstemp makes it owner-only)."""
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return Path(tmp)
 
 
 def save_checkpoint(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -> Path:
@@ -186,16 +178,11 @@ def save_checkpoint(path: Path, tensors: dict[str, Any], meta: dict[str, Any]) -
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_path(path)
-    try:
+    with atomic_path(path) as tmp:
         flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(flat, str(tmp), metadata={"format": FORMAT, "state": json.dumps(meta)})
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -261,9 +248,8 @@ def backup(files: ModelFiles, iteration: int, keep: int) -> Path:
     """Copy the checkpoint and options to backups/NAME_<iteration>.*, keeping the newest `keep`."""
     files.backups.mkdir(parents=True, exist_ok=True)
     dest = files.backups / f"{files.name}_{iteration:08d}.safetensors"
-    tmp = _atomic_path(dest)
-    shutil.copyfile(files.weights, tmp)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(files.weights, tmp)
     shutil.copyfile(files.options, files.backups / f"{files.name}_{iteration:08d}_options.json")
     old = sorted(files.backups.glob(f"{files.name}_*.safetensors"))[:-keep]
     for p in old:

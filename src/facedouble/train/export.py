@@ -7,14 +7,14 @@ the float32 network of `Swapper.swap`, so onnxruntime and PyTorch agree to float
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
-from .checkpoint import _atomic_path, ellipse_mask, load_swapper
+from ..files import atomic_path
+from .checkpoint import ellipse_mask, load_swapper
 
 OPSET = 17
 
@@ -53,23 +53,21 @@ def export_onnx(model_dir: Path, out: Path | None = None, name: str | None = Non
     out.parent.mkdir(parents=True, exist_ok=True)
     module = _NHWCSwap.build(swapper.model.float(), swapper.resolution, swapper.learn_mask)
     example = torch.rand(1, swapper.resolution, swapper.resolution, 3)
-    tmp = _atomic_path(out)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-            torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=["dst_face"], output_names=["swapped_face", "mask"],
-                              dynamic_axes={"dst_face": {0: "batch"}, "swapped_face": {0: "batch"}, "mask": {0: "batch"}})
-        import onnx
+        with atomic_path(out) as tmp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+                torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=OPSET,
+                                  input_names=["dst_face"], output_names=["swapped_face", "mask"],
+                                  dynamic_axes={"dst_face": {0: "batch"}, "swapped_face": {0: "batch"},
+                                                "mask": {0: "batch"}})
+            import onnx
 
-        onnx.checker.check_model(str(tmp))
-        os.replace(tmp, out)
+            onnx.checker.check_model(str(tmp))
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001 - name the cause in one sentence
         raise ModelError(f"Exporting {swapper.name} to ONNX failed ({type(e).__name__}: {e}).") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
