@@ -51,7 +51,7 @@ def main() -> int:
         return 0
     try:
         out = make_report(ws, reporter=rep)
-        rep.console.print(f"quality report: {out}")
+        rep.console.print(f"quality report: {out.html}")
     except FaceDoubleError as e:
         rep.console.print(f"[yellow]quality report skipped:[/] {e.message}")
     return 0
