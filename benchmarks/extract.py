@@ -115,7 +115,7 @@ def run_stage(frames_dir: Path, side: str, cfg: ExtractConfig, work: Path) -> di
     cpu = cpu_seconds() - c0
     st = rep.stamps
     first_batch = sum(1 for t in st if t == st[0]) if st else 0
-    steady = (len(st) - first_batch) / (st[-1] - st[0]) if len(st) > first_batch and st[-1] > st[0] else None
+    steady = (len(st) - first_batch) / (st[-1] - st[0]) if len(st) - first_batch >= 16 and st[-1] > st[0] else None
     shutil.rmtree(ws.root, ignore_errors=True)
     return {"detector": cfg.detector, "side": side, "frames": processed, "faces": faces, "frames_with_face": frames_with,
             "identity_every": cfg.identity_every, "workers": cfg.workers or os.cpu_count(),
@@ -146,7 +146,7 @@ def baseline(frames: list[np.ndarray], out: Path) -> dict:
             meta.atomic_write_bytes(out / f"{i:06d}_{j}.jpg", meta.encode_image(face, ".jpg", 95))
             faces += 1
     wall = time.perf_counter() - t0
-    return {"detector": "baseline: dlib HOG full frame, 1 process", "side": "src", "frames": len(frames), "faces": faces,
+    return {"detector": "baseline: HOG on full frame", "side": "src", "frames": len(frames), "faces": faces,
             "frames_with_face": frames_with, "identity_every": None, "workers": 1, "seconds": round(wall, 2),
             "fps_end_to_end": round(len(frames) / wall, 2), "fps_steady": round(len(frames) / wall, 2),
             "cpu_s_per_frame": round((cpu_seconds() - c0) / len(frames), 4)}
@@ -159,7 +159,7 @@ def table(rows: list[dict], base_fps: float) -> str:
         name = r["detector"] + (f", identity every {r['identity_every']}" if r.get("identity_every") not in (None, 5) else "")
         name += f", {r['workers']} worker(s)" if r["workers"] != (os.cpu_count() or 1) else ""
         steady = "-" if r["fps_steady"] is None else f"{r['fps_steady']:.1f}"
-        lines.append(f"{name:<44}{r['side']:<5}{r['frames']:>7}{r['faces']:>7}{r['fps_end_to_end']:>9.1f}{steady:>8}"
+        lines.append(f"{name[:43]:<44}{r['side']:<5}{r['frames']:>7}{r['faces']:>7}{r['fps_end_to_end']:>9.1f}{steady:>8}"
                      f"{r['cpu_s_per_frame']:>10.3f}{r['fps_end_to_end'] / base_fps:>8.2f}")
     return "\n".join(lines)
 
@@ -211,6 +211,12 @@ def main_speed(args) -> None:
             "load_average_before": load0, "load_average_after": os.getloadavg(), "rows": rows,
             "target_fps_auto": 15.0, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     out = RESULTS / "extract.json"
+    if out.is_file():   # keep the detector-quality section of an earlier --quality run
+        try:
+            old = json.loads(out.read_text())
+            data.update({k: old[k] for k in ("quality",) if k in old})
+        except ValueError:
+            pass
     out.write_text(json.dumps(data, indent=2) + "\n")
     print(f"\nwrote {out}")
 
@@ -248,7 +254,8 @@ def main_calibrate(args) -> None:
             rows["landmarks"].append([c[0], c[1], (r[2] - r[0]) * align.matrix_scale(m)])
     for n, v in rows.items():
         v = np.array(v)
-        print(f"{n:>13}: median {np.round(np.median(v, 0), 4).tolist()}  std {np.round(v.std(0), 4).tolist()}  n={len(v)}")
+        med, std = [round(float(x), 4) for x in np.median(v, 0)], [round(float(x), 4) for x in v.std(0)]
+        print(f"{n:>13}: median {med}  std {std}  n={len(v)}")
 
 
 def _box_params(target, box) -> list[float]:
@@ -282,7 +289,9 @@ def main_verify(args) -> None:
         with_face = sum(bool(finder.find(f)) for f in frames)
         v = np.array(log) if log else np.zeros((0, 2))
         passed = int(((v[:, 0] >= FaceVerifier.RNET_MIN) & (v[:, 1] >= FaceVerifier.BLAZEFACE_MIN)).sum()) if len(v) else 0
-        print(f"{name:>28}: {len(frames)} frames, {with_face} with a face; {len(v)} candidates, {passed} pass; "
+        rp = v[v[:, 0] >= FaceVerifier.RNET_MIN] if len(v) else v
+        both = f"{len(rp)} pass R-Net, their BlazeFace max {rp[:, 1].max():.3f} min {rp[:, 1].min():.3f}; " if len(rp) else ""
+        print(f"{name:>28}: {len(frames)} frames, {with_face} with a face; {len(v)} candidates, {passed} pass; {both}"
               f"R-Net min {v[:, 0].min() if len(v) else float('nan'):.3f} max {v[:, 0].max() if len(v) else float('nan'):.3f}; "
               f"BlazeFace min {v[:, 1].min() if len(v) else float('nan'):.3f} max {v[:, 1].max() if len(v) else float('nan'):.3f}")
 

@@ -261,10 +261,12 @@ class FaceVerifier:
     'full' crop, then mediapipe's short-range BlazeFace on the 128x128 'head' crop.
 
     Detectors fire on faces in titles, clouds and patterns, mostly when a frame is tried turned; fitted
-    landmarks then sit on something that is not a face. Measured on the sample media (benchmarks/extract.py
-    --verify): of 182 real faces, R-Net >= 0.98 and BlazeFace >= 0.80 for all; of 263 false detections on
-    the title frames of no_face.mp4 and face_noface.mov (upright and turned), 4 pass R-Net >= 0.8, none
-    also passes BlazeFace >= 0.65 (highest 0.55)."""
+    landmarks then sit on something that is not a face. BlazeFace counts only when its eye keypoints lie where
+    the landmarks put the eyes, so a face fitted upside down does not pass either. Measured with
+    `benchmarks/extract.py --verify`: all 182 real faces (WolfgangLanger_Pexels.mp4, single_face.mp4) have
+    R-Net >= 0.98 and BlazeFace >= 0.80; of 268 false detections on the title frames of no_face.mp4 and
+    face_noface.mov (upright and turned), 4 pass R-Net >= 0.8 and those have BlazeFace <= 0.55; none passes both.
+    """
 
     RNET_MIN = 0.8
     BLAZEFACE_MIN = 0.65
