@@ -114,10 +114,13 @@ def test_manual_rectangle(page, artifacts):
     pg.wait_for_function("""(() => { const g = document.querySelector('#manual-canvas').getContext('2d');
         const d = g.getImageData(300, 100, 120, 140).data;
         for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 200 && d[i] < 120 && d[i + 2] < 120) return true;
-        return false; })()""", timeout=15_000)
+        return false; })()""", timeout=60_000)
     pg.screenshot(path=str(artifacts / "ui_manual.png"))
     pg.keyboard.press("Enter")
-    pg.wait_for_function("document.querySelector('#manual-msg').textContent.includes('saved')", timeout=15_000)
+    try:
+        pg.wait_for_function("document.querySelector('#manual-msg').textContent.includes('saved')", timeout=60_000)
+    except Exception:
+        raise AssertionError(pg.evaluate("document.querySelector('#manual-msg').textContent"))
     assert (ws.aligned("dst") / "000005_0.jpg").is_file()
 
 
