@@ -91,6 +91,9 @@ def test_loss_falls_on_real_faces(ws):
     first, last, err, flat = _loss_falls(ws, 64, 150)
     assert np.all(last < 0.7 * first), (first, last)
     assert err < 0.9 * flat, (err, flat)
+    # the final preview's dst->src faces were scored for identity beside the loss
+    log = json.loads((ws.model / "quick96_identity.json").read_text())
+    assert log[-1]["iteration"] == 150 and 0.0 <= log[-1]["nearer_src"] <= 1.0 and log[-1]["mean_src"] > 0
 
 
 @pytest.mark.slow

@@ -266,38 +266,7 @@ def pooled_flicker(result: Iterable[tuple[float, float]], dst: Iterable[tuple[fl
 
 # -- identity -------------------------------------------------------------------------------------------------
 
-def robust_centroid(embeddings: Sequence[np.ndarray] | np.ndarray, threshold: float = SAME_PERSON) -> np.ndarray:
-    """Mean of the 128-d embeddings that lie within `threshold` of their coordinate-wise median (so a few
-    faces of someone else in a faceset do not pull it); all of them when fewer than half would be kept."""
-    e = np.asarray(list(embeddings), np.float32)
-    if e.ndim == 1 and e.size:
-        e = e[None]
-    if e.size == 0:
-        raise ValueError("no embeddings to average")
-    d = np.linalg.norm(e - np.median(e, axis=0), axis=1)
-    keep = d < threshold
-    if keep.sum() * 2 >= len(e):
-        e = e[keep]
-    return e.mean(0).astype(np.float32)
-
-
-def identity_summary(d_src: Sequence[float], d_dst: Sequence[float], threshold: float = SAME_PERSON) -> dict[str, Any]:
-    """Identity figures from per-face distances to the src and dst centroids.
-
-    Returns n (faces measured), nearer_src (share of faces nearer src than dst: identity retrieval),
-    same_as_src (share within `threshold` of src: dlib's same-person test), mean_src, mean_dst (mean
-    distances); shares and means are nan when n is 0."""
-    a = np.asarray([x for x, y in zip(d_src, d_dst) if np.isfinite(x) and np.isfinite(y)], np.float64)
-    b = np.asarray([y for x, y in zip(d_src, d_dst) if np.isfinite(x) and np.isfinite(y)], np.float64)
-    n = len(a)
-    nan = float("nan")
-    return {
-        "n": n,
-        "nearer_src": float(np.mean(a < b)) if n else nan,
-        "same_as_src": float(np.mean(a < threshold)) if n else nan,
-        "mean_src": float(a.mean()) if n else nan,
-        "mean_dst": float(b.mean()) if n else nan,
-    }
+from ..faces.likeness import identity_summary, robust_centroid  # noqa: E402,F401  (pure; shared with training)
 
 
 # -- per frame, summary, worst frames --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import time
@@ -33,7 +34,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import TrainConfig
+from ..config import TrainConfig, write_json_atomic
 from ..errors import Cancelled, OptionError, TrainingError
 from ..progress import Reporter, stop_on_signals
 from ..workspace import Workspace
@@ -545,11 +546,42 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
 
     preview_faces = preview_batch(faces["src"], faces["dst"], PREVIEW_ROWS)
 
+    identity_log = files.folder / f"{opts.model}_identity.json"
+    centroids: list = []
+
+    def score_identity(dst_src: np.ndarray) -> None:
+        """Identity of the dst->src previews beside the loss: share nearer src than dst (dlib embeddings),
+        logged and kept in model/<name>_identity.json. Never stops training: a failure is warned once."""
+        from ..faces.likeness import centroid_from_records, identity_score
+
+        if centroids == [None]:
+            return
+        try:
+            if not centroids:
+                centroids.extend([centroid_from_records(ws.aligned(side), compute_limit=16) for side in ("src", "dst")])
+            ident = identity_score(list(dst_src), *centroids, face_type=opts.face_type)
+        except Exception as e:  # noqa: BLE001 - scoring is advice, training goes on
+            centroids[:] = [None]
+            reporter.warn(f"identity of the previews is not scored ({type(e).__name__}: {e}).")
+            return
+        reporter.info(f"iter {state.iteration}: identity {ident['nearer_src']:.0%} of {ident['n']} previews nearer src "
+                      f"(distance to src {ident['mean_src']:.3f}, to dst {ident['mean_dst']:.3f}; same person < 0.6)")
+        try:
+            log = json.loads(identity_log.read_text(encoding="utf-8")) if identity_log.is_file() else []
+        except ValueError:
+            log = []
+        log = [e for e in log if e.get("iteration", -1) < state.iteration]
+        log.append({"iteration": state.iteration, "nearer_src": ident["nearer_src"], "same_as_src": ident["same_as_src"],
+                    "mean_src": ident["mean_src"], "mean_dst": ident["mean_dst"]})
+        write_json_atomic(identity_log, log)
+
     def write_preview(history_copy: bool) -> Path | None:
         if not dist.main:
             return None
-        png = encode_png(render_preview(session.predict(preview_faces)))
+        predicted = session.predict(preview_faces)
+        png = encode_png(render_preview(predicted))
         write_png(files.preview, png)
+        score_identity(predicted["dst_src"])
         if history_copy and opts.write_preview_history:
             write_png(files.history / f"{opts.model}_{state.iteration:08d}.png", png)
         write_png(files.loss_plot, loss_plot_png(np.asarray(state.history), f"{opts.model}: iteration {state.iteration}"))
