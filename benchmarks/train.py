@@ -83,7 +83,7 @@ def run_one(preset: str, mode: str, iterations: int, warmup: int = 3) -> dict:
     session = TrainSession(opts, torch.device("cpu"))
     tuner = ThreadTuner(m["threads"], torch.device("cpu"))
     if m["threads"] == 0:
-        warmup += 2 * (tuner.probe + 1)  # the tuner's first probe happens in the warm-up
+        warmup = tuner.next_probe + 2 * (tuner.probe + 1)  # the tuner's first probe happens in the warm-up
     maker = BatchMaker(src, dst, opts.batch_size, opts.seed, sample_options(opts))
     walls, cpus, losses = [], [], []
     with _cv2_threads(1), Prefetcher(maker, 0, m["workers"], processes=m["processes"]) as loader:

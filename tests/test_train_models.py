@@ -145,3 +145,28 @@ def test_one_cuda_step_with_amp_and_channels_last():
     session3 = TrainSession(_options(optimizer_mode="3"), device)  # optimizer state on the CPU
     session3.step(_batch(64), 0)
     assert session3.opt.master[0].device.type == "cpu"
+
+
+def test_thread_tuner_keeps_all_cores_unless_fewer_are_clearly_faster():
+    from facedouble.train.trainer import ThreadTuner
+
+    before = torch.get_num_threads()
+    tuner = ThreadTuner(0, torch.device("cpu"), first=0, probe=2)
+    if len(tuner.candidates) < 2:
+        pytest.skip("one core")
+    most, fewer = tuner.candidates
+
+    def probe(seconds_for):
+        tuner.next_probe = 0
+        for i in range(2 * (tuner.probe + 1)):
+            tuner.before_step(i)
+            n = torch.get_num_threads()
+            msg = tuner.after_step(i, seconds_for[n])
+        return msg
+
+    assert probe({most: 1.0, fewer: 0.9}) is None and tuner.current == most  # 10% faster: not enough
+    assert "using" in probe({most: 1.0, fewer: 0.5}) and tuner.current == fewer == torch.get_num_threads()
+    assert probe({most: 0.6, fewer: 0.6}) and tuner.current == most  # as fast again: back to all cores
+    assert ThreadTuner(1, torch.device("cpu")).candidates == [1]
+    tuner.restore()
+    torch.set_num_threads(before)

@@ -421,9 +421,10 @@ class ThreadTuner:
     """How many threads the model uses on a CPU. A fixed --threads is used as given. Automatic (0): all cores,
     re-checked every `period` iterations by timing a few iterations with all cores and with half of them and
     keeping the faster. When another program competes for the cores, every parallel region waits for its
-    slowest thread: measured here, 2 threads on 2 busy cores ran a training step at half the speed of 1."""
+    slowest thread: measured here, 2 threads on 2 busy cores ran a training step at half the speed of 1.
+    Fewer threads are chosen only when at least `margin` (20%) faster, so probe noise does not cost speed."""
 
-    def __init__(self, threads: int, device, period: int = 200, probe: int = 3):
+    def __init__(self, threads: int, device, period: int = 200, probe: int = 4, first: int = 10, margin: float = 0.2):
         import torch
 
         self.before_threads = torch.get_num_threads()
@@ -435,7 +436,7 @@ class ThreadTuner:
         self.current, self.period, self.probe = self.candidates[0], period, probe
         self.plan: list[int] = []
         self.times: dict[int, list[float]] = {}
-        self.next_probe = 3
+        self.next_probe, self.margin = first, margin
         torch.set_num_threads(self.current)
 
     def before_step(self, run_iteration: int) -> None:
@@ -459,7 +460,9 @@ class ThreadTuner:
         if self.plan:
             return None
         speed = {c: float(np.median(t[1:])) for c, t in self.times.items()}
-        best = min(speed, key=speed.get)
+        most, fewer = max(self.candidates), min(self.candidates)
+        # fewer threads only when clearly faster (a probe is a handful of noisy steps); all cores when as fast
+        best = fewer if speed[fewer] < (1 - self.margin) * speed[most] else most
         changed, self.current = best != self.current, best
         torch.set_num_threads(best)
         self.next_probe = run_iteration + self.period
