@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -175,7 +176,7 @@ def main() -> None:
         for mode in modes:
             rs = got[mode]
             best = max(rs, key=lambda x: x["samples_per_s"])
-            med = float(sorted(x["samples_per_s"] for x in rs)[len(rs) // 2])
+            med = round(statistics.median(x["samples_per_s"] for x in rs), 2)
             summary[preset][mode] = {"best_samples_per_s": best["samples_per_s"], "median_samples_per_s": med,
                                      "best_ms_per_iteration": best["ms_per_iteration"],
                                      "min_cpu_s_per_iteration": min(x["cpu_s_per_iteration"] for x in rs),
