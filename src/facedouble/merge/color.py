@@ -160,17 +160,24 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def idt(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None, dst_mask: np.ndarray | None = None,
-        *, iterations: int = 12, seed: int = 0) -> np.ndarray:
-    """Iterative distribution transfer: repeatedly rotate the colour space at random and match the 1-D
-    histogram of each rotated axis to the target's. Args and returns as `rct`."""
+def _sliced_inputs(src, dst, src_mask, dst_mask):
+    """Shared set-up of the sliced transfers (idt, sot): src as float32 HWC, its pixels as (N, 3) float64,
+    the boolean selection of src pixels inside `src_mask` (None: all, also when fewer than 16), and the
+    target pixels (inside `dst_mask`) as float64."""
     src = _f32(src)
-    rng = np.random.default_rng(seed)
     flat = src.reshape(-1, 3).astype(np.float64)
     sel = None if src_mask is None else (np.asarray(src_mask).reshape(-1) > 0.5)
     if sel is not None and sel.sum() < 16:
         sel = None
-    target = _selected(_f32(dst), dst_mask).astype(np.float64)
+    return src, flat, sel, _selected(_f32(dst), dst_mask).astype(np.float64)
+
+
+def idt(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None, dst_mask: np.ndarray | None = None,
+        *, iterations: int = 12, seed: int = 0) -> np.ndarray:
+    """Iterative distribution transfer: repeatedly rotate the colour space at random and match the 1-D
+    histogram of each rotated axis to the target's. Args and returns as `rct`."""
+    src, flat, sel, target = _sliced_inputs(src, dst, src_mask, dst_mask)
+    rng = np.random.default_rng(seed)
     for i in range(iterations):
         rot = np.eye(3) if i == 0 else _random_rotation(rng)
         ps = flat @ rot  # (N, 3) projections
@@ -190,13 +197,8 @@ def sot(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None, ds
         *, iterations: int = 20, directions: int = 6, step: float = 1.0, seed: int = 0) -> np.ndarray:
     """Sliced optimal transport: each iteration projects the colours on random directions, moves each
     pixel by the mean 1-D optimal-transport displacement along them. Args and returns as `rct`."""
-    src = _f32(src)
+    src, flat, sel, target = _sliced_inputs(src, dst, src_mask, dst_mask)
     rng = np.random.default_rng(seed)
-    flat = src.reshape(-1, 3).astype(np.float64)
-    sel = None if src_mask is None else (np.asarray(src_mask).reshape(-1) > 0.5)
-    if sel is not None and sel.sum() < 16:
-        sel = None
-    target = _selected(_f32(dst), dst_mask).astype(np.float64)
     for _ in range(iterations):
         dirs = rng.normal(size=(directions, 3))
         dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
