@@ -124,8 +124,34 @@ def test_uniform_yaw_feeds_src_of_the_dst_pose(train_faces):
     src.yaws[:] = np.linspace(-40, 40, len(src))
     dst.yaws[:] = 30.0
     maker = BatchMaker(src, dst, 8, 0, SampleOptions(uniform_yaw=True))
-    idx = maker._yaw_matched(np.arange(8) % len(dst), np.random.default_rng(0))  # noqa: SLF001
+    idx = maker._yaw_matched(dst.yaws[np.arange(8) % len(dst)], np.random.default_rng(0))  # noqa: SLF001
     assert np.all(np.abs(src.yaws[idx] - 30.0) < 10.0)
+
+
+def test_uniform_yaw_with_flip_matches_the_yaw_after_the_flip(train_faces, monkeypatch):
+    """A flipped src face has its yaw mirrored, so it must be chosen for -yaw of the dst face it stands for."""
+    import facedouble.train.samples as S
+
+    src = load_faceset(sorted(train_faces["src"].glob("*.jpg")), "src", "full", 64)
+    dst = load_faceset(sorted(train_faces["dst"].glob("*.jpg")), "dst", "full", 64)
+    src.yaws[:] = np.linspace(-40, 40, len(src))
+    dst.yaws[:] = 30.0
+    seen: list[tuple[int, bool]] = []
+    real = S.augment
+
+    def spy(crop, landmarks, rng, res, ranges, scale_mod=0.0, flip=None):
+        for i in range(len(src)):
+            if src.landmarks[i].ctypes.data == landmarks.ctypes.data:  # the same row of the cache
+                seen.append((i, bool(flip)))
+        return real(crop, landmarks, rng, res, ranges, scale_mod, flip)
+
+    monkeypatch.setattr(S, "augment", spy)
+    maker = BatchMaker(src, dst, 8, 0, SampleOptions(uniform_yaw=True, random_flip=True))
+    for it in range(4):
+        maker.make(it)
+    assert len(seen) == 32 and {f for _, f in seen} == {True, False}  # both kinds were drawn
+    for i, flipped in seen:  # the yaw the model sees, after the flip, is dst's
+        assert abs(src.yaws[i] * (-1 if flipped else 1) - 30.0) < 10.0
 
 
 def test_yaw_estimate_has_the_right_sign():

@@ -235,14 +235,14 @@ class BatchMaker:
             out[j] = perm[pos]
         return out
 
-    def _yaw_matched(self, dst_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each dst face, a src face of about the same yaw: a random one among the ~n/16 src faces nearest
+    def _yaw_matched(self, want: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each wanted yaw, a src face of about that yaw: a random one among the ~n/16 src faces nearest
         in yaw, so src is fed in the pose order dst asks for, not as it happens to be distributed."""
         ys = self.src.yaws[self._yaw_order]
         k = max(1, len(ys) // 16)
-        out = np.empty(len(dst_idx), np.int64)
-        for j, d in enumerate(dst_idx):
-            centre = int(np.searchsorted(ys, self.dst.yaws[d]))
+        out = np.empty(len(want), np.int64)
+        for j, yaw in enumerate(want):
+            centre = int(np.searchsorted(ys, yaw))
             lo = int(np.clip(centre - k // 2, 0, max(0, len(ys) - k)))
             out[j] = self._yaw_order[lo + rng.integers(0, min(k, len(ys) - lo))]
         return out
@@ -251,13 +251,19 @@ class BatchMaker:
         res, opts = self.src.resolution, self.opts
         rng = np.random.default_rng([self.seed, self.rank, 99, iteration])
         dst_idx = self._order("dst", len(self.dst), iteration)
+        src_flip: list[bool | None] = [None] * self.batch_size
         if opts.uniform_yaw:
-            src_idx = self._yaw_matched(dst_idx, rng)
+            # A flip mirrors the yaw, so the flip is chosen first and the src face is matched to the yaw
+            # it must have before flipping: -yaw for a flipped sample.
+            flips = (rng.random(self.batch_size) < 0.5) if opts.random_flip else np.zeros(self.batch_size, bool)
+            src_flip = [bool(f) for f in flips]
+            src_idx = self._yaw_matched(np.where(flips, -1.0, 1.0) * self.dst.yaws[dst_idx], rng)
         else:
             src_idx = self._order("src", len(self.src), iteration)
         ranges = AugmentRanges(warp=opts.random_warp, flip=opts.random_flip)
+        no_flip: list[bool | None] = [None] * self.batch_size
         batch: dict[str, np.ndarray] = {}
-        for side, fs, idx in (("src", self.src, src_idx), ("dst", self.dst, dst_idx)):
+        for side, fs, idx, flip in (("src", self.src, src_idx, src_flip), ("dst", self.dst, dst_idx, no_flip)):
             n = len(idx)
             inp = np.empty((n, res, res, 3), np.uint8)
             tgt = np.empty((n, res, res, 3), np.uint8)
@@ -268,7 +274,7 @@ class BatchMaker:
                 if side == "src" and opts.color_transfer != "none":
                     crop = self._color_transfer(int(i), int(rng.integers(0, len(self.dst))))
                 scale_mod = opts.src_scale_mod if side == "src" else 0.0
-                inp[j], tgt[j], lm, m = augment(crop, fs.landmarks[i], rng, res, ranges, scale_mod)
+                inp[j], tgt[j], lm, m = augment(crop, fs.landmarks[i], rng, res, ranges, scale_mod, flip[j])
                 polys = [transform_points(p, m) for p in fs.polys[i]]
                 mask[j] = face_mask(lm, res, fs.face_type, polys)
                 if em is not None:

@@ -39,13 +39,15 @@ def crop_margin(resolution: int, scale_mod: float = 0.0, ranges: AugmentRanges =
 
 
 def random_affine(rng: np.random.Generator, crop_size: int, out_size: int, ranges: AugmentRanges,
-                  scale_mod: float = 0.0) -> np.ndarray:
+                  scale_mod: float = 0.0, flip: bool | None = None) -> np.ndarray:
     """2x3 transform from the cached crop (side `crop_size`, face centred) to an `out_size` sample:
-    random rotation, scale (times 1 + scale_mod), shift and flip about the centre."""
+    random rotation, scale (times 1 + scale_mod), shift and flip about the centre. `flip` None draws the
+    flip at random (when `ranges.flip`); True or False imposes it (the caller chose it, e.g. to match yaw)."""
     angle = np.deg2rad(rng.uniform(-ranges.rotation, ranges.rotation))
     scale = (1.0 + rng.uniform(-ranges.scale, ranges.scale)) * (1.0 + scale_mod)
     tx, ty = rng.uniform(-ranges.shift, ranges.shift, 2) * out_size
-    flip = ranges.flip and rng.random() < 0.5
+    if flip is None:
+        flip = ranges.flip and rng.random() < 0.5
     c, s = np.cos(angle) * scale, np.sin(angle) * scale
     a = np.array([[c, -s], [s, c]])
     if flip:
@@ -95,10 +97,11 @@ def warp_sample(crop: np.ndarray, m: np.ndarray, out_size: int, field: np.ndarra
 
 
 def augment(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, out_size: int,
-            ranges: AugmentRanges = AugmentRanges(), scale_mod: float = 0.0
+            ranges: AugmentRanges = AugmentRanges(), scale_mod: float = 0.0, flip: bool | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One training sample from a cached crop: (input, target, landmarks in target pixels, the 2x3 matrix)."""
-    m = random_affine(rng, crop.shape[0], out_size, ranges, scale_mod)
+    """One training sample from a cached crop: (input, target, landmarks in target pixels, the 2x3 matrix).
+    `flip` as in `random_affine`."""
+    m = random_affine(rng, crop.shape[0], out_size, ranges, scale_mod, flip)
     field = random_warp_field(rng, out_size) if ranges.warp else None
     inp, target = warp_sample(crop, m, out_size, field)
     return inp, target, transform_points(landmarks, m), m
