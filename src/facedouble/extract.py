@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .files import remove_temporaries
 from .choices import Side, values
 from .config import ExtractConfig, write_json_atomic
 from .errors import FaceDoubleError, InputError, MetadataError, NoFaceError, OptionError
@@ -46,6 +47,7 @@ from .faces.find import FaceFinder, FoundFace
 from .faces.identity import SAME_PERSON, face_distance
 from .faces.landmarks import NAME as LANDMARKER_NAME
 from .faces.pose import pose_angles
+from .imagefile import check_size
 from .faces.track import OneEuroFilter, TargetTracker, is_cut, thumbnail
 from .progress import Reporter
 from .workspace import Workspace
@@ -268,6 +270,7 @@ def read_frame(path: Path) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as e:
         raise InputError(f"Cannot read frame {path} ({e.strerror}).") from None
+    check_size(data, path)
     arr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if arr is None:
         raise InputError(f"Frame {path} is not a readable image; replace or delete it.")
@@ -657,6 +660,7 @@ def _extract(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, *, on
     _check_compatible(ws, side, cfg, bool(have))
     aligned = ws.aligned(side)
     aligned.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(aligned, ws.frames(side))  # what a killed run left
     debug_dir = ws.aligned_debug(side) if cfg.debug else None
     if debug_dir is not None:
         debug_dir.mkdir(parents=True, exist_ok=True)

@@ -35,10 +35,12 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from ..files import remove_temporaries
 from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
 from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
+from ..imagefile import check_size
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import blend as B
@@ -510,6 +512,7 @@ def read_image(path: Path) -> np.ndarray:
     import cv2
 
     data = np.fromfile(str(path), np.uint8)
+    check_size(data, path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise InputError(f"Frame {path} is not a readable image; delete it or extract the frames again.")
@@ -688,6 +691,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     if not frames:
         raise InputError(f"No dst frames in {ws.frames('dst')}; run `facedouble video extract` on data_dst first.")
     run_id, previous = _start_run(ws, cfg, force, rep)
+    remove_temporaries(ws.merged, ws.merged_mask, ws.frames("dst"))  # what a killed merge left
     records = frame_records(ws, rep)
     if not records:
         raise NoFaceError(f"No aligned dst faces in {ws.aligned('dst')}; run `facedouble extract` on dst first.")

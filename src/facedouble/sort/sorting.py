@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..files import remove_temporaries
 from ..choices import Side
 from ..config import SortConfig
 from ..errors import InputError, MetadataError, OptionError, WorkspaceError
@@ -525,6 +526,7 @@ def sort_folder(folder: Path, cfg: SortConfig, *, trash: Path | None = None,
     if cfg.reference and cfg.by != "identity":
         raise OptionError("--reference only works with --by identity.")
     with journal.FolderLock(folder):
+        remove_temporaries(folder, folder.parent)  # what a killed run left
         done = journal.finish_pending(folder)
         if done is not None:
             rep.warn(f"finished an interrupted {done.kind} in {folder} first.")

@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..files import remove_temporaries
 from ..config import TrainConfig, write_json_atomic
 from ..errors import Cancelled, OptionError, TrainingError
 from ..progress import Reporter, stop_on_signals
@@ -505,6 +506,8 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                       f"torchrun --nproc-per-node {torch.cuda.device_count()} -m facedouble train --device all ...")
     model_dir = ws.model
     model_dir.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        remove_temporaries(model_dir)  # what a kill in the middle of a save left
     opts, existing = ckpt.resolve_options(model_dir, cfg)
     files = ckpt.ModelFiles(model_dir, opts.model)
     spec = ModelSpec.from_options(opts)

@@ -27,6 +27,7 @@ import av
 import cv2
 import numpy as np
 
+from ..files import remove_temporaries
 from .. import __version__
 from ..config import VideoBuildConfig, write_json_atomic
 from ..errors import InputError, WorkspaceError
@@ -143,6 +144,7 @@ def build_video(ws: Workspace, cfg: VideoBuildConfig | None = None, *, reporter:
     size = (first.shape[1], first.shape[0])
     out_path = ws.result(spec.suffix)
     ensure_writable(ws.root)
+    remove_temporaries(ws.root)  # a killed build's partial video
     if not run_id:
         from ..provenance import new_run_id
 
