@@ -402,3 +402,56 @@ def test_a_kill_during_save_keeps_the_previous_checkpoint(ws, monkeypatch):
     assert (ws.model / "sae.safetensors").read_bytes() == before
     assert not list(ws.model.glob("*.tmp")) and not list(ws.model.glob(".*.tmp"))
     assert ckpt.read_meta(ws.model / "sae.safetensors")["iteration"] == 2
+
+
+def test_exploding_loss_rolls_back_and_says_so(ws, monkeypatch):
+    train(ws, TrainConfig(**TINY), max_iterations=3)
+    good = _weights(ws.model)
+    calls = {"n": 0}
+    real = losses.dssim
+
+    def explodes(a, b, window):
+        calls["n"] += 1
+        out = real(a, b, window)
+        return out * 1e4 if calls["n"] > 24 else out  # several sane iterations, then a blow-up
+
+    from facedouble.train import trainer as T
+
+    monkeypatch.setattr(T, "EXPLODE_WARMUP", 5)  # judged against the median of the last 5+ iterations
+    monkeypatch.setattr(losses, "dssim", explodes)
+    with pytest.raises(TrainingError, match=r"exploded to .* rolled back to its last save \(iteration 3\)"):
+        train(ws, TrainConfig(model="sae", workers=0, threads=1, preview_every=0, autosave_minutes=0), max_iterations=30)
+    after = _weights(ws.model)
+    for k in good:
+        assert torch.equal(good[k], after[k]), k
+
+
+@pytest.mark.parametrize("during_update", [False, True])
+def test_out_of_memory_saves_or_rolls_back_and_suggests_a_smaller_batch(ws, monkeypatch, during_update):
+    """An allocation failure (as CUDA raises it) in the forward pass saves the model as of the last full
+    iteration; one while the weights are being updated rolls back to the last save. Both say what to do."""
+    from facedouble.train import trainer as T
+
+    train(ws, TrainConfig(**TINY), max_iterations=2)
+    real = T.TrainSession.step
+    calls = {"n": 0}
+
+    def oom(self, batch, iteration):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            self.updating = during_update
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, batch, iteration)
+
+    monkeypatch.setattr(T.TrainSession, "step", oom)
+    with pytest.raises(TrainingError) as info:
+        train(ws, TrainConfig(model="sae", workers=0, threads=1, preview_every=0, autosave_minutes=0), max_iterations=10)
+    msg = info.value.message
+    assert "Out of cpu memory at iteration 5 with batch size 2" in msg and "--batch-size (e.g. 1)" in msg
+    assert "--optimizer-mode 2" in msg
+    iteration = ckpt.read_meta(ws.model / "sae.safetensors")["iteration"]
+    if during_update:
+        assert "rolled back to its last save (iteration 2)" in msg and iteration == 2
+    else:
+        assert "saved at iteration 4" in msg and iteration == 4
+    assert all(torch.isfinite(v).all() for v in _weights(ws.model).values() if v.is_floating_point())

@@ -197,6 +197,7 @@ class TrainSession:
         self.opt = Optimizer(self.model.parameters(), opts.lr, lr_dropout=opts.lr_dropout, clip_grad=opts.clip_grad,
                              offload=offload)
         self.gan = self.gan_opt = self.code_d = self.code_opt = None
+        self.updating = False  # True while `step` changes the weights
         if opts.gan_power > 0:
             self.gan = PatchDiscriminator(opts.resolution).to(device, memory_format=self.memory_format)
             self.gan_opt = Optimizer(self.gan.parameters(), opts.lr)
@@ -285,6 +286,7 @@ class TrainSession:
         self.opt.zero_grad()
         (total * self.loss_scale.scale).backward()
         stepped = self.opt.prepare(self.loss_scale.scale)
+        self.updating = True  # from here on the weights change: an error leaves them between two iterations
         if stepped:
             self.opt.step(self.step_seed(iteration))
         self.loss_scale.update(stepped)
@@ -294,7 +296,9 @@ class TrainSession:
         if self.gan is not None:
             real = b["src_target"] * b["src_mask"]
             self._critic_step(self.gan, self.gan_opt, real, out["src_src"].detach() * b["src_mask"])
-        return src_l.detach().mean().item(), dst_l.detach().mean().item()
+        losses_out = src_l.detach().mean().item(), dst_l.detach().mean().item()
+        self.updating = False
+        return losses_out
 
     def _critic_step(self, critic, opt, real, fake) -> None:
         critic.requires_grad_(True)
@@ -386,10 +390,33 @@ class _State:
                                 "with (seed, rank, iteration)"}
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """A CUDA, MPS or CPU allocation failure of PyTorch."""
+    import torch
+
+    return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
+
+
+def _free_memory(session: "TrainSession") -> None:
+    import torch
+
+    for opt in (session.opt, session.gan_opt, session.code_opt):
+        if opt is not None:
+            opt.zero_grad()  # drops the gradients (set to None)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class _Diverged(Exception):
     def __init__(self, value: float, iteration: int):
         super().__init__(value, iteration)
         self.value, self.iteration = value, iteration
+
+
+class _OutOfMemory(Exception):
+    def __init__(self, iteration: int, during_update: bool):
+        super().__init__(iteration, during_update)
+        self.iteration, self.during_update = iteration, during_update
 
 
 def _status(reporter: Reporter, text: str, last: list[float], every: float = 60.0) -> None:
@@ -642,7 +669,13 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                 batch = loader.get()
                 t1 = time.perf_counter()
                 tuner.before_step(run)
-                src_loss, dst_loss = session.step(batch, state.iteration)
+                session.updating = False
+                try:
+                    src_loss, dst_loss = session.step(batch, state.iteration)
+                except (RuntimeError, MemoryError) as e:
+                    if not (is_out_of_memory(e) or isinstance(e, MemoryError)):
+                        raise
+                    raise _OutOfMemory(state.iteration + 1, session.updating) from None
                 t2 = time.perf_counter()
                 message = tuner.after_step(run, t2 - t1)
                 if message:
@@ -664,6 +697,20 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                         info_clock)
                 if opts.preview_every and state.iteration % opts.preview_every == 0:
                     preview_path = write_preview(True)
+        except _OutOfMemory as e:
+            _free_memory(session)
+            if e.during_update:  # the weights are half-way through an update: back to the last save
+                tensors, meta = ckpt.read_checkpoint(files.weights)
+                session.load_state_tensors(tensors, meta.get("optimizers", {}))
+                kept = f"rolled back to its last save (iteration {int(meta.get('iteration', 0))})"
+            else:  # the failure came before the weights changed: they are those of the last full iteration
+                save()
+                kept = f"saved at iteration {state.iteration}"
+            smaller = max(1, opts.batch_size // 2)
+            raise TrainingError(
+                f"Out of {device} memory at iteration {e.iteration} with batch size {opts.batch_size}; the model is "
+                f"{kept} in {files.weights}. Run again with --override and a smaller --batch-size (e.g. {smaller}), "
+                f"or --optimizer-mode 2 (recompute activations) or 3 (also keep the optimizer state in CPU memory).") from None
         except _Diverged as e:
             # the last save is good (saves happen only between good steps): reload it and stop
             tensors, meta = ckpt.read_checkpoint(files.weights)
