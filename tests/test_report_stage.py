@@ -112,6 +112,25 @@ def test_dst_scored_against_itself(clips, tmp_path):
     assert "dst face not swapped" in html and html.count("data:image/png;base64,") == 8
 
 
+def test_marked_dst_keeps_an_untouched_background_apart_from_the_mark(clips, tmp_path):
+    """dst's own frames carrying the provenance mark: against raw dst the background is about 41 dB (the mark's
+    cost), against dst with the same mark it is untouched, and the background check judges the latter."""
+    from facedouble.provenance import mark_frame
+
+    frames = _decode(clips["dst"], set(range(1, 73)))
+    res_dir = tmp_path / "marked"
+    for n, f in frames.items():
+        _write_png(res_dir / f"{n:06d}.png", mark_frame(f, "0badc0de"))
+    cfg = ReportConfig(result=str(res_dir), dst=str(clips["dst"]), src=(str(clips["src"]),), every=36,
+                       src_faces=4, detector=DETECTOR, device="cpu", out=str(tmp_path / "rep"))
+    summary = make_report(None, cfg).summary
+    bl = summary["blending"]
+    assert 38.0 < bl["background_psnr_db"] < 45.0
+    assert bl["background_merge_psnr_db"] >= 60.0
+    check = next(c for c in summary["checks"] if c["name"].startswith("background"))
+    assert "mark aside" in check["name"] and check["pass"] is True
+
+
 def test_src_person_as_result_is_retrieved(clips, tmp_path):
     cfg = ReportConfig(result=str(clips["result"]), dst=str(clips["dst"]), src=(str(clips["src"]),), every=24,
                        src_faces=4, detector=DETECTOR, device="cpu", out=str(tmp_path / "rep"))

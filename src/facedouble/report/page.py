@@ -228,6 +228,7 @@ def render(data: dict[str, Any], worst_thumbs: dict[int, dict[str, bytes]], plot
                                 ("landmark jitter, result / dst", fmt(tp["jitter_ratio"])),
                                 ("runs of 2-3 frames", fmt(tp["runs"]))]),
         ("Blending", [("background PSNR (pooled)", fmt(bl["background_psnr_db"], 2, "dB")),
+                      ("... against dst with the same provenance mark", fmt(bl.get("background_merge_psnr_db"), 2, "dB")),
                       ("worst frame", fmt(bl["background_psnr_min_db"], 2, "dB")),
                       (f"background pixels changed by > {bl['changed_level']}", fmt(bl["background_changed_share"], 4)),
                       ("seam Delta E, result", fmt(bl["seam_delta_e_result"], 2)),

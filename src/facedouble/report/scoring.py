@@ -189,6 +189,7 @@ class Sample:
     dst_landmarks: np.ndarray | None = None       # (68, 2) from data_dst/aligned (skips detection)
     known_dst: bool = False                       # dst_landmarks given: no landmarks means no dst face
     embed_dst: bool = False                       # compute the dst embedding (for the dst centroid)
+    marked_dst: np.ndarray | None = None          # dst frame t with the result's provenance mark, when known
 
 
 @dataclasses.dataclass
@@ -257,6 +258,10 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
     score.background_sse, score.background_n = sse, n
     score.background_psnr = min(M.PSNR_CAP, M.psnr_from_mse(sse / n)) if n else None
     score.background_changed = M.changed_share(res, dst, bg) if n else None
+    if n and s.marked_dst is not None:
+        sse_m, _ = M.squared_error(res, s.marked_dst, bg)
+        score.background_merge_sse = sse_m
+        score.background_merge_psnr = min(M.PSNR_CAP, M.psnr_from_mse(sse_m / n))
 
     if s.merged_mask is not None:
         score.swapped = bool(np.count_nonzero(s.merged_mask >= 128) >= 16)

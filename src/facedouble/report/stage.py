@@ -19,7 +19,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -266,6 +266,7 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
     buffer: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     outputs = []
     resized = False
+    mark: Callable[[np.ndarray], np.ndarray] | None | bool = False  # decided on the first result frame
     with rep.task("Scoring frames", len(runs)) as advance:
         for k, run in enumerate(runs):
             rep.check()
@@ -280,11 +281,13 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
             pair = inp.pairs[run[0]]
             record = inp.dst_records.get(pair.number) if inp.dst_records is not None else None
             fd0 = buffer[run[0]][0]
+            if mark is False:
+                mark = provenance_marker(buffer[run[0]][1])
             sample = S.Sample(
                 number=pair.number, dst=[buffer[q][0] for q in run], result=[buffer[q][1] for q in run],
                 merged_mask=_mask_for(inp, pair.number, fd0.shape[:2]),
                 dst_landmarks=None if record is None else record[0], known_dst=inp.dst_records is not None,
-                embed_dst=embed_dst and k % embed_step == 0)
+                embed_dst=embed_dst and k % embed_step == 0, marked_dst=mark(fd0) if callable(mark) else None)
             outputs.append(S.score_sample(models, sample, src=src))
             keep_from = runs[k + 1][0] if k + 1 < len(runs) else len(inp.pairs)
             for q in [q for q in buffer if q < keep_from]:
@@ -293,6 +296,19 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
     if resized:
         inp.notes.append("The result's frames are not the size of dst's; they were resized to dst's size to be scored.")
     return outputs
+
+
+def provenance_marker(result_frame: np.ndarray) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The function that puts the result's own invisible mark (its run id, read from `result_frame`) on a dst
+    frame, or None when the result carries no readable mark. Scoring the background against dst so marked
+    measures what the merge changed, apart from the mark every output must carry."""
+    from ..provenance import mark_frame, watermark
+
+    det = watermark.detect(result_frame)
+    if not det.found or not det.payload:
+        return None
+    run_id = str(det.payload["run_id"])
+    return lambda frame: mark_frame(frame, run_id)
 
 
 def make_report(ws: Workspace | None, cfg: ReportConfig | None = None, *,
@@ -354,7 +370,8 @@ def make_report(ws: Workspace | None, cfg: ReportConfig | None = None, *,
 
     bl = summary["blending"]
     bg_check = next(c for c in summary["checks"] if c["name"].startswith("background"))
-    if bg_check["pass"] is False and np.isfinite(bl["background_changed_share"] or np.nan) \
+    if bg_check["pass"] is False and not np.isfinite(bl["background_merge_psnr_db"]) \
+            and np.isfinite(bl["background_changed_share"] or np.nan) \
             and bl["background_changed_share"] < 0.001:
         inp.notes.append(
             f"The background misses {cfg.background_target:g} dB, yet fewer than 0.1% of its pixels changed by more than "
