@@ -288,7 +288,7 @@ def test_onnx_export_matches_pytorch(ws):
     assert path == ws.model / "sae.onnx"
     faces = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
     o_face, o_mask = run_onnx(path, faces)
-    t_face, t_mask = load_swapper(ws.model, "cpu").swap(torch.from_numpy(faces).permute(0, 3, 1, 2))
+    t_face, t_mask = load_swapper(ws.model, "cpu", amp=False).swap(torch.from_numpy(faces).permute(0, 3, 1, 2))
     assert o_face.shape == (3, 64, 64, 3) and o_mask.shape == (3, 64, 64, 1)
     assert np.abs(o_face - t_face.permute(0, 2, 3, 1).numpy()).max() < 1e-4
     assert np.abs(o_mask - t_mask.permute(0, 2, 3, 1).numpy()).max() < 1e-4
@@ -455,3 +455,16 @@ def test_out_of_memory_saves_or_rolls_back_and_suggests_a_smaller_batch(ws, monk
     else:
         assert "saved at iteration 4" in msg and iteration == 4
     assert all(torch.isfinite(v).all() for v in _weights(ws.model).values() if v.is_floating_point())
+
+
+def test_swapper_runs_bf16_on_a_cpu_that_has_it_within_a_level_of_float32(ws):
+    from facedouble.device import cpu_has_bf16
+
+    train(ws, TrainConfig(**TINY), max_iterations=2)
+    faces = torch.from_numpy(np.random.default_rng(1).random((4, 3, 64, 64), dtype=np.float32))
+    fast, exact = load_swapper(ws.model, "cpu"), load_swapper(ws.model, "cpu", amp=False)
+    assert fast._amp == (torch.bfloat16 if cpu_has_bf16() else None)  # noqa: SLF001
+    (f1, m1), (f2, m2) = fast.swap(faces), exact.swap(faces)
+    assert f1.dtype == torch.float32 and m1.dtype == torch.float32
+    assert float((f1 - f2).abs().max()) * 255 < 2.0 and float((f1 - f2).abs().mean()) * 255 < 0.5
+    assert float((m1 - m2).abs().max()) * 255 < 2.0

@@ -60,3 +60,25 @@ def describe(device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+def amp_dtype_for(device, enabled: bool):
+    """The autocast dtype for a device, or None for float32."""
+    import torch
+
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":  # only where oneDNN runs bf16 in hardware; emulated bf16 is slower than float32
+        return torch.bfloat16 if cpu_has_bf16() else None
+    return None  # MPS: float32 (autocast there is not dependable yet)
+
+
+def cpu_has_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

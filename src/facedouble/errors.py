@@ -5,6 +5,12 @@ Only the CLI turns these into an exit code; library code raises them and never p
 
 from __future__ import annotations
 
+import errno
+import os
+
+# A write that fails for want of space: the disk, the user's quota, or the largest file the filesystem allows.
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG} | {getattr(errno, "EDQUOT", errno.ENOSPC)}
+
 
 class FaceDoubleError(Exception):
     """Base class of every error a user can cause. `exit_code` is what the CLI returns."""
@@ -61,3 +67,21 @@ class Cancelled(FaceDoubleError):
     """The user stopped a stage (Ctrl-C or SIGTERM); what was done is kept and a re-run resumes."""
 
     exit_code = 130
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` says a write ran out of space: an OSError with ENOSPC, EDQUOT or EFBIG, or a library's error
+    that wraps one in its text (safetensors: "No space left on device (os error 28)")."""
+    if isinstance(e, FaceDoubleError):
+        return False
+    if isinstance(e, OSError) and e.errno in _DISK_FULL:
+        return True
+    text = str(e)
+    return any(f"os error {n})" in text for n in _DISK_FULL) or any(os.strerror(n) in text for n in _DISK_FULL)
+
+
+def disk_full(folder: str | os.PathLike | None) -> WorkspaceError:
+    """The error for a write into `folder` (None: not known) that ran out of space."""
+    where = f"The disk is full at {folder}" if folder is not None else "A disk is full"
+    return WorkspaceError(f"{where}; free some space there (or choose a workspace on another disk with -w) and run "
+                          "the same command again.")

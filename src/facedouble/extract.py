@@ -47,8 +47,8 @@ from .faces.find import FaceFinder, FoundFace
 from .faces.identity import SAME_PERSON, face_distance
 from .faces.landmarks import NAME as LANDMARKER_NAME
 from .faces.pose import pose_angles
-from .imagefile import check_size
 from .faces.track import OneEuroFilter, TargetTracker, is_cut, thumbnail
+from .imagefile import check_size
 from .progress import Reporter
 from .workspace import Workspace
 
@@ -720,6 +720,7 @@ def _extract_run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, f
     start = time.perf_counter()
     written = others = processed = 0
     unreadable: list[str] = []
+    first_error: list[str] = []
     last_save = time.monotonic()
 
     def record(res: _Result) -> None:
@@ -729,6 +730,7 @@ def _extract_run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, f
         others += res.others
         if res.status == "unreadable":
             unreadable.append(res.name)
+            first_error[:] = first_error or [res.error or ""]
             state.unreadable.add(res.name)
         else:
             state.unreadable.discard(res.name)
@@ -762,7 +764,8 @@ def _extract_run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, f
     fix_file = write_manual_fix(ws, side, no_face) if cfg.manual_fix else None
     if unreadable:
         rep.warn(f"{len(unreadable)} frame(s) of data_{side} could not be read and were skipped: "
-                 f"{', '.join(unreadable[:20])}{' ...' if len(unreadable) > 20 else ''}; replace or delete them.")
+                 f"{', '.join(unreadable[:20])}{' ...' if len(unreadable) > 20 else ''}; replace or delete them"
+                 + (f" (first: {first_error[0].rstrip('.')})." if first_error and first_error[0] else "."))
     readable = [n for n in names if n not in state.unreadable]
     if faces_total == 0 and readable and all(n in state.done for n in readable):
         if others:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import disk_full, is_disk_full
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -20,7 +22,8 @@ def _umask() -> int:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary path beside `path` (created empty, with the permissions of any new file);
-    on normal exit it is renamed onto `path`, on an exception it is removed."""
+    on normal exit it is renamed onto `path`, on an exception it is removed (a full disk becomes the
+    WorkspaceError that says so)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name lets `remove_temporaries` tell a dead writer's leftover from a live write
@@ -31,8 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception) and is_disk_full(e):
+            raise disk_full(path.parent) from None
         raise
 
 

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, SafetyError
+from .imagefile import check_size
 from .progress import Reporter
 
 LABELS = (
@@ -207,6 +208,7 @@ def _load(item: np.ndarray | str | os.PathLike) -> tuple[str, np.ndarray]:
         return "image", item
     path = Path(item)
     data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
+    check_size(data, path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise InputError(f"{path} cannot be read as an image; check that it is a complete PNG or JPEG file.")

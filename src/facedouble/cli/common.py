@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from ..config import StageConfig
-from ..errors import FaceDoubleError
+from ..errors import FaceDoubleError, disk_full, is_disk_full
 from ..progress import RichReporter, ask_options, stop_on_signals
 
 C = TypeVar("C", bound=StageConfig)
@@ -40,16 +40,28 @@ def cli_errors() -> Iterator[None]:
     except OSError as e:
         if os.environ.get("FACEDOUBLE_DEBUG"):
             raise
+        if is_disk_full(e):
+            _disk_full(e)
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         err_console.print(f"[bold red]error:[/] {e.strerror or e}{where}; check the path and its permissions.", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as e:  # noqa: BLE001
         if os.environ.get("FACEDOUBLE_DEBUG"):
             raise
+        if is_disk_full(e):  # a library's own error around ENOSPC (safetensors, PyAV)
+            _disk_full(e)
         err_console.print(
             f"[bold red]internal error:[/] {type(e).__name__}: {e}. Please report it; "
             "set FACEDOUBLE_DEBUG=1 to see the traceback.", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def _disk_full(e: BaseException) -> None:
+    """A write that ran out of space somewhere a stage did not catch it: say where when the error knows."""
+    filename = getattr(e, "filename", None)
+    where = Path(os.fsdecode(filename)).parent if filename else None
+    err_console.print(f"[bold red]error:[/] {disk_full(where).message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1) from None
 
 
 def build_config(cls: type[C], config_file: Optional[Path], interactive: bool, **flags: Any) -> C:

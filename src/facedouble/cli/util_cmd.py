@@ -108,9 +108,15 @@ def import_dfl(
 ) -> None:
     """Convert the original tool's faces: its pickled metadata is read safely (numpy arrays and plain values only;
     anything else is refused) and replaced by a facedouble face record; pixels are untouched."""
+    from ..errors import MetadataError
     from ..faces.meta import import_dfl as convert
 
     with cli_errors():
         with reporter() as rep:
             res = convert(folder, out, identity=not no_identity, reporter=rep)
+        if res.skipped and not res.imported:  # every face refused or unreadable: a script must not go on
+            name, why = res.skipped[0]
+            more = f" and {len(res.skipped) - 1} more" if len(res.skipped) > 1 else ""
+            raise MetadataError(f"No face was imported from {folder} ({name}: {why}{more}); the files are left as "
+                                "they were: give a folder of the original tool's aligned faces.")
         err_console.print(res.summary(), highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, NoFaceError
+from ..imagefile import check_size
 
 NAME = "dlib-resnet-v1"
 SAME_PERSON = 0.6
@@ -67,7 +68,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     data = np.fromfile(path, np.uint8) if path.is_file() else None
     if data is None:
         raise InputError(f"Image {path} does not exist; give the path of a photo.")
-    arr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    check_size(data, path)
+    arr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if arr is None:
         raise InputError(f"{path} is not a readable image; give a JPEG or PNG photo.")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)

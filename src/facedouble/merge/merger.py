@@ -694,7 +694,11 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     remove_temporaries(ws.merged, ws.merged_mask, ws.frames("dst"))  # what a killed merge left
     records = frame_records(ws, rep)
     if not records:
-        raise NoFaceError(f"No aligned dst faces in {ws.aligned('dst')}; run `facedouble extract` on dst first.")
+        found = len(ws.face_files("dst"))
+        what = (f"None of the {found} image(s) in {ws.aligned('dst')} has a facedouble face record" if found
+                else f"No aligned dst faces in {ws.aligned('dst')}")
+        raise NoFaceError(f"{what}; run `facedouble extract` on dst first (or import the original tool's faces with "
+                          "`facedouble util import-dfl`).")
     swapper = swapper or load_swapper(ws, cfg)
     res, ftype = int(swapper.resolution), str(swapper.face_type)
     detail = load_face_detail(ws, cfg, res, rep) if cfg.super_resolution else None

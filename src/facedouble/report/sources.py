@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
+from ..imagefile import check_size
 from ..workspace import IMAGE_SUFFIXES
 
 
@@ -53,6 +54,7 @@ def read_rgb(path: Path) -> np.ndarray:
         data = np.fromfile(str(path), np.uint8)
     except OSError as e:
         raise InputError(f"Cannot read {path} ({e.strerror or e}); check that it exists and is readable.") from None
+    check_size(data, path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise InputError(f"{path} is not a readable image; replace it with a PNG or JPG, or remove it.")

@@ -544,6 +544,10 @@ def sort_folder(folder: Path, cfg: SortConfig, *, trash: Path | None = None,
         wanted = METHOD_METRICS.get(cfg.by, frozenset())
         faces, bad, measured, cached = measure_folder(candidates, wanted, index, cfg, rep)
         untouched.update(bad)
+        if bad and not faces:
+            raise MetadataError(f"None of the {len(bad)} image(s) in {folder} can be sorted: {describe(bad)}; extract "
+                                "faces with `facedouble extract`, or import the original tool's with "
+                                "`facedouble util import-dfl`.")
         if bad:
             rep.warn(f"{len(bad)} image(s) cannot be sorted and stay as they are: {describe(bad)}.")
         faces.sort(key=lambda f: (_natural(f.record.source_filename), f.record.face_index, f.name))

@@ -48,7 +48,7 @@ def export_onnx(model_dir: Path, out: Path | None = None, name: str | None = Non
     """Write the trained model in `model_dir` as ONNX to `out` (default model/NAME.onnx); returns the path."""
     import torch
 
-    swapper = load_swapper(Path(model_dir), device="cpu", name=name)
+    swapper = load_swapper(Path(model_dir), device="cpu", name=name, amp=False)
     out = Path(out) if out else Path(model_dir) / f"{swapper.name}.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
     module = _NHWCSwap.build(swapper.model.float(), swapper.resolution, swapper.learn_mask)

@@ -34,8 +34,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..files import remove_temporaries
 from ..config import TrainConfig, write_json_atomic
+from ..device import amp_dtype_for, cpu_has_bf16  # noqa: F401  (cpu_has_bf16: re-exported for callers)
+from ..files import remove_temporaries
 from ..errors import Cancelled, OptionError, TrainingError
 from ..progress import Reporter, stop_on_signals
 from ..workspace import Workspace
@@ -147,28 +148,6 @@ def _check_replicas(d: Dist, model) -> None:
 
 
 # -- the model, its optimizers and one training step ----------------------------------------------------------
-
-def amp_dtype_for(device, enabled: bool):
-    """The autocast dtype for a device, or None for float32."""
-    import torch
-
-    if not enabled:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":  # only where oneDNN runs bf16 in hardware; emulated bf16 is slower than float32
-        return torch.bfloat16 if cpu_has_bf16() else None
-    return None  # MPS: float32 (autocast there is not dependable yet)
-
-
-def cpu_has_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
 
 class TrainSession:
     """The networks, optimizers and options of one training run on one device. `step` is one iteration."""

@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import cv2
 import numpy as np
 
-from ..errors import InputError, WorkspaceError
+from ..errors import InputError, WorkspaceError, disk_full, is_disk_full
+from ..imagefile import check_size
 from ..progress import Reporter
 
 T = TypeVar("T")
@@ -51,10 +52,27 @@ def numbered_images(folder: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def _fast_png():
+    """fpng's encoder when installed (wheels for Linux x86-64, macOS arm64 and Windows x86-64): a lossless,
+    standard PNG 5-7x faster than libpng at level 1 and about 25% larger (1280x720: 13 ms against 90 ms on
+    one busy core), and it releases the GIL. None where it is missing: OpenCV's encoder then."""
+    try:
+        import fpng
+    except ImportError:
+        return None
+    return fpng.from_ndarray
+
+
+_FAST_PNG = _fast_png()
+
+
 def encode_image(bgr: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     """Encode a BGR (or grey, or BGRA for PNG) uint8 image to PNG or JPEG bytes."""
     if suffix.lower() in (".jpg", ".jpeg"):
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    elif _FAST_PNG is not None and bgr.dtype == np.uint8 and bgr.ndim == 3 and bgr.shape[2] in (3, 4):
+        order = [2, 1, 0] if bgr.shape[2] == 3 else [2, 1, 0, 3]  # fpng takes RGB(A)
+        return _FAST_PNG(np.ascontiguousarray(bgr[..., order]))
     else:
         ok, buf = cv2.imencode(".png", bgr, PNG_PARAMS)
     if not ok:  # pragma: no cover - OpenCV only fails on impossible shapes
@@ -74,6 +92,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
         except OSError:
             pass
+        if is_disk_full(e):
+            raise disk_full(path.parent) from None
         raise WorkspaceError(f"Cannot write {path} ({e.strerror or e}); free some disk space or make "
                              f"{path.parent} writable, then run again to resume.") from None
 
@@ -88,6 +108,7 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
         raise InputError(f"Cannot read {path} ({e.strerror or e}); check that it exists and is readable.") from None
+    check_size(data, path)
     image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise InputError(f"{path} is not a readable image; delete it or replace it with a PNG or JPG.")
