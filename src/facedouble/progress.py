@@ -72,11 +72,13 @@ class RichReporter(Reporter):
 
     def info(self, message: str) -> None:
         super().info(message)
-        self.console.print(message)
+        self.console.print(message, soft_wrap=True, highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
         super().warn(message)
-        self.console.print(f"[yellow]warning:[/] {message}")
+        from rich.markup import escape
+
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import StageConfig
 from ..errors import FaceDoubleError, disk_full, is_disk_full
@@ -30,7 +31,7 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except FaceDoubleError as e:
-        err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]stopped.[/] What was finished is kept; run the same command again to resume.")
@@ -43,7 +44,7 @@ def cli_errors() -> Iterator[None]:
         if is_disk_full(e):
             _disk_full(e)
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-        err_console.print(f"[bold red]error:[/] {e.strerror or e}{where}; check the path and its permissions.", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e.strerror or e))}{escape(where)}; check the path and its permissions.", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as e:  # noqa: BLE001
         if os.environ.get("FACEDOUBLE_DEBUG"):
@@ -51,7 +52,7 @@ def cli_errors() -> Iterator[None]:
         if is_disk_full(e):  # a library's own error around ENOSPC (safetensors, PyAV)
             _disk_full(e)
         err_console.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e}. Please report it; "
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}. Please report it; "
             "set FACEDOUBLE_DEBUG=1 to see the traceback.", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
