@@ -22,14 +22,16 @@ DETECTOR = "auto"
 
 
 def _decode(path: Path, numbers: set[int]) -> dict[int, np.ndarray]:
-    """RGB frames of a video by frame number (1 = first)."""
+    """RGB frames of a video by frame number (1 = first), decoded as facedouble decodes them."""
     import av
+
+    from facedouble.video.pixels import frame_to_image
 
     out = {}
     with av.open(str(path)) as c:
         for i, frame in enumerate(c.decode(video=0), start=1):
             if i in numbers:
-                out[i] = frame.to_ndarray(format="rgb24")
+                out[i] = frame_to_image(frame, "rgb24")
             if i >= max(numbers):
                 break
     return out

@@ -73,6 +73,7 @@ def read_grey(path: Path) -> np.ndarray:
 
 
 def _read_video(path: Path, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    from ..video.pixels import frame_to_image
     from ..video.probe import demux_decode, open_video, rotate_image, rotation_steps
 
     pos = 0
@@ -84,8 +85,7 @@ def _read_video(path: Path, wanted: list[int]) -> Iterator[tuple[int, np.ndarray
             index += 1
             if index != wanted[pos]:
                 continue
-            kwargs = {"src_color_range": frame.color_range} if frame.color_range in (1, 2) else {}
-            rgb = frame.to_ndarray(format="rgb24", **kwargs)
+            rgb = frame_to_image(frame, "rgb24")
             yield index, np.ascontiguousarray(rotate_image(rgb, rotation_steps(frame.rotation)))
             pos += 1
             if pos >= len(wanted):

@@ -34,6 +34,7 @@ from ..errors import InputError, WorkspaceError
 from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from .audio import AudioEncoder, can_copy
+from .pixels import image_to_frame
 from .images import ImagePool, ensure_writable, keep_backup, numbered_images, read_image
 from .probe import Timeline, decoding, open_video, timeline
 
@@ -257,11 +258,9 @@ def _write(tmp: Path, spec: OutputFormat, cfg: VideoBuildConfig, frames: list[tu
                     return number, av.VideoFrame.from_ndarray(argb, format="argb")
                 if (ew, eh) != (w, h):
                     bgr = cv2.copyMakeBorder(bgr, 0, eh - h, 0, ew - w, cv2.BORDER_REPLICATE)
-                frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-                if spec.yuv:
-                    frame = frame.reformat(format=spec.pix_fmt, dst_colorspace=colorspace, dst_color_range=color_range,
-                                             threads=1)  # one thread: the pool already runs one per core
-                return number, frame
+                if spec.yuv:  # one swscale thread: the pool already runs one per core
+                    return number, image_to_frame(bgr, spec.pix_fmt, colorspace=colorspace, color_range=color_range)
+                return number, av.VideoFrame.from_ndarray(bgr, format="bgr24")
 
             end_pts = 0
             durations: dict[int, int] = {}

@@ -20,6 +20,7 @@ from ..config import VideoExtractConfig, write_json_atomic
 from ..errors import InputError, OptionError
 from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
+from .pixels import frame_to_image
 from .images import ImagePool, ensure_writable, frame_name, numbered_images, remove_stale_temps, write_image
 from .probe import demux_decode, open_video, rotate_image, rotation_steps, stream_fps
 
@@ -74,10 +75,7 @@ def _check_resume(folder: Path, cfg: VideoExtractConfig, video: Path) -> None:
 
 def _convert_and_write(frame: av.VideoFrame, steps: int, path: Path, jpeg_quality: int) -> None:
     """On a worker thread: YUV -> BGR (the frame's own colour matrix and range), display rotation, write."""
-    kwargs = {"threads": 1}  # one swscale thread: the pool already runs one worker per core
-    if frame.color_range in (1, 2):
-        kwargs["src_color_range"] = frame.color_range
-    bgr = frame.to_ndarray(format="bgr24", **kwargs)
+    bgr = frame_to_image(frame, "bgr24", threads=1)  # one thread: the pool already runs one worker per core
     write_image(path, rotate_image(bgr, steps), jpeg_quality)
 
 
