@@ -70,6 +70,20 @@ def test_host_and_origin_checks(web_ws):
     assert c.get("/api/state").headers["x-frame-options"] == "DENY"
 
 
+def test_every_route_needs_the_token(web_ws):
+    """Each route of the app (new ones included) refuses a request without the token, and one with a wrong token."""
+    c = make_client(web_ws)
+    c.cookies.clear()
+    routes = [r for r in c.app.routes if getattr(r, "path", "").startswith(("/api/", "/static/"))]
+    assert {"/api/report", "/api/report/summary", "/api/verify", "/api/train/status"} <= {r.path for r in routes}
+    for route in routes:
+        url = route.path.replace("{side}", "src").replace("{name}", "x.png").replace("{number}", "1")
+        url = url.replace("{stage}", "merge")
+        for method in sorted(route.methods - {"HEAD"}):
+            assert c.request(method, url).status_code == 401, (method, url)
+            assert c.request(method, url, headers={"X-Token": "wrong"}).status_code == 403, (method, url)
+
+
 def test_security_helpers(tmp_path):
     g = security.Guard("abc")
     assert g.token_status(None) == 401 and g.token_status("abd") == 403 and g.token_status("abc") == 200
@@ -332,6 +346,44 @@ def test_training_monitor_files(web_ws):
     assert _img(c.get("/api/train/history/sae_00000001.png")).shape[0] > 64
     assert c.get("/api/train/history/nope.png").status_code == 404
     assert c.get("/api/state").json()["model"]["iteration"] == 2
+    curve = c.get("/api/train/status").json()["identity"]              # the trainer's identity of its previews
+    assert curve and set(curve[-1]) == {"iteration", "nearer_src", "same_as_src", "mean_src", "mean_dst"}
+    assert curve[-1]["iteration"] == 2
+
+
+def _fake_model(ws, name="sae"):
+    """Just enough of a model for the training monitor to list it (an options file and a checkpoint)."""
+    (ws.model / f"{name}_options.json").write_text("{}")
+    (ws.model / f"{name}.safetensors").write_bytes(b"")
+
+
+def test_train_status_identity_curve(web_ws):
+    c = make_client(web_ws)
+    assert c.get("/api/train/status").json()["identity"] == []           # no model
+    _fake_model(web_ws)
+    assert c.get("/api/train/status").json()["identity"] == []           # a model, no identity log yet
+    log = web_ws.model / "sae_identity.json"
+    log.write_text("not json")
+    assert c.get("/api/train/status").json()["identity"] == []           # unreadable: no curve, no error
+    entries = [{"iteration": 20, "nearer_src": 0.75, "same_as_src": 0.5, "mean_src": 0.58, "mean_dst": 0.66},
+               {"iteration": 10, "nearer_src": 0.25, "same_as_src": 0.0, "mean_src": 0.71, "mean_dst": float("nan")},
+               {"iteration": "x"}, "junk", {"iteration": 30, "nearer_src": True}]
+    log.write_text(json.dumps(entries))                                    # NaN as the trainer's json writes it
+    st = c.get("/api/train/status")
+    assert st.status_code == 200
+    curve = st.json()["identity"]
+    assert [e["iteration"] for e in curve] == [10, 20, 30]                 # oldest first, junk left out
+    assert curve[0] == {"iteration": 10, "nearer_src": 0.25, "same_as_src": 0.0, "mean_src": 0.71, "mean_dst": None}
+    assert curve[1]["mean_src"] == 0.58 and curve[2]["nearer_src"] is None
+    long = [{"iteration": i, "nearer_src": 0.5, "same_as_src": 0.5, "mean_src": 0.6, "mean_dst": 0.7} for i in range(2500)]
+    log.write_text(json.dumps(long))
+    curve = c.get("/api/train/status").json()["identity"]
+    assert 800 <= len(curve) <= 1001 and curve[0]["iteration"] == 0 and curve[-1]["iteration"] == 2499
+    outside = web_ws.root.parent / "elsewhere.json"
+    outside.write_text(json.dumps(entries[:1]))
+    log.unlink()
+    log.symlink_to(outside)
+    assert c.get("/api/train/status").json()["identity"] == []           # a link out of the workspace is not read
 
 
 def test_train_job_save_and_stop(web_ws):
@@ -426,6 +478,112 @@ def test_merge_config_save_merge_build_and_play(web_ws, monkeypatch, media):
     v = c.post("/api/verify", json={"path": "result.mp4"})
     assert v.status_code == 200 and v.json()["path"] == "result.mp4"
     assert c.post("/api/verify", json={"path": "../../etc/passwd"}).status_code == 403
+
+
+# -- quality report ----------------------------------------------------------------------------------------------
+
+REPORT_HTML = "<!doctype html><html><head><title>facedouble quality report</title><style>h1{color:red}</style>" \
+              "</head><body><h1>Report</h1></body></html>"
+CHECKS = [
+    {"name": "identity retrieval (share of faces nearer src than dst)", "value": 0.95, "target": 0.9, "op": ">=",
+     "pass": True, "unit": "", "note": ""},
+    {"name": "flicker inside the face, relative to dst", "value": 1.3, "target": 1.1, "op": "<=", "pass": False,
+     "unit": "", "note": ""},
+    {"name": "background PSNR outside the face", "value": float("nan"), "target": 45.0, "op": ">=", "pass": None,
+     "unit": "dB", "note": "100 dB means identical"},
+]
+
+
+def _write_report(ws, summary=None) -> None:
+    folder = ws.root / "report"
+    folder.mkdir(exist_ok=True)
+    (folder / "report.html").write_text(REPORT_HTML, encoding="utf-8")
+    summary = summary if summary is not None else {
+        "pass": False, "checks": CHECKS,
+        "identity": {"n": 4, "nearer_src": 0.95, "same_as_src": 0.75, "mean_src": 0.5, "mean_dst": float("nan"),
+                     "target_nearer_src": 0.9, "same_person_threshold": 0.6},
+        "detail": {"ratio_to_dst_median": 0.9}, "expression_pose": {"landmark_error_mean": 0.02},
+        "temporal": {"flicker_ratio": 1.3}, "blending": {"background_psnr_db": None}, "coverage": {"frames_scored": 4}}
+    data = {"version": 1, "created": "2025-01-02 03:04:05", "coverage_text": "4 of 4 frames scored",
+            "summary": summary, "notes": ["a note"], "frames": [{"number": 1}]}
+    (folder / "report.json").write_text(json.dumps(data), encoding="utf-8")     # NaN as Python writes it
+
+
+def test_report_missing_says_so(web_ws):
+    c = make_client(web_ws)
+    for url in ("/api/report", "/api/report/summary"):
+        r = c.get(url)
+        assert r.status_code == 404 and "No quality report yet" in r.json()["detail"], url
+        assert "report stage" in r.json()["detail"]
+
+
+def test_report_page_and_summary(web_ws):
+    _write_report(web_ws)
+    c = make_client(web_ws)
+    page = c.get("/api/report")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text == REPORT_HTML
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "sandbox" in csp and "script-src" not in csp   # no script may run
+    assert page.headers["x-frame-options"] == "DENY"
+    s = c.get("/api/report/summary")
+    assert s.status_code == 200
+    body = s.json()
+    assert body["created"] == "2025-01-02 03:04:05" and body["coverage"] == "4 of 4 frames scored" and body["html"]
+    assert body["notes"] == ["a note"] and "frames" not in body and body["version"]
+    summary = body["summary"]
+    assert summary["pass"] is False
+    assert [ch["pass"] for ch in summary["checks"]] == [True, False, None]
+    assert summary["checks"][2]["value"] is None                        # nan -> null (strict JSON)
+    assert summary["identity"]["nearer_src"] == 0.95 and summary["identity"]["mean_dst"] is None
+    assert summary["detail"]["ratio_to_dst_median"] == 0.9 and summary["temporal"]["flicker_ratio"] == 1.3
+    assert summary["expression_pose"]["landmark_error_mean"] == 0.02
+    # the token rules hold for both
+    c.cookies.clear()
+    for url in ("/api/report", "/api/report/summary"):
+        assert c.get(url).status_code == 401
+        assert c.get(url, headers={"X-Token": "wrong"}).status_code == 403
+        assert c.get(url, headers={"X-Token": TOKEN, "Host": "evil.example"}).status_code == 403
+
+
+def test_report_unreadable_and_outside_refused(web_ws, tmp_path):
+    _write_report(web_ws)
+    c = make_client(web_ws)
+    (web_ws.root / "report" / "report.json").write_text("{not json")
+    r = c.get("/api/report/summary")
+    assert r.status_code == 409 and "cannot be read" in r.json()["detail"]
+    _write_report(web_ws, summary={"checks": "nope"})
+    r = c.get("/api/report/summary")
+    assert r.status_code == 409 and "no summary" in r.json()["detail"]
+    # a report folder that links out of the workspace is not served
+    import shutil
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.html").write_text("<p>secret</p>")
+    (outside / "report.json").write_text(json.dumps({"summary": {"checks": []}}))
+    shutil.rmtree(web_ws.root / "report")
+    (web_ws.root / "report").symlink_to(outside)
+    for url in ("/api/report", "/api/report/summary"):
+        r = c.get(url)
+        assert r.status_code == 403 and b"secret" not in r.content, url
+
+
+def test_report_job_message_names_the_report(web_ws, monkeypatch):
+    from facedouble import report as report_pkg
+    from facedouble.report.stage import ReportResult
+
+    def fake(ws, cfg, reporter=None):
+        _write_report(ws)
+        return ReportResult(ws.root / "report" / "report.html", ws.root / "report" / "report.json",
+                            {"pass": False, "checks": CHECKS}, 4, 0.1)
+
+    monkeypatch.setattr(report_pkg, "make_report", fake)
+    c = make_client(web_ws)
+    assert c.post("/api/jobs", json={"stage": "report", "options": {}}).status_code == 200
+    job = _wait(c)
+    assert job["state"] == "done" and job["message"] == "report written to report/report.html: 1 of 2 checks pass"
+    assert c.get("/api/report/summary").status_code == 200
 
 
 def test_ui_command_help():

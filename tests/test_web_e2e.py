@@ -1,7 +1,8 @@
 """The browser UI end to end: uvicorn on 127.0.0.1 in a thread, Debian's chromium driven by Playwright.
 
 Open the app through the token URL, sort and trash a face, confirm a manual rectangle, change a merge
-option and see the preview change. Screenshots go to test-artifacts/. Skips (with the reason) when
+option and see the preview change, verify the result video's provenance and make the quality report, and
+see the training identity curve. Screenshots go to test-artifacts/. Skips (with the reason) when
 /usr/bin/chromium or the playwright package is missing; never downloads a browser."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_web_fixtures import TOKEN, identity_factory, web_template, web_ws  # noqa: F401
+from test_web_fixtures import TOKEN, add_result, identity_factory, web_template, web_ws  # noqa: F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -125,8 +126,9 @@ def test_manual_rectangle(page, artifacts):
     assert (ws.aligned("dst") / "000005_0.jpg").is_file()
 
 
-def test_merge_option_changes_preview(page, artifacts):
+def test_merge_option_changes_preview(page, artifacts, media):
     pg, url, ws = page
+    run_id = add_result(ws, media)                  # a real, watermarked and signed result.mp4
     pg.goto(f"{url}/?token={TOKEN}")
     pg.wait_for_selector("#stage-table tbody tr")
     pg.click("#tabs button[data-tab=merge]")
@@ -160,3 +162,69 @@ def test_merge_option_changes_preview(page, artifacts):
 
     saved = MergeConfig.load(ws.frames("dst") / "merge_config.json")
     assert saved.mode == "raw" and saved.raw == "mask"
+    check_result_provenance_and_report(pg, artifacts, run_id)
+
+
+def check_result_provenance_and_report(pg, artifacts, run_id: str) -> None:
+    """Beside the result video: Verify provenance shows the three marks; the quality report block says there
+    is none, then (after its button runs the real report stage) shows the checks and links to the page."""
+    assert pg.get_attribute("#result-video", "src") == "/api/result/result.mp4"
+    pg.wait_for_function("document.querySelector('#report-msg').textContent.includes('No quality report yet')")
+    assert pg.locator("#report-link").is_hidden()
+    pg.click("#verify-run")
+    pg.wait_for_function("document.querySelectorAll('#verify-out li').length === 3", timeout=60_000)
+    lines = pg.locator("#verify-out li")
+    texts = lines.all_inner_texts()
+    assert texts[0].startswith("watermark: found, run " + run_id), texts
+    assert texts[1].startswith("C2PA: valid") and texts[2].startswith("container tag: facedouble"), texts
+    assert run_id in texts[2]
+    assert [lines.nth(i).get_attribute("class") for i in range(3)] == ["ok", "ok", "ok"]   # green
+    assert "marked as AI-generated" in pg.inner_text("#verify-msg")
+
+    pg.click("#report-run")
+    pg.wait_for_function("document.querySelector('#job-name').textContent === 'report: done'", timeout=180_000)
+    pg.wait_for_function("document.querySelectorAll('#report-checks li.check').length === 5", timeout=10_000)
+    badges = pg.locator("#report-checks .badge")
+    kinds = {badges.nth(i).get_attribute("class") for i in range(5)}
+    assert kinds <= {"badge ok", "badge bad", "badge "} and ("badge ok" in kinds or "badge bad" in kinds)
+    first = pg.locator("#report-checks li.check").first.inner_text()
+    assert "identity retrieval" in first and "target >=" in first
+    assert "identity over" in pg.inner_text("#report-checks")
+    assert pg.locator("#report-link").is_visible() and pg.get_attribute("#report-link", "target") == "_blank"
+    job_link = pg.locator("#job-report-link")                       # the finished job's message links to it too
+    assert job_link.inner_text() == "open the report" and job_link.get_attribute("href").startswith("/api/report")
+    pg.locator("#report-block").scroll_into_view_if_needed()
+    pg.screenshot(path=str(artifacts / "ui_result_report.png"), full_page=True)
+    with pg.context.expect_page() as opened:
+        pg.click("#report-link")
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.title() == "facedouble quality report"
+    report.close()
+
+
+def test_training_identity_curve(page, artifacts):
+    pg, url, ws = page
+    (ws.model / "sae_options.json").write_text("{}")                 # enough of a model to be listed
+    (ws.model / "sae.safetensors").write_bytes(b"")
+    pg.goto(f"{url}/?token={TOKEN}")
+    pg.wait_for_selector("#stage-table tbody tr")
+    pg.click("#tabs button[data-tab=train]")
+    pg.wait_for_function("document.querySelector('#train-identity').dataset.points === '0'")
+    import json
+
+    log = [{"iteration": i * 100, "nearer_src": min(1.0, i / 5), "same_as_src": i / 10, "mean_src": 0.9 - i * 0.06,
+            "mean_dst": 0.5 + i * 0.03} for i in range(8)]
+    (ws.model / "sae_identity.json").write_text(json.dumps(log))
+    pg.wait_for_function("document.querySelector('#train-identity').dataset.points === '8'", timeout=10_000)
+    # the curves are drawn: red (distance to src) and green (nearer src) pixels on the canvas
+    colours = pg.evaluate("""(() => { const c = document.querySelector('#train-identity');
+        const d = c.getContext('2d').getImageData(0, 20, c.width, c.height - 40).data;
+        let red = 0, green = 0;
+        for (let i = 0; i < d.length; i += 4) {
+          if (d[i] > 180 && d[i + 1] < 90 && d[i + 2] < 90) red++;
+          if (d[i + 1] > 130 && d[i] < 90 && d[i + 2] < 90) green++;
+        }
+        return [red, green]; })()""")
+    assert colours[0] > 20 and colours[1] > 20, colours
+    pg.screenshot(path=str(artifacts / "ui_train_identity.png"), full_page=True)

@@ -94,3 +94,21 @@ def make_client(ws, **kw):
     client = TestClient(app)
     client.cookies.set("facedouble_token", TOKEN)
     return client
+
+
+def add_result(ws, media: Path) -> str:
+    """A real result.mp4: the dst frames marked with the provenance watermark as merged frames, built with the
+    build stage (container tag, C2PA) over single_face.mp4 as data_dst.mp4. Returns the run id."""
+    import cv2
+
+    from facedouble.config import VideoBuildConfig
+    from facedouble.merge.merger import mark_output, new_run_id, read_image
+    from facedouble.video.build import build_video
+
+    run_id = new_run_id()
+    for p in ws.frame_files("dst"):
+        marked = mark_output(read_image(p), run_id)
+        cv2.imwrite(str(ws.merged / p.name), cv2.cvtColor(marked, cv2.COLOR_RGB2BGR))
+    shutil.copy(media / "single_face.mp4", ws.root / "data_dst.mp4")
+    build_video(ws, VideoBuildConfig(), run_id=run_id)
+    return run_id

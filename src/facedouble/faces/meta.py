@@ -6,6 +6,11 @@ versioned JSON object (`FaceRecord`). Images in and out are RGB uint8 HWC.
 
 Faces made by the original tool (a pickled dict in JPEG APP15) are imported with `import_dfl`, which reads
 the pickle with `RestrictedUnpickler` (numpy arrays and plain values only); nothing else here unpickles.
+
+Every reader here takes untrusted bytes: it returns a valid record (or None where it says so) or raises
+MetadataError, never another exception, and never inflates or allocates without a bound
+(tests/test_reliability_security.py fuzzes them). Errors of the bytes-level readers are clauses ("a JPEG
+segment runs past the end of the file"); `read_record` and `read_face` make them one sentence naming the file.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import pickle
 import struct
@@ -22,6 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..choices import FaceType, values
 from ..errors import InputError, MetadataError
 from ..files import atomic_write_bytes
 
@@ -31,6 +38,13 @@ APP_MARKER = 0xE9  # APP9; APP11 is C2PA's (JUMBF), APP15 the original tool's
 PNG_KEYWORD = b"facedouble"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SEGMENT_PAYLOAD = 65533 - len(IDENT) - 4  # a JPEG segment holds at most 65535 bytes including its length
+MAX_RECORD_BYTES = 64 * 1024 * 1024     # a compressed PNG record inflating past this is refused (a zip bomb)
+MAX_IMAGE_PIXELS = 1 << 25              # face images declaring more pixels are refused before decoding (~33 MP;
+                                        # a progressive JPEG decoder needs ~12 bytes a pixel)
+MAX_COORDINATE = 1e9                    # |x|, |y| of a stored point or rectangle
+MAX_PICKLED_ITEMS = 4_000_000           # values in DFL metadata once shared references are expanded
+FACE_TYPES = frozenset(values(FaceType))
+_UPGRADE = "upgrade facedouble"         # the advice of a record too new; other damage: delete or re-extract
 
 
 @dataclasses.dataclass
@@ -66,32 +80,36 @@ class FaceRecord:
 
     @classmethod
     def from_json(cls, data: Any) -> "FaceRecord":
+        """The record of a parsed JSON object, every field checked; MetadataError says which one is wrong."""
         if not isinstance(data, dict):
-            raise MetadataError("The face record is not a JSON object.")
+            raise MetadataError("the face record is not a JSON object")
         version = data.get("version", 0)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise MetadataError(f"Face record version {version!r} is newer than this facedouble understands; upgrade facedouble.")
+        if not _is_int(version):
+            raise MetadataError("the face record's version is not a whole number")
+        if version > FORMAT_VERSION:
+            raise MetadataError(f"the face record has version {version}, newer than this facedouble understands; "
+                                f"{_UPGRADE}")
         try:
             identity = data.get("identity")
             return cls(
-                face_type=str(data["face_type"]),
-                size=int(data["size"]),
-                landmarks=_array(data["landmarks"], (68, 2), np.float32),
-                source_landmarks=_array(data["source_landmarks"], (68, 2), np.float32),
-                matrix=_array(data["matrix"], (2, 3), np.float64),
-                source_filename=str(data["source_filename"]),
-                source_rect=tuple(int(v) for v in data["source_rect"]),  # type: ignore[arg-type]
-                source_size=tuple(int(v) for v in data.get("source_size", (0, 0))),  # type: ignore[arg-type]
-                face_index=int(data.get("face_index", 0)),
-                detector=str(data.get("detector", "")),
-                landmarker=str(data.get("landmarker", "")),
-                identity=None if identity is None else _array(identity, (128,), np.float32),
-                mask_polys=list(data.get("mask_polys", [])),
-                extra=dict(data.get("extra", {})),
+                face_type=_face_type(_required(data, "face_type")),
+                size=_whole(_required(data, "size"), "size", low=1, high=1 << 16),
+                landmarks=_array(_required(data, "landmarks"), (68, 2), np.float32, "landmarks"),
+                source_landmarks=_array(_required(data, "source_landmarks"), (68, 2), np.float32, "source_landmarks"),
+                matrix=_matrix(_required(data, "matrix")),
+                source_filename=_file_name(_required(data, "source_filename")),
+                source_rect=_ints(_required(data, "source_rect"), 4, "source_rect"),  # type: ignore[arg-type]
+                source_size=_ints(data.get("source_size", (0, 0)), 2, "source_size", low=0),  # type: ignore[arg-type]
+                face_index=_whole(data.get("face_index", 0), "face_index", low=0),
+                detector=_text(data.get("detector", ""), "detector"),
+                landmarker=_text(data.get("landmarker", ""), "landmarker"),
+                identity=None if identity is None else _array(identity, (128,), np.float32, "identity"),
+                mask_polys=_polygons(data.get("mask_polys", []), "mask_polys"),
+                extra=_object(data.get("extra", {}), "extra"),
                 version=FORMAT_VERSION,
             )
-        except (KeyError, TypeError, ValueError) as e:
-            raise MetadataError(f"The face record is incomplete or malformed ({e}).") from None
+        except RecursionError:
+            raise MetadataError("the face record is nested too deeply") from None
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), separators=(",", ":")).encode("utf-8")
@@ -101,15 +119,106 @@ class FaceRecord:
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:
-            raise MetadataError(f"The face record is not valid JSON ({e}).") from None
+            raise MetadataError(f"the face record is not valid JSON ({_short(e)})") from None
+        except RecursionError:
+            raise MetadataError("the face record is not valid JSON (nested too deeply)") from None
         return cls.from_json(data)
 
 
-def _array(value: Any, shape: tuple[int, ...], dtype) -> np.ndarray:
-    arr = np.asarray(value, dtype=dtype)
-    if arr.shape != shape or not np.all(np.isfinite(arr)):
-        raise ValueError(f"expected finite array of shape {shape}, got {arr.shape}")
+# -- checks of the record's fields (each raises MetadataError naming the field) -----------------------------
+
+def _short(value: Any, n: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    """An int or float (not a bool) that is finite and within MAX_COORDINATE."""
+    if _is_int(v):
+        return abs(v) <= MAX_COORDINATE
+    return isinstance(v, float) and math.isfinite(v) and abs(v) <= MAX_COORDINATE
+
+
+def _required(data: dict, key: str) -> Any:
+    if key not in data:
+        raise MetadataError(f"the face record has no {key}")
+    return data[key]
+
+
+def _face_type(v: Any) -> str:
+    if not isinstance(v, str) or v not in FACE_TYPES:
+        raise MetadataError(f"the face record's face_type is not one of {', '.join(sorted(FACE_TYPES))}")
+    return v
+
+
+def _whole(v: Any, name: str, low: int | None = None, high: int | None = None) -> int:
+    if not (_is_int(v) or (isinstance(v, float) and v.is_integer())) or abs(v) > MAX_COORDINATE \
+            or (low is not None and v < low) or (high is not None and v > high):
+        bounds = f" from {low}" if low is not None else ""
+        bounds += f" to {high}" if high is not None else ""
+        raise MetadataError(f"the face record's {name} is not a whole number{bounds}")
+    return int(v)
+
+
+def _ints(v: Any, n: int, name: str, low: int | None = None) -> tuple[int, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) != n or not all(_is_number(x) for x in v) \
+            or (low is not None and any(x < low for x in v)):
+        raise MetadataError(f"the face record's {name} is not {n} numbers"
+                            + (f" of at least {low}" if low is not None else ""))
+    return tuple(int(x) for x in v)
+
+
+def _text(v: Any, name: str) -> str:
+    if not isinstance(v, str):
+        raise MetadataError(f"the face record's {name} is not text")
+    return v
+
+
+def _file_name(v: Any) -> str:
+    """A frame's file name: no folders, so it can never point outside the frames folder."""
+    if not isinstance(v, str) or "/" in v or "\\" in v or "\x00" in v or v in (".", ".."):
+        raise MetadataError("the face record's source_filename is not a plain file name")
+    return v
+
+
+def _polygons(v: Any, name: str) -> list:
+    """[[[x, y], ...], ...] with finite numbers, kept as given (empty polygons are allowed)."""
+    ok = isinstance(v, list) and all(
+        isinstance(poly, list) and all(isinstance(pt, list) and len(pt) == 2 and _is_number(pt[0]) and _is_number(pt[1])
+                                       for pt in poly) for poly in v)
+    if not ok:
+        raise MetadataError(f"the face record's {name} is not a list of polygons of (x, y) numbers")
+    return v
+
+
+def _object(v: Any, name: str) -> dict:
+    if not isinstance(v, dict):
+        raise MetadataError(f"the face record's {name} is not a JSON object")
+    return v
+
+
+def _array(value: Any, shape: tuple[int, ...], dtype, name: str = "array") -> np.ndarray:
+    try:
+        if isinstance(value, (str, bytes, dict)):
+            raise TypeError
+        with np.errstate(all="ignore"):
+            arr = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError, RecursionError, MemoryError):
+        arr = None
+    if arr is None or arr.shape != shape or not np.all(np.isfinite(arr)):
+        raise MetadataError(f"the face record's {name} is not {' x '.join(map(str, shape))} finite numbers")
     return arr
+
+
+def _matrix(value: Any) -> np.ndarray:
+    m = _array(value, (2, 3), np.float64, "matrix")
+    if abs(np.linalg.det(m[:, :2])) < 1e-12:
+        raise MetadataError("the face record's matrix cannot be inverted")
+    return m
 
 
 # -- JPEG -----------------------------------------------------------------------------------------
@@ -117,12 +226,12 @@ def _array(value: Any, shape: tuple[int, ...], dtype) -> np.ndarray:
 def _jpeg_segments(data: bytes):
     """Yield (marker, start, end) of each segment before the scan data; end excludes the next marker."""
     if data[:2] != b"\xff\xd8":
-        raise MetadataError("Not a JPEG file (no SOI marker).")
+        raise MetadataError("it is not a JPEG file (no SOI marker)")
     pos = 2
     n = len(data)
     while pos + 4 <= n:
         if data[pos] != 0xFF:
-            raise MetadataError("Corrupt JPEG: expected a marker.")
+            raise MetadataError(f"the JPEG is corrupt (no marker at byte {pos})")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -132,7 +241,7 @@ def _jpeg_segments(data: bytes):
             continue
         (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
         if length < 2 or pos + 2 + length > n:
-            raise MetadataError("Corrupt JPEG: a segment runs past the end of the file.")
+            raise MetadataError("the JPEG is corrupt (a segment runs past the end of the file)")
         yield marker, pos, pos + 2 + length
         if marker == 0xDA:  # start of scan: metadata ends here
             return
@@ -145,15 +254,19 @@ def jpeg_record_bytes(data: bytes) -> bytes | None:
     for marker, start, end in _jpeg_segments(data):
         body = data[start + 4:end]
         if marker == APP_MARKER and body.startswith(IDENT):
+            if len(body) < len(IDENT) + 4:
+                raise MetadataError("the face record is corrupt (a part's header is cut short)")
             index, total = struct.unpack(">HH", body[len(IDENT):len(IDENT) + 4])
             if count is not None and total != count:
-                raise MetadataError("Corrupt face record: its parts disagree on their count.")
+                raise MetadataError("the face record is corrupt (its parts disagree on their count)")
+            if index in parts:
+                raise MetadataError("the face record is corrupt (a part appears twice)")
             count = total
             parts[index] = body[len(IDENT) + 4:]
     if count is None:
         return None
     if sorted(parts) != list(range(count)):
-        raise MetadataError("Corrupt face record: some of its parts are missing.")
+        raise MetadataError("the face record is corrupt (some of its parts are missing)")
     return b"".join(parts[i] for i in range(count))
 
 
@@ -176,7 +289,7 @@ def jpeg_with_record(data: bytes, record: bytes | None) -> bytes:
     if record is not None:
         chunks = [record[i:i + _SEGMENT_PAYLOAD] for i in range(0, len(record), _SEGMENT_PAYLOAD)] or [b""]
         if len(chunks) > 0xFFFF:
-            raise MetadataError("The face record is too large to store in a JPEG.")
+            raise MetadataError("the face record is too large to store in a JPEG")
         for i, chunk in enumerate(chunks):
             body = IDENT + struct.pack(">HH", i, len(chunks)) + chunk
             ours.append(bytes([0xFF, APP_MARKER]) + struct.pack(">H", len(body) + 2) + body)
@@ -187,13 +300,13 @@ def jpeg_with_record(data: bytes, record: bytes | None) -> bytes:
 
 def _png_chunks(data: bytes):
     if not data.startswith(PNG_SIGNATURE):
-        raise MetadataError("Not a PNG file (bad signature).")
+        raise MetadataError("it is not a PNG file (bad signature)")
     pos = len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
         end = pos + 12 + length
         if end > len(data):
-            raise MetadataError("Corrupt PNG: a chunk runs past the end of the file.")
+            raise MetadataError("the PNG is corrupt (a chunk runs past the end of the file)")
         yield ctype, pos, end
         if ctype == b"IEND":
             return
@@ -209,18 +322,28 @@ def png_record_bytes(data: bytes) -> bytes | None:
         if keyword != PNG_KEYWORD:
             continue
         if len(rest) < 2:
-            raise MetadataError("Corrupt face record chunk.")
+            raise MetadataError("the face record chunk is corrupt (cut short)")
         compressed, _method = rest[0], rest[1]
         rest = rest[2:]
         _lang, _, rest = rest.partition(b"\x00")
         _translated, _, text = rest.partition(b"\x00")
-        if compressed:
-            try:
-                text = zlib.decompress(text)
-            except zlib.error as e:
-                raise MetadataError(f"Corrupt face record chunk ({e}).") from None
-        return text
+        return _inflate(text) if compressed else text
     return None
+
+
+def _inflate(data: bytes) -> bytes:
+    """zlib data inflated to at most MAX_RECORD_BYTES (a small chunk may claim gigabytes)."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, MAX_RECORD_BYTES + 1)
+    except zlib.error as e:
+        raise MetadataError(f"the face record chunk is corrupt ({e})") from None
+    if len(out) > MAX_RECORD_BYTES:
+        raise MetadataError(f"the face record chunk inflates to more than {MAX_RECORD_BYTES >> 20} MB, too large "
+                            "for a face record")
+    if not d.eof:
+        raise MetadataError("the face record chunk is corrupt (its compressed text is cut short)")
+    return out
 
 
 def png_with_record(data: bytes, record: bytes | None) -> bytes:
@@ -239,11 +362,12 @@ def png_with_record(data: bytes, record: bytes | None) -> bytes:
 # -- files ----------------------------------------------------------------------------------------
 
 def record_bytes(data: bytes) -> bytes | None:
+    """The raw record (JSON bytes) inside a JPEG or PNG, None if it has none; MetadataError if corrupt."""
     if data.startswith(PNG_SIGNATURE):
         return png_record_bytes(data)
     if data[:2] == b"\xff\xd8":
         return jpeg_record_bytes(data)
-    raise MetadataError("Not a JPEG or PNG image.")
+    raise MetadataError("it is not a JPEG or PNG image")
 
 
 def with_record(data: bytes, record: FaceRecord | None) -> bytes:
@@ -252,7 +376,7 @@ def with_record(data: bytes, record: FaceRecord | None) -> bytes:
         return png_with_record(data, raw)
     if data[:2] == b"\xff\xd8":
         return jpeg_with_record(data, raw)
-    raise MetadataError("Not a JPEG or PNG image.")
+    raise MetadataError("it is not a JPEG or PNG image")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -264,45 +388,82 @@ def _read_bytes(path: Path) -> bytes:
         raise InputError(f"Cannot read face image {path} ({e.strerror}).") from None
 
 
+def _in_file(path: str | os.PathLike, e: MetadataError) -> MetadataError:
+    """A reader's clause made one sentence that names the file and says what to do."""
+    reason = e.message.rstrip(".")
+    todo = "" if reason.endswith(_UPGRADE) else "; delete the image or extract the face again"
+    return MetadataError(f"Cannot read the face record of {path}: {reason}{todo}.")
+
+
 def read_record(path: str | os.PathLike) -> FaceRecord | None:
     """The record inside a face image, None if it has none; MetadataError if it is corrupt."""
     try:
         raw = record_bytes(_read_bytes(Path(path)))
+        return None if raw is None else FaceRecord.from_bytes(raw)
     except MetadataError as e:
-        raise MetadataError(f"{path}: {e.message}") from None
-    if raw is None:
-        return None
-    try:
-        return FaceRecord.from_bytes(raw)
-    except MetadataError as e:
-        raise MetadataError(f"{path}: {e.message}") from None
+        raise _in_file(path, e) from None
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """RGB uint8 HWC from encoded bytes (grey-scale, 16-bit and alpha are converted)."""
+    """RGB uint8 HWC from encoded PNG or JPEG bytes (grey-scale, 16-bit and alpha are converted); InputError
+    for anything else, or for a header claiming more than MAX_IMAGE_PIXELS (which a decoder would allocate)."""
     import cv2
 
+    if not (data.startswith(PNG_SIGNATURE) or data[:2] == b"\xff\xd8"):
+        raise InputError(f"{name} is not a PNG or JPEG image; delete or replace it.")
+    w, h = image_dimensions(data)
+    if w * h > MAX_IMAGE_PIXELS:
+        raise InputError(f"{name} claims to be {w} x {h} pixels, more than facedouble reads; delete or replace it.")
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if arr is None:
         raise InputError(f"{name} is not a readable image; delete or replace it.")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
+_SOF_MARKERS = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+
+
+def image_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) that a PNG or JPEG header declares, (0, 0) when it is neither. For a JPEG whose
+    segments cannot be followed, the largest size any frame header in it claims (a decoder skips garbage and
+    may still find one)."""
+    if data.startswith(PNG_SIGNATURE):
+        if data[12:16] == b"IHDR" and len(data) >= 24:
+            return struct.unpack(">II", data[16:24])  # type: ignore[return-value]
+        return 0, 0
+    if data[:2] != b"\xff\xd8":
+        return 0, 0
+    try:
+        for marker, start, end in _jpeg_segments(data):
+            if marker in _SOF_MARKERS and end - start >= 9:
+                h, w = struct.unpack(">HH", data[start + 5:start + 9])
+                return w, h
+    except MetadataError:
+        pass
+    best = (0, 0)
+    for marker in _SOF_MARKERS:
+        pos = data.find(bytes([0xFF, marker]))
+        while 0 <= pos <= len(data) - 9:
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            if w * h > best[0] * best[1]:
+                best = (w, h)
+            pos = data.find(bytes([0xFF, marker]), pos + 2)
+    return best
+
+
 def read_face(path: str | os.PathLike) -> tuple[np.ndarray, FaceRecord]:
-    """Image (RGB uint8 HWC) and record of an aligned face; MetadataError if it has no record."""
+    """Image (RGB uint8 HWC) and record of an aligned face; MetadataError if it has no record or a corrupt
+    one, InputError if the pixels cannot be decoded."""
     path = Path(path)
     data = _read_bytes(path)
     try:
         raw = record_bytes(data)
+        record = None if raw is None else FaceRecord.from_bytes(raw)
     except MetadataError as e:
-        raise MetadataError(f"{path}: {e.message}") from None
-    if raw is None:
+        raise _in_file(path, e) from None
+    if record is None:
         raise MetadataError(f"{path} has no facedouble face record; extract faces with `facedouble extract` "
                             "or import them with `facedouble util import-dfl`.")
-    try:
-        record = FaceRecord.from_bytes(raw)
-    except MetadataError as e:
-        raise MetadataError(f"{path}: {e.message}") from None
     return decode_image(data, str(path)), record
 
 
@@ -355,16 +516,22 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     numeric = getattr(core, "numeric", None) if core is not None else None
     if multiarray is None:  # numpy 1.x
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    import codecs
 
     allowed = {("numpy", "ndarray"): numpy.ndarray, ("numpy", "dtype"): numpy.dtype,
-               ("_codecs", "encode"): codecs.encode}  # protocol 2 writes bytes as _codecs.encode(str, 'latin1')
+               ("_codecs", "encode"): _latin1_encode}  # protocol 2 writes bytes as _codecs.encode(str, 'latin1')
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = multiarray._reconstruct
         allowed[(mod, "scalar")] = multiarray.scalar
     for mod in ("numpy.core.numeric", "numpy._core.numeric"):
         allowed[(mod, "_frombuffer")] = numeric._frombuffer
     return allowed
+
+
+def _latin1_encode(text: Any, encoding: str = "latin1") -> bytes:
+    """What protocol 2 pickles of bytes call (`_codecs.encode(str, 'latin1')`), and nothing else of codecs."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise MetadataError("refused a codec call other than latin1 text to bytes in the pickled metadata")
+    return text.encode("latin-1")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -384,21 +551,63 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def restricted_loads(data: bytes) -> Any:
-    """Unpickle untrusted bytes with RestrictedUnpickler; MetadataError if refused or corrupt."""
+    """Unpickle untrusted bytes with RestrictedUnpickler; MetadataError if refused or corrupt, or if the value
+    would expand to more than MAX_PICKLED_ITEMS values (see `_expanded_size`)."""
     import io
 
     try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
+        value = RestrictedUnpickler(io.BytesIO(data)).load()
     except MetadataError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt pickle can raise nearly anything
-        raise MetadataError(f"corrupt pickled metadata ({type(e).__name__}: {e})") from None
+        raise MetadataError(f"corrupt pickled metadata ({type(e).__name__}: {_short(e)})") from None
+    if _expanded_size(value, MAX_PICKLED_ITEMS) > MAX_PICKLED_ITEMS:
+        raise MetadataError(f"refused pickled metadata that expands to more than {MAX_PICKLED_ITEMS:,} values")
+    return value
+
+
+def _children(v: Any) -> list:
+    if isinstance(v, dict):
+        return [*v.keys(), *v.values()]
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return list(v)
+    if isinstance(v, np.ndarray) and v.dtype.hasobject:
+        return list(v.ravel())
+    return []
+
+
+def _expanded_size(value: Any, limit: int) -> int:
+    """How many values `value` holds once shared references are expanded, numpy arrays counting their
+    elements (capped just past `limit`). A few hundred bytes of pickle can otherwise stand for billions of
+    values: a list holding the same list twice, 40 levels deep, or an array of zero-byte items with any
+    shape. MetadataError for a value that contains itself."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        v, finished = stack.pop()
+        key = id(v)
+        if finished:
+            on_path.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in _children(v)) + (v.size if isinstance(v, np.ndarray) else 0)
+            sizes[key] = min(total, limit + 1)
+            if total > limit:
+                return limit + 1
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise MetadataError("refused pickled metadata that contains itself")
+        on_path.add(key)
+        stack.append((v, True))
+        stack.extend((c, False) for c in _children(v))
+    return sizes[id(value)]
 
 
 def dfl_metadata(data: bytes) -> dict | None:
     """The dict in the APP15 segment of a DFL face JPEG, None if there is none."""
     if data[:2] != b"\xff\xd8":
-        raise MetadataError("Not a JPEG file (no SOI marker).")
+        raise MetadataError("it is not a JPEG file (no SOI marker)")
     for marker, start, end in _jpeg_segments(data):
         if marker == DFL_APP_MARKER:
             value = restricted_loads(data[start + 4:end])
@@ -421,19 +630,26 @@ def _jpeg_without_marker(data: bytes, marker_to_drop: int) -> bytes:
 
 
 def _points(value: Any, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float32)
-    if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)):
-        raise MetadataError(f"{name} is not a list of (x, y) points")
+    try:
+        if isinstance(value, (str, bytes, dict)):
+            raise TypeError
+        with np.errstate(all="ignore"):
+            arr = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError, RecursionError, MemoryError):
+        raise MetadataError(f"{name} are not (x, y) numbers") from None
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.all(np.isfinite(arr)) \
+            or np.abs(arr).max(initial=0) > MAX_COORDINATE:
+        raise MetadataError(f"{name} are not a list of finite (x, y) points")
     return arr
 
 
 def _dfl_polys(value: Any) -> tuple[list, list]:
     """(include, exclude) polygons from DFL's seg_ie_polys: {'polys': [{'type': 1|0, 'pts': Nx2}, ...]} or
-    the older list of (type, pts)."""
+    the older list of (type, pts). Polygons that cannot be read are left out."""
     include: list = []
     exclude: list = []
     items = value.get("polys", []) if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
-    for item in items:
+    for item in items if isinstance(items, (list, tuple)) else []:
         if isinstance(item, dict):
             kind, pts = item.get("type", 1), item.get("pts", [])
         elif isinstance(item, (list, tuple)) and len(item) == 2:
@@ -442,37 +658,60 @@ def _dfl_polys(value: Any) -> tuple[list, list]:
             continue
         try:
             arr = _points(pts, "a mask polygon")
-        except MetadataError:
+            include_it = int(kind) == 1
+        except (MetadataError, TypeError, ValueError, OverflowError):
             continue
         if len(arr) >= 3:
-            (include if int(kind) == 1 else exclude).append(arr.tolist())
+            (include if include_it else exclude).append(arr.tolist())
     return include, exclude
 
 
 def _xseg_polys(value: Any, size: int) -> list:
-    """Outline polygons (face pixels) of a DFL xseg mask stored as PNG/JPEG bytes or an array."""
+    """Outline polygons (face pixels) of a DFL xseg mask stored as PNG/JPEG bytes or an array; [] when the
+    mask cannot be read (it is optional)."""
     import cv2
 
-    if isinstance(value, (bytes, bytearray)):
-        mask = cv2.imdecode(np.frombuffer(bytes(value), np.uint8), cv2.IMREAD_UNCHANGED)
-    else:
-        mask = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if mask is None or mask.ndim < 2 or mask.size == 0:
+    try:
+        if isinstance(value, (bytes, bytearray)):
+            data = bytes(value)
+            w, h = image_dimensions(data)
+            if not (data.startswith(PNG_SIGNATURE) or data[:2] == b"\xff\xd8") or w * h > 4096 * 4096:
+                return []
+            mask = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        else:
+            mask = value if isinstance(value, np.ndarray) else None
+        if mask is None or mask.ndim < 2 or mask.size == 0 or mask.dtype.kind not in "biuf":
+            return []
+        mask = mask.reshape(mask.shape[0], mask.shape[1], -1)[..., 0].astype(np.float32)
+        if mask.max() > 1.0:
+            mask /= 255.0
+        binary = (mask > 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    except (cv2.error, TypeError, ValueError, OverflowError, MemoryError):
         return []
-    mask = mask.reshape(mask.shape[0], mask.shape[1], -1)[..., 0].astype(np.float32)
-    if mask.max() > 1.0:
-        mask /= 255.0
-    binary = (mask > 0.5).astype(np.uint8)
-    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     scale = size / float(mask.shape[1])
     return [(c.reshape(-1, 2).astype(np.float32) * scale).tolist() for c in contours if len(c) >= 3]
 
 
+def _dfl_file_name(value: Any) -> str:
+    """The frame's file name (without folders) from DFL's source_filename, "" when there is none."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or "\x00" in value:
+        raise MetadataError("source_filename is not a file name")
+    name = value.replace("\\", "/").rsplit("/", 1)[-1]
+    return "" if name in (".", "..") else name
+
+
 def dfl_record(info: dict, image_size: tuple[int, int]) -> FaceRecord:
-    """A FaceRecord from the metadata dict of a DFL face of `image_size` (width, height)."""
+    """A FaceRecord from the metadata dict of a DFL face of `image_size` (width, height); MetadataError (a
+    clause saying what is wrong) for anything it cannot use."""
+    if not isinstance(info, dict) or _expanded_size(info, MAX_PICKLED_ITEMS) > MAX_PICKLED_ITEMS:
+        raise MetadataError(f"refused metadata that is not a dict of at most {MAX_PICKLED_ITEMS:,} values")
     ft = info.get("face_type")
-    if ft not in DFL_FACE_TYPES:
-        raise MetadataError(f"face type {ft!r} cannot be imported (only {', '.join(DFL_FACE_TYPES)})")
+    if not isinstance(ft, str) or ft not in DFL_FACE_TYPES:
+        shown = repr(ft) if isinstance(ft, str) else f"of type {type(ft).__name__}"
+        raise MetadataError(f"face type {_short(shown, 60)} cannot be imported (only {', '.join(DFL_FACE_TYPES)})")
     if "landmarks" not in info:
         raise MetadataError("the metadata has no landmarks")
     landmarks = _points(info["landmarks"], "landmarks")
@@ -481,7 +720,12 @@ def dfl_record(info: dict, image_size: tuple[int, int]) -> FaceRecord:
     mat = info.get("image_to_face_mat")
     if mat is None:
         raise MetadataError("the metadata has no image_to_face_mat")
-    mat = np.asarray(mat, dtype=np.float64)
+    try:
+        if isinstance(mat, (str, bytes, dict)):
+            raise TypeError
+        mat = np.asarray(mat, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError, RecursionError, MemoryError):
+        mat = np.zeros(0)
     if mat.shape != (2, 3) or not np.all(np.isfinite(mat)) or abs(np.linalg.det(mat[:, :2])) < 1e-12:
         raise MetadataError("image_to_face_mat is not an invertible 2x3 matrix")
     from .align import invert, transform_points
@@ -493,28 +737,39 @@ def dfl_record(info: dict, image_size: tuple[int, int]) -> FaceRecord:
     else:
         source_landmarks = transform_points(landmarks, invert(mat))
     rect = info.get("source_rect")
-    try:
-        source_rect = tuple(int(round(float(v))) for v in rect) if rect is not None else (0, 0, 0, 0)
-    except (TypeError, ValueError):
-        raise MetadataError("source_rect is not four numbers") from None
-    if len(source_rect) != 4:
-        raise MetadataError("source_rect is not four numbers")
+    if rect is None:
+        source_rect = (0, 0, 0, 0)
+    else:
+        try:
+            if isinstance(rect, (str, bytes, dict)):
+                raise TypeError
+            r = np.asarray(rect, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError, RecursionError, MemoryError):
+            r = np.zeros(0)
+        if r.shape != (4,) or not np.all(np.isfinite(r)) or np.abs(r).max() > MAX_COORDINATE:
+            raise MetadataError("source_rect is not four numbers")
+        source_rect = tuple(int(round(float(v))) for v in r)
     w, h = image_size
-    include, exclude = _dfl_polys(info.get("seg_ie_polys") or info.get("ie_polys") or [])
+    polys = info.get("seg_ie_polys")
+    include, exclude = _dfl_polys(info.get("ie_polys") if polys is None else polys)
     extra: dict[str, Any] = {"imported_from": "dfl", "dfl_face_type": ft}
     if exclude:
         extra["mask_exclude_polys"] = exclude
     if info.get("xseg_mask") is not None:
         extra["xseg_polys"] = _xseg_polys(info["xseg_mask"], w)
-    if info.get("eyebrows_expand_mod") is not None:
+    mod = info.get("eyebrows_expand_mod")
+    if isinstance(mod, (int, float, np.number)) and not isinstance(mod, (bool, complex, np.complexfloating)):
         try:
-            extra["eyebrows_expand_mod"] = float(info["eyebrows_expand_mod"])
-        except (TypeError, ValueError):
-            pass
-    return FaceRecord(
+            mod = float(mod)
+        except (TypeError, ValueError, OverflowError):
+            mod = math.nan
+        if math.isfinite(mod):
+            extra["eyebrows_expand_mod"] = mod
+    record = FaceRecord(
         face_type=DFL_FACE_TYPES[ft], size=int(w), landmarks=landmarks, source_landmarks=source_landmarks,
-        matrix=mat, source_filename=str(info.get("source_filename") or ""), source_rect=source_rect,  # type: ignore[arg-type]
+        matrix=mat, source_filename=_dfl_file_name(info.get("source_filename")), source_rect=source_rect,  # type: ignore[arg-type]
         source_size=(0, 0), detector="dfl", landmarker="dfl", mask_polys=include, extra=extra)
+    return FaceRecord.from_json(record.to_json())  # the same checks as a record read from a file
 
 
 @dataclasses.dataclass
@@ -552,18 +807,17 @@ def import_dfl(folder: str | os.PathLike, out: str | os.PathLike | None = None, 
     imported: list[Path] = []
     skipped: list[tuple[str, str]] = []
     for path in rep.track(files, f"Importing faces from {src.name}"):
-        data = _read_bytes(path)
         try:
+            data = _read_bytes(path)
             info = dfl_metadata(data)
             if info is None:
                 skipped.append((path.name, "no metadata of the original tool"))
                 continue
             image = decode_image(data, str(path))
             record = dfl_record(info, (image.shape[1], image.shape[0]))
-        except MetadataError as e:
-            skipped.append((path.name, e.message))
-            continue
-        except InputError as e:
+            pixels = _jpeg_without_marker(data, DFL_APP_MARKER)
+            with_record(pixels, record)  # fails here, not after the identity is computed
+        except (MetadataError, InputError) as e:
             skipped.append((path.name, e.message))
             continue
         if identity:
@@ -575,6 +829,6 @@ def import_dfl(folder: str | os.PathLike, out: str | os.PathLike | None = None, 
             yaw, pitch, roll = pose_angles(record.landmarks, (record.size, record.size))
             record.extra.update({"yaw": round(yaw, 3), "pitch": round(pitch, 3), "roll": round(roll, 3)})
         target = dest / path.name
-        atomic_write_bytes(target, with_record(_jpeg_without_marker(data, DFL_APP_MARKER), record))
+        atomic_write_bytes(target, with_record(pixels, record))
         imported.append(target)
     return ImportResult(imported, skipped, dest)

@@ -35,6 +35,12 @@ CACHE_DIR = ".facedouble-cache"
 THUMB_SIZE = 128
 FOLDERS = ("aligned", "trash")
 SIDES = ("src", "dst")
+REPORT_DIR = "report"          # where the report stage writes report.html and report.json by default
+# report.html is self-contained (inline CSS, data: images): it may use nothing else and run no script
+REPORT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'; sandbox")
+IDENTITY_KEYS = ("iteration", "nearer_src", "same_as_src", "mean_src", "mean_dst")
+IDENTITY_POINTS = 1000         # the identity curve sent to the page is thinned to about this many points
 
 # The option forms of the UI: stage name -> config dataclass (the CLI builds the same classes).
 STAGE_CONFIGS: dict[str, type[K.StageConfig]] = {
@@ -49,6 +55,16 @@ STAGE_CONFIGS: dict[str, type[K.StageConfig]] = {
     "report": K.ReportConfig,
 }
 SIDED = {"video-extract", "extract", "manual-fix-deleted", "sort", "sort-undo"}
+# The options that name a file or folder. A path from the UI must lie inside the workspace (a relative one is
+# taken from the workspace root), so a request can neither read nor write elsewhere; only a value the
+# workspace's saved config already holds (set with the CLI) may point outside it.
+PATH_OPTIONS: dict[type[K.StageConfig], frozenset[str]] = {
+    K.ExtractConfig: frozenset({"reference", "rects"}),
+    K.SortConfig: frozenset({"reference"}),
+    K.MergeConfig: frozenset({"model"}),
+    K.VideoBuildConfig: frozenset({"input_dir"}),
+    K.ReportConfig: frozenset({"result", "dst", "out", "src"}),
+}
 
 
 # -- option schema ------------------------------------------------------------------------------------------
@@ -92,17 +108,25 @@ def option_schema(cls: type[K.StageConfig]) -> list[dict[str, Any]]:
 
 
 def build_config(cls: type[K.StageConfig], given: dict[str, Any] | None, ws: Workspace,
-                 base: K.StageConfig | None = None) -> K.StageConfig:
+                 base: K.StageConfig | None = None, saved: K.StageConfig | None = None) -> K.StageConfig:
     """A config from form values (JSON types or strings; "" = empty/None) over `base` (default: the
-    defaults); validated by the dataclass."""
+    defaults); validated by the dataclass. Paths (PATH_OPTIONS) are confined to the workspace (403), except
+    a value equal to the one in `saved` (default: `base`), the workspace's saved config."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    paths = PATH_OPTIONS.get(cls, frozenset())
+    saved = saved if saved is not None else base
     values: dict[str, Any] = {}
     for name, raw in (given or {}).items():
         if name not in fields:
             raise OptionError(f"Unknown option {name!r} for {cls.__name__}.")
         kind, _choices, optional = _field_kind(hints[name])
         flag = "--" + name.replace("_", "-")
+        if kind == "other" and name not in paths:
+            raise OptionError(f"{flag} cannot be set from the UI; use the CLI for it.")
+        if name in paths and raw not in (None, ""):
+            values[name] = _path_option(ws, name, raw, kind, saved)
+            continue
         if raw is None or raw == "":
             if not optional and kind != "str":
                 continue                      # empty: keep the default
@@ -121,11 +145,27 @@ def build_config(cls: type[K.StageConfig], given: dict[str, Any] | None, ws: Wor
                 value = str(raw)
         except (TypeError, ValueError):
             raise OptionError(f"{flag} must be a {kind}, not {raw!r}.") from None
-        if name in ("reference", "rects") and value and not Path(value).is_absolute():
-            value = str(S.confine(ws.root, value))
         values[name] = value
     base = base if isinstance(base, cls) else cls()
     return cls.from_dict({**{f: getattr(base, f) for f in fields}, **values})
+
+
+def _path_option(ws: Workspace, name: str, raw: Any, kind: str, saved: K.StageConfig | None) -> Any:
+    """A path option (or a list of them for a tuple field) confined to the workspace, as absolute paths."""
+    flag = "--" + name.replace("_", "-")
+    kept = getattr(saved, name, None) if saved is not None else None
+    if kind == "other":
+        items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        if not all(isinstance(i, str) and i for i in items):
+            raise OptionError(f"{flag} must be a list of paths inside the workspace.")
+        if kept is not None and tuple(items) == tuple(kept):
+            return tuple(items)
+        return tuple(str(S.confine(ws.root, i)) for i in items)
+    if not isinstance(raw, str):
+        raise OptionError(f"{flag} must be a path inside the workspace, not {raw!r}.")
+    if kept is not None and raw == kept:
+        return raw
+    return str(S.confine(ws.root, raw))
 
 
 def saved_config(ws: Workspace, stage: str, side: Any) -> K.StageConfig | None:
@@ -573,6 +613,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         info["rate"] = round(1000.0 / float(m.group(1)), 3) if m and float(m.group(1)) > 0 else None
         info["status"] = status
         info["training"] = bool(job is not None and job.state == "running" and job.name.startswith("train"))
+        info["identity"] = _identity_curve(ws, info.get("name"))
         return info
 
     def model_file(kind: str, name: str | None) -> Path:
@@ -632,14 +673,14 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         from ..merge.merger import CONFIG_NAME
 
         body = await _json(request)
-        cfg = build_config(K.MergeConfig, body.get("options"), ws)
+        cfg = build_config(K.MergeConfig, body.get("options"), ws, saved=saved_config(ws, "merge", None))
         path = cfg.save(ws.frames("dst") / CONFIG_NAME)
         return {"saved": str(path.relative_to(ws.root)), "options": cfg.to_dict()}
 
     @app.post("/api/merge/preview")
     async def merge_preview(request: Request):
         body = await _json(request)
-        cfg = build_config(K.MergeConfig, body.get("options"), ws)
+        cfg = build_config(K.MergeConfig, body.get("options"), ws, saved=saved_config(ws, "merge", None))
         try:
             number = int(body.get("frame"))
         except (TypeError, ValueError):
@@ -681,6 +722,24 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
 
         rep = await starlette.concurrency.run_in_threadpool(verify_file, target)
         return {"path": str(target.relative_to(ws.root)), "report": json.loads(json.dumps(rep.to_dict(), default=str))}
+
+    # -- quality report -----------------------------------------------------------------------------------
+    def report_file(name: str) -> Path:
+        path = S.confine(ws.root, REPORT_DIR, name)
+        if not path.is_file():
+            raise HTTPException(404, f"No quality report yet ({REPORT_DIR}/{name} is missing); run the report "
+                                     "stage first.")
+        return path
+
+    @app.get("/api/report")
+    def report_page():
+        """report.html as a page of its own: inline styles and data: images only, never a script."""
+        return FileResponse(report_file("report.html"), media_type="text/html",
+                            headers={"Cache-Control": "no-cache", "Content-Security-Policy": REPORT_CSP})
+
+    @app.get("/api/report/summary")
+    def report_summary():
+        return _report_summary(report_file("report.json"))
 
     @app.post("/api/upload/reference")
     async def upload_reference(request: Request, file: UploadFile):
@@ -755,6 +814,65 @@ def _model_info(ws: Workspace, history: bool) -> dict[str, Any]:
     return out
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float as None, so strict JSON can carry it."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _identity_row(entry: Any) -> dict[str, Any] | None:
+    """One entry of the trainer's identity log with plain numbers (None where missing); None when unusable."""
+    if not isinstance(entry, dict) or isinstance(entry.get("iteration"), bool):
+        return None
+    try:
+        row: dict[str, Any] = {"iteration": int(entry["iteration"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+    for key in IDENTITY_KEYS[1:]:
+        v = entry.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+        row[key] = float(v) if ok else None
+    return row
+
+
+def _identity_curve(ws: Workspace, name: str | None) -> list[dict[str, Any]]:
+    """The identity of the training previews (model/<name>_identity.json, one entry per preview), oldest
+    first and thinned to about IDENTITY_POINTS with the latest kept; [] when there is none or it is unreadable."""
+    if not name:
+        return []
+    try:
+        log = json.loads(S.confine(ws.model, f"{name}_identity.json").read_text(encoding="utf-8"))
+    except (HTTPException, OSError, ValueError):
+        return []
+    rows = sorted((r for r in map(_identity_row, log if isinstance(log, list) else []) if r is not None),
+                  key=lambda r: r["iteration"])
+    step = max(1, -(-len(rows) // IDENTITY_POINTS))
+    thinned = rows[::step]
+    if rows and thinned[-1] is not rows[-1]:
+        thinned.append(rows[-1])
+    return thinned
+
+
+def _report_summary(path: Path) -> dict[str, Any]:
+    """What the page shows of report.json: its summary (checks with pass/fail, identity, detail,
+    expression_pose, temporal, blending, coverage), when it was made, what was scored and its notes."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise HTTPException(409, f"{REPORT_DIR}/{path.name} cannot be read ({e}); run the report stage again.") from None
+    summary = data.get("summary") if isinstance(data, dict) else None
+    if not isinstance(summary, dict) or not isinstance(summary.get("checks"), list):
+        raise HTTPException(409, f"{REPORT_DIR}/{path.name} holds no summary; run the report stage again.")
+    return {"created": data.get("created"), "coverage": data.get("coverage_text"), "notes": data.get("notes") or [],
+            "version": str(path.stat().st_mtime_ns), "html": path.with_name("report.html").is_file(),
+            "summary": _finite(summary)}
+
+
 def _move_faces(ws: Workspace, side: str, names: list[str], *, to_trash: bool) -> dict[str, Any]:
     """Move faces between aligned/ and aligned_trash/ through the sort module's journal (undoable with
     `facedouble sort undo`, resumable if killed), never overwriting a file."""
@@ -785,6 +903,20 @@ def _move_faces(ws: Workspace, side: str, names: list[str], *, to_trash: bool) -
             j = journal.create(folder, "trash" if to_trash else "restore", moves, info={"by": "ui"})
             missing += journal.apply(j)
     return {"moved": moved, "missing": missing}
+
+
+def _shown(ws: Workspace, path: Path) -> str:
+    """`path` relative to the workspace when inside it, else as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(ws.root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _verdict(summary: dict[str, Any]) -> str:
+    """'3 of 5 checks pass' from a report summary."""
+    checks = [c for c in summary.get("checks", []) if c.get("pass") is not None]
+    return f"{sum(1 for c in checks if c['pass'])} of {len(checks)} checks pass"
 
 
 def _stage_runner(ws: Workspace, stage: str, side: Any, cfg: Any, extra: dict[str, Any]) -> Callable[[JobReporter], Any]:
@@ -835,8 +967,8 @@ def _stage_runner(ws: Workspace, stage: str, side: Any, cfg: Any, extra: dict[st
         if stage == "report":
             from ..report import make_report
 
-            make_report(ws, cfg, reporter=rep)
-            return "report written to report/report.html"
+            r = make_report(ws, cfg, reporter=rep)
+            return f"report written to {_shown(ws, r.html)}: {_verdict(r.summary)}"
         raise OptionError(f"Unknown stage {stage}.")
 
     return run

@@ -29,13 +29,20 @@ def new_token() -> str:
 
 
 def host_name(host_header: str) -> str:
-    """The host name of a Host header or an origin's netloc, without the port and brackets, lower case."""
+    """The host name of a Host header (`name`, `name:port`, `[v6]` or `[v6]:port`), without the port and
+    brackets, lower case; "" when the header has any other form (such as `localhost:1@evil.example`)."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host[1:]
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host
+        end = host.find("]")
+        if end < 0:
+            return ""
+        name, rest = host[1:end], host[end + 1:]
+    else:
+        name, sep, port = host.partition(":")
+        rest = sep + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        return ""
+    return name
 
 
 class Guard:

@@ -23,7 +23,9 @@ async function api(path, opts = {}) {
   if (!r.ok) {
     let msg = r.statusText;
     try { msg = (await r.json()).detail || msg; } catch (e) { /* not json */ }
-    throw new Error(msg);
+    const err = new Error(msg);
+    err.status = r.status;
+    throw err;
   }
   return opts.raw ? r : r.json();
 }
@@ -162,9 +164,15 @@ async function refreshState() {
   row("model", st.model.name ? `${st.model.name}, iteration ${st.model.iteration}` : "none", "");
   row("merged frames", "", st.merged);
   row("result", "", st.results.map((r) => `${r.name} (${(r.bytes / 1e6).toFixed(1)} MB)`).join(", ") || "—");
-  const mp4 = st.results.find((r) => r.name === "result.mp4") || st.results[0];
+  const name = resultName();
   const video = $("#result-video");
-  if (mp4 && !video.getAttribute("src")) video.src = "/api/result/" + mp4.name;
+  if (name && !video.getAttribute("src")) video.src = "/api/result/" + name;
+}
+
+function resultName() {
+  const results = (S.state && S.state.results) || [];
+  const r = results.find((x) => x.name === "result.mp4") || results[0];
+  return r ? r.name : null;
 }
 
 // ---------------------------------------------------------------- jobs: polling, progress, log, cancel
@@ -188,6 +196,10 @@ async function pollJob() {
     $("#job-text").textContent = job.state === "running"
       ? `${p.task} ${p.done}${p.total ? "/" + p.total : ""} ${p.rate ? p.rate + "/s" : ""}${left} ${p.status || ""}`
       : job.message;
+    if (job.state === "done" && job.name === "report") {
+      $("#job-text").append(" ", el("a", { id: "job-report-link", href: "/api/report?v=" + job.id, target: "_blank",
+        rel: "noopener", text: "open the report" }));
+    }
     $("#job-cancel").disabled = job.state !== "running";
     if (S.jobState === "running" && job.state !== "running") {
       refreshState();
@@ -417,6 +429,41 @@ function drawLoss(loss) {
   g.fillText(`src ${loss.src[n - 1]}  dst ${loss.dst[n - 1]}  (${loss.iterations} iterations)`, 34, 12);
 }
 
+const SAME_PERSON = 0.6;     // dlib's same-person distance
+
+function drawIdentity(rows) {
+  const c = $("#train-identity"), g = c.getContext("2d");
+  c.dataset.points = String((rows || []).length);
+  g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);
+  if (!rows || !rows.length) { g.fillStyle = "#999"; g.fillText("no identity scores yet", 10, 20); return; }
+  const dist = rows.flatMap((r) => [r.mean_src, r.mean_dst]).filter((v) => v !== null);
+  const top = Math.max(1, ...dist), first = rows[0].iteration, last = rows[rows.length - 1].iteration;
+  const x = (it) => 30 + (last > first ? (it - first) / (last - first) : 1) * (c.width - 40);
+  const y = (v) => c.height - 20 - (v / top) * (c.height - 40);
+  g.fillStyle = "#666";
+  g.fillText("0", 18, y(0) + 3); g.fillText(top.toFixed(1), 6, y(top) + 3);
+  g.fillText(`iteration ${first}`, 30, c.height - 5); g.fillText(String(last), c.width - 40, c.height - 5);
+  g.strokeStyle = "#999"; g.setLineDash([4, 4]);
+  g.beginPath(); g.moveTo(30, y(SAME_PERSON)); g.lineTo(c.width - 10, y(SAME_PERSON)); g.stroke();
+  g.setLineDash([]);
+  g.fillText("0.6 same person", c.width - 95, y(SAME_PERSON) - 3);
+  for (const [key, color] of [["mean_dst", "#99c"], ["mean_src", "#d33"], ["nearer_src", "#2a2"]]) {
+    g.strokeStyle = color; g.fillStyle = color; g.beginPath();
+    let open = false;
+    for (const r of rows) {
+      if (r[key] === null) { open = false; continue; }
+      if (open) g.lineTo(x(r.iteration), y(r[key])); else g.moveTo(x(r.iteration), y(r[key]));
+      open = true;
+      if (rows.length <= 40) g.fillRect(x(r.iteration) - 2, y(r[key]) - 2, 4, 4);
+    }
+    g.stroke();
+  }
+  const end = rows[rows.length - 1], num = (v, d) => (v === null ? "—" : v.toFixed(d));
+  g.fillStyle = "#333";
+  g.fillText(`nearer src ${end.nearer_src === null ? "—" : Math.round(end.nearer_src * 100) + "%"} (green)  ` +
+    `distance to src ${num(end.mean_src, 3)} (red), dst ${num(end.mean_dst, 3)}`, 34, 12);
+}
+
 async function refreshTrain() {
   let st;
   try { st = await api("/api/train/status"); } catch (e) { return; }
@@ -428,6 +475,7 @@ async function refreshTrain() {
     $("#train-preview").src = "/api/train/preview?t=" + st.preview_mtime;
   }
   drawLoss(st.loss);
+  drawIdentity(st.identity);
   T.history = st.history || [];
   const s = $("#train-scrub");
   const atEnd = +s.value >= +s.max;
@@ -492,6 +540,75 @@ async function loadMerge() {
   mergePreview();
 }
 
+// ---------------------------------------------------------------- result: provenance and the quality report
+function provenanceLines(rep) {
+  const wm = rep.watermark, c = rep.c2pa, pay = wm.payload || {};
+  const lines = [wm.found
+    ? [true, `watermark: found, run ${pay.run_id} (bit accuracy ${wm.bit_accuracy}, ${wm.frames_found} of ${wm.frames_checked} frames on their own)`]
+    : [false, `watermark: not found (${wm.frames_checked} frame(s) checked)`]];
+  if (c.state === "valid") lines.push([true, `C2PA: valid (${c.claims.trust || "signed"})`]);
+  else lines.push([false, `C2PA: ${c.state}` + (c.errors.length ? ` (${c.errors[0]})` : "")]);
+  if (rep.kind === "video") {
+    lines.push(rep.tag ? [true, `container tag: facedouble ${rep.tag.version}, run ${rep.tag.run_id}, AI-generated`]
+      : [false, "container tag: none"]);
+  }
+  return lines;
+}
+
+async function verifyResult() {
+  const name = resultName(), out = $("#verify-out"), button = $("#verify-run");
+  out.textContent = "";
+  if (!name) { flash("#verify-msg", "There is no result video yet; build it first.", true); return; }
+  flash("#verify-msg", `checking ${name} ...`);
+  button.disabled = true;
+  try {
+    const r = await api("/api/verify", { json: { path: name } });
+    for (const [ok, text] of provenanceLines(r.report)) out.append(el("li", { class: ok ? "ok" : "bad", text }));
+    flash("#verify-msg", r.report.marked ? `${r.path} is marked as AI-generated` : `${r.path} carries no facedouble mark`,
+      !r.report.marked);
+  } catch (e) { flash("#verify-msg", e.message, true); }
+  button.disabled = false;
+}
+
+function fmtValue(v, unit) {
+  if (v === null || v === undefined) return "—";
+  const a = Math.abs(v), s = a >= 100 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3);
+  return unit ? `${s} ${unit}` : s;
+}
+
+function checkItem(c) {
+  const [cls, word] = c.pass === null ? ["", "n/a"] : c.pass ? ["ok", "pass"] : ["bad", "fail"];
+  return el("li", { class: "check", title: c.note || "" }, el("span", { class: "badge " + cls, text: word }),
+    `${c.name}: ${fmtValue(c.value, c.unit)} (target ${c.op} ${fmtValue(c.target, c.unit)})`);
+}
+
+function identityItem(ident) {
+  if (!ident || !ident.n) return el("li", { class: "hint", text: "identity: no swapped face could be measured" });
+  const pct = (v) => (v === null ? "—" : Math.round(v * 100) + "%");
+  return el("li", { class: "hint", text: `identity over ${ident.n} faces: ${pct(ident.same_as_src)} within ` +
+    `${ident.same_person_threshold} of src; mean distance to src ${fmtValue(ident.mean_src)}, to dst ${fmtValue(ident.mean_dst)}` });
+}
+
+async function loadReport() {
+  const list = $("#report-checks"), link = $("#report-link");
+  let r;
+  try { r = await api("/api/report/summary"); } catch (e) {
+    list.textContent = ""; link.hidden = true;
+    flash("#report-msg", e.message, e.status !== 404);
+    if (e.status === 404) $("#report-msg").className = "hint";
+    return;
+  }
+  const s = r.summary;
+  list.textContent = "";
+  for (const c of s.checks) list.append(checkItem(c));
+  list.append(identityItem(s.identity));
+  const verdict = s.pass === null ? "nothing could be measured" : s.pass ? "every check passes" : "some checks fail";
+  flash("#report-msg", `${verdict} (made ${r.created}; ${r.coverage || ""})`);
+  $("#report-msg").className = s.pass === null ? "hint" : s.pass ? "ok" : "bad";
+  link.hidden = !r.html;
+  link.href = "/api/report?v=" + r.version;
+}
+
 // ---------------------------------------------------------------- wiring
 function showTab(name) {
   S.tab = name;
@@ -501,7 +618,7 @@ function showTab(name) {
   if (name === "faces") loadFaces().catch((e) => flash("#faces-count", e.message, true));
   if (name === "manual") loadManual().catch((e) => flash("#manual-msg", e.message, true));
   if (name === "train") { refreshTrain(); T.timer = setInterval(refreshTrain, 2000); }
-  if (name === "merge") loadMerge().catch((e) => flash("#merge-msg", e.message, true));
+  if (name === "merge") { loadMerge().catch((e) => flash("#merge-msg", e.message, true)); loadReport(); }
   if (name === "workspace") refreshState();
 }
 
@@ -566,11 +683,16 @@ async function main() {
   });
   $("#merge-all").addEventListener("click", () => startJob("merge", null, G.getForm(), {}));
   $("#merge-build").addEventListener("click", () => startJob("build", null, {}, {}));
+  $("#verify-run").addEventListener("click", verifyResult);
+  $("#report-run").addEventListener("click", () => startJob("report", null, {}, {}));
   S.onJobDone.push((job) => {
     if (job.name === "build" && job.state === "done") {
       const v = $("#result-video");
       v.src = "/api/result/result.mp4?t=" + Date.now();
+      $("#verify-out").textContent = "";
+      flash("#verify-msg", "");
     }
+    if (job.name === "report") loadReport();
   });
   pollJob();
 }
