@@ -1,5 +1,6 @@
-"""The size of an image file, read from its header before any pixel is decoded, so an image too large to
-decode (a 30000 x 30000 PNG is 2.7 GB as BGR) is refused with one sentence instead of running out of memory.
+"""Image files at the byte level: the size an image declares, read from its header before any pixel is
+decoded, so an image too large to decode (a 30000 x 30000 PNG is 2.7 GB as BGR) is refused with one sentence
+instead of running out of memory; and the one PNG encoder every stage writes with (`encode_png`).
 
 Every function that reads a user's image file (frames, --reference photos, report sources) calls
 `check_size(data, path)` on the file's bytes before `cv2.imdecode`. PNG and JPEG headers are parsed here (the
@@ -60,3 +61,38 @@ def check_size(data: bytes | np.ndarray, path: str | os.PathLike) -> None:
         w, h = size
         raise InputError(f"{path} is {w} x {h} pixels ({w * h / 1e6:.0f} megapixels), more than the "
                          f"{MAX_PIXELS / 1e6:.0f} megapixels facedouble reads; scale it down and run again.")
+
+
+def _fast_png():
+    """fpng's encoder when installed (wheels for Linux, macOS arm64 and Windows): a lossless, standard PNG
+    5-7x faster than libpng at level 1 and about 25% larger (1280x720: 13 ms against 90 ms on one busy core);
+    it releases the GIL. None where it is missing: OpenCV's encoder then."""
+    import cv2  # noqa: F401  first: fpng's lazy loader would otherwise put a lazy stub of cv2 in sys.modules,
+    #                          which breaks when OpenCV is first used from a worker thread
+    try:
+        import fpng
+    except ImportError:
+        return None
+    return fpng.from_ndarray
+
+
+_FAST_PNG = _fast_png()
+
+
+def encode_png(bgr: np.ndarray, compression: int = 1) -> bytes:
+    """PNG bytes of a BGR, BGRA or grey uint8 image. Colour images go through fpng when it is installed
+    (`compression` is then ignored); grey ones, and everything where fpng is missing, through OpenCV at zlib
+    level `compression` with the run-length strategy."""
+    import cv2
+
+    if _FAST_PNG is not None and bgr.dtype == np.uint8 and bgr.ndim == 3 and bgr.shape[2] in (3, 4):
+        order = [2, 1, 0] if bgr.shape[2] == 3 else [2, 1, 0, 3]  # fpng takes RGB(A)
+        return _FAST_PNG(np.ascontiguousarray(bgr[..., order]))
+    # zlib level 1, run-length strategy, "up" filter: on the sample media ~2x faster than level 1 with
+    # adaptive filters, and 5-15% faster and 15-30% smaller than OpenCV's defaults
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(compression),
+                                         cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+                                         cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+    if not ok:  # pragma: no cover - OpenCV only fails on impossible shapes
+        raise InputError(f"Could not encode a {bgr.shape} {bgr.dtype} image as PNG.")
+    return buf.tobytes()

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..choices import FaceType, values
 from ..errors import InputError, MetadataError
+from ..imagefile import encode_png
 from ..files import atomic_write_bytes
 
 FORMAT_VERSION = 1
@@ -471,10 +472,9 @@ def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95, png_com
     import cv2
 
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
-    if suffix.lower() in (".jpg", ".jpeg"):
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-    else:
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)])
+    if suffix.lower() not in (".jpg", ".jpeg"):
+        return encode_png(bgr, png_compression)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
     if not ok:
         raise InputError(f"Could not encode an image as {suffix}.")
     return buf.tobytes()

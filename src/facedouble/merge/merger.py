@@ -40,7 +40,7 @@ from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
 from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
-from ..imagefile import check_size
+from ..imagefile import check_size, encode_png
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import blend as B
@@ -528,22 +528,14 @@ def write_marked(path: Path, image: np.ndarray, run_id: str, *, alpha: np.ndarra
     marked = mark_output(image, run_id)
     if alpha is not None:
         bgra = np.dstack([cv2.cvtColor(marked, cv2.COLOR_RGB2BGR), alpha])
-        ok, buf = cv2.imencode(".png", bgra, [cv2.IMWRITE_PNG_COMPRESSION, png_compression])
-        if not ok:
-            raise InputError(f"Could not encode {path}.")
-        atomic_write_bytes(path, buf.tobytes())
+        atomic_write_bytes(path, encode_png(bgra, png_compression))
         return
     atomic_write_bytes(path, encode_image(marked, path.suffix, jpeg_quality=jpeg_quality, png_compression=png_compression))
 
 
 def write_mask(path: Path, mask: np.ndarray) -> None:
     """An (H, W) uint8 mask as an 8-bit grey PNG, atomically."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise InputError(f"Could not encode {path}.")
-    atomic_write_bytes(path, buf.tobytes())
+    atomic_write_bytes(path, encode_png(mask, 1))
 
 
 def frame_records(ws: Workspace, reporter: Reporter | None = None) -> dict[str, list[FaceRecord]]:

@@ -20,17 +20,12 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, WorkspaceError, disk_full, is_disk_full
-from ..imagefile import check_size
+from ..imagefile import check_size, encode_png
 from ..progress import Reporter
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# PNG: zlib level 1, run-length strategy, "up" filter. On the sample media this is ~2x faster than an
-# explicit level 1 (adaptive filters) and 5-15% faster and 15-30% smaller than OpenCV's defaults
-# (960x540: 9.4 ms, 299 KB; 1280x720 upscaled: 19-21 ms, 520-680 KB per frame on one core).
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 FRAME_NAME = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 TMP_SUFFIX = ".tmp"
 
@@ -52,29 +47,12 @@ def numbered_images(folder: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def _fast_png():
-    """fpng's encoder when installed (wheels for Linux x86-64, macOS arm64 and Windows x86-64): a lossless,
-    standard PNG 5-7x faster than libpng at level 1 and about 25% larger (1280x720: 13 ms against 90 ms on
-    one busy core), and it releases the GIL. None where it is missing: OpenCV's encoder then."""
-    try:
-        import fpng
-    except ImportError:
-        return None
-    return fpng.from_ndarray
-
-
-_FAST_PNG = _fast_png()
-
-
 def encode_image(bgr: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     """Encode a BGR (or grey, or BGRA for PNG) uint8 image to PNG or JPEG bytes."""
     if suffix.lower() in (".jpg", ".jpeg"):
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-    elif _FAST_PNG is not None and bgr.dtype == np.uint8 and bgr.ndim == 3 and bgr.shape[2] in (3, 4):
-        order = [2, 1, 0] if bgr.shape[2] == 3 else [2, 1, 0, 3]  # fpng takes RGB(A)
-        return _FAST_PNG(np.ascontiguousarray(bgr[..., order]))
     else:
-        ok, buf = cv2.imencode(".png", bgr, PNG_PARAMS)
+        return encode_png(bgr)
     if not ok:  # pragma: no cover - OpenCV only fails on impossible shapes
         raise InputError(f"Could not encode a {bgr.shape} image as {suffix}.")
     return buf.tobytes()
