@@ -99,7 +99,8 @@ def test_cancel_keeps_finished_frames_and_resumes(dst_ws, unmarked):
                 yield advance
             return ctx()
 
-    cfg = MergeConfig(mode="overlay", mask="dst", batch_size=2)
+    # the old defaults (no jitter suppression, 2 frames of smoothing): a short look-ahead for 12 frames
+    cfg = MergeConfig(mode="overlay", mask="dst", batch_size=2, smooth_frames=2, suppress_seamless_jitter=False)
     with pytest.raises(Cancelled):
         merger.merge(ws, cfg, swapper=IdentitySwapper(128), reporter=StopAfter(3))
     done = len(list(ws.merged.iterdir()))
