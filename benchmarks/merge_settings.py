@@ -77,7 +77,9 @@ def main() -> int:
     from facedouble.workspace import Workspace
 
     ws = Workspace(args.workspace)
-    ws.require()
+    if not ws.model.is_dir() or not any(ws.model.glob("*.safetensors")):
+        print(f"no trained model in {ws.model}: run `make demo` (or give --workspace WS of a trained workspace)")
+        return 0
     names = args.only or list(SETTINGS)
     swapper = load_swapper(ws.model)
     rows: dict[str, dict] = {}
