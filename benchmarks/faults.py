@@ -30,7 +30,7 @@ FILES = {
     "security": "tests/test_reliability_security.py",
     "training stability": "tests/test_train_trainer.py",
 }
-STABILITY = "nan_loss or exploding or out_of_memory or kill_during_save or sigterm"
+STABILITY = "bad_loss or out_of_memory or kill_during_save or sigterm"
 
 
 class Collector:
