@@ -48,7 +48,7 @@ from .faces.identity import SAME_PERSON, face_distance
 from .faces.landmarks import NAME as LANDMARKER_NAME
 from .faces.pose import pose_angles
 from .faces.track import OneEuroFilter, TargetTracker, is_cut, thumbnail
-from .imagefile import check_size
+from .imagefile import decode_file
 from .progress import Reporter
 from .workspace import Workspace
 
@@ -266,12 +266,7 @@ def read_frame(path: Path) -> np.ndarray:
     """A frame as RGB uint8 HWC (grey-scale, 16-bit and RGBA converted); InputError if unreadable."""
     import cv2
 
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as e:
-        raise InputError(f"Cannot read frame {path} ({e.strerror}).") from None
-    check_size(data, path)
-    arr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    arr = decode_file(path)
     if arr is None:
         raise InputError(f"Frame {path} is not a readable image; replace or delete it.")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)

@@ -2,8 +2,8 @@
 decoded, so an image too large to decode (a 30000 x 30000 PNG is 2.7 GB as BGR) is refused with one sentence
 instead of running out of memory; and the one PNG encoder every stage writes with (`encode_png`).
 
-Every function that reads a user's image file (frames, --reference photos, report sources) calls
-`check_size(data, path)` on the file's bytes before `cv2.imdecode`. PNG and JPEG headers are parsed here (the
+Every function that reads a user's image file (frames, --reference photos, report sources) reads it with
+`decode_file`, which calls `check_size(data, path)` on the file's bytes before `cv2.imdecode`. PNG and JPEG headers are parsed here (the
 formats frames come in); any other format OpenCV reads is left to OpenCV's own limit (2**30 pixels).
 """
 
@@ -26,7 +26,9 @@ _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 
 
 
 def header_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header; None for other formats or a header that cannot be parsed."""
+    """(width, height) from a PNG or JPEG header; None for other formats or a header that cannot be parsed. For
+    a JPEG whose segments cannot be followed to a frame header, the largest size any frame header in it claims
+    (a decoder skips garbage and may still find one)."""
     head = memoryview(data)  # bytes, or the uint8 array np.fromfile gives
     if bytes(head[:8]) == _PNG_SIGNATURE and bytes(head[12:16]) == b"IHDR" and len(head) >= 24:
         width, height = struct.unpack(">II", head[16:24])
@@ -36,7 +38,7 @@ def header_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     i, n = 2, len(head)
     while i + 4 <= n:
         if head[i] != 0xFF:
-            return None
+            break
         marker = head[i + 1]
         if marker == 0xFF:                        # fill byte
             i += 1
@@ -45,13 +47,26 @@ def header_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
             i += 2
             continue
         if marker in (0xD9, 0xDA):                # end of image, start of scan: no frame header before it
-            return None
+            break
         length = struct.unpack(">H", head[i + 2:i + 4])[0]
         if marker in _SOF and i + 9 <= n:
             height, width = struct.unpack(">HH", head[i + 5:i + 9])
             return width, height
         i += 2 + length
-    return None
+    return _largest_frame_header(bytes(head))
+
+
+def _largest_frame_header(data: bytes) -> tuple[int, int] | None:
+    """The largest (width, height) any JPEG frame header (FF SOFn) anywhere in `data` declares; None if none."""
+    best: tuple[int, int] | None = None
+    for marker in sorted(_SOF):
+        pos = data.find(bytes([0xFF, marker]))
+        while 0 <= pos <= len(data) - 9:
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            if best is None or width * height > best[0] * best[1]:
+                best = (width, height)
+            pos = data.find(bytes([0xFF, marker]), pos + 2)
+    return best
 
 
 def check_size(data: bytes | np.ndarray, path: str | os.PathLike) -> None:
@@ -61,6 +76,21 @@ def check_size(data: bytes | np.ndarray, path: str | os.PathLike) -> None:
         w, h = size
         raise InputError(f"{path} is {w} x {h} pixels ({w * h / 1e6:.0f} megapixels), more than the "
                          f"{MAX_PIXELS / 1e6:.0f} megapixels facedouble reads; scale it down and run again.")
+
+
+def decode_file(path: str | os.PathLike, flags: int | None = None) -> np.ndarray | None:
+    """The image in file `path` decoded by OpenCV with `flags` (default IMREAD_COLOR: BGR uint8, with
+    grey-scale, 16-bit and alpha converted), or None when its bytes are not an image OpenCV reads (an empty
+    file included); the caller says what that means for it. InputError when the file cannot be read, or when
+    its header declares more than MAX_PIXELS (refused before any pixel is decoded)."""
+    import cv2
+
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as e:
+        raise InputError(f"Cannot read {path} ({e.strerror or e}); check that it exists and is readable.") from None
+    check_size(data, path)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR if flags is None else flags) if data.size else None
 
 
 def _fast_png():

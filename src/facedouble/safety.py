@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, SafetyError
-from .imagefile import check_size
+from .imagefile import decode_file
 from .progress import Reporter
 
 LABELS = (
@@ -207,9 +207,7 @@ def _load(item: np.ndarray | str | os.PathLike) -> tuple[str, np.ndarray]:
     if isinstance(item, np.ndarray):
         return "image", item
     path = Path(item)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else np.zeros(0, np.uint8)
-    check_size(data, path)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    img = decode_file(path) if path.is_file() else None
     if img is None:
         raise InputError(f"{path} cannot be read as an image; check that it is a complete PNG or JPEG file.")
     return path.name, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

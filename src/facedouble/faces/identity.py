@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, NoFaceError
-from ..imagefile import check_size
+from ..imagefile import decode_file
 
 NAME = "dlib-resnet-v1"
 SAME_PERSON = 0.6
@@ -65,11 +65,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    data = np.fromfile(path, np.uint8) if path.is_file() else None
-    if data is None:
+    if not path.is_file():
         raise InputError(f"Image {path} does not exist; give the path of a photo.")
-    check_size(data, path)
-    arr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    arr = decode_file(path)
     if arr is None:
         raise InputError(f"{path} is not a readable image; give a JPEG or PNG photo.")
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..choices import FaceType, values
 from ..errors import InputError, MetadataError
-from ..imagefile import encode_png
+from ..imagefile import encode_png, header_size
 from ..files import atomic_write_bytes
 
 FORMAT_VERSION = 1
@@ -421,35 +421,9 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 
-_SOF_MARKERS = (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
-
-
 def image_dimensions(data: bytes) -> tuple[int, int]:
-    """(width, height) that a PNG or JPEG header declares, (0, 0) when it is neither. For a JPEG whose
-    segments cannot be followed, the largest size any frame header in it claims (a decoder skips garbage and
-    may still find one)."""
-    if data.startswith(PNG_SIGNATURE):
-        if data[12:16] == b"IHDR" and len(data) >= 24:
-            return struct.unpack(">II", data[16:24])  # type: ignore[return-value]
-        return 0, 0
-    if data[:2] != b"\xff\xd8":
-        return 0, 0
-    try:
-        for marker, start, end in _jpeg_segments(data):
-            if marker in _SOF_MARKERS and end - start >= 9:
-                h, w = struct.unpack(">HH", data[start + 5:start + 9])
-                return w, h
-    except MetadataError:
-        pass
-    best = (0, 0)
-    for marker in _SOF_MARKERS:
-        pos = data.find(bytes([0xFF, marker]))
-        while 0 <= pos <= len(data) - 9:
-            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
-            if w * h > best[0] * best[1]:
-                best = (w, h)
-            pos = data.find(bytes([0xFF, marker]), pos + 2)
-    return best
+    """(width, height) that a PNG or JPEG header declares, (0, 0) when it is neither (`imagefile.header_size`)."""
+    return header_size(data) or (0, 0)
 
 
 def read_face(path: str | os.PathLike) -> tuple[np.ndarray, FaceRecord]:

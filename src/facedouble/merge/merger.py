@@ -40,7 +40,7 @@ from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
 from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
-from ..imagefile import check_size, encode_png
+from ..imagefile import decode_file, encode_png
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import blend as B
@@ -511,9 +511,7 @@ def read_image(path: Path) -> np.ndarray:
     """A frame file as RGB uint8 HWC."""
     import cv2
 
-    data = np.fromfile(str(path), np.uint8)
-    check_size(data, path)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    img = decode_file(path)
     if img is None:
         raise InputError(f"Frame {path} is not a readable image; delete it or extract the frames again.")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
-from ..imagefile import check_size
+from ..imagefile import decode_file
 from ..workspace import IMAGE_SUFFIXES
 
 
@@ -50,12 +50,7 @@ def read_rgb(path: Path) -> np.ndarray:
     """An image file as RGB uint8 HWC (grey-scale, 16-bit and alpha converted)."""
     import cv2
 
-    try:
-        data = np.fromfile(str(path), np.uint8)
-    except OSError as e:
-        raise InputError(f"Cannot read {path} ({e.strerror or e}); check that it exists and is readable.") from None
-    check_size(data, path)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    img = decode_file(path)
     if img is None:
         raise InputError(f"{path} is not a readable image; replace it with a PNG or JPG, or remove it.")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

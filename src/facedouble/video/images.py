@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, WorkspaceError, disk_full, is_disk_full
-from ..imagefile import check_size, encode_png
+from ..imagefile import decode_file, encode_png
 from ..progress import Reporter
 
 T = TypeVar("T")
@@ -82,12 +82,7 @@ def write_image(path: Path, bgr: np.ndarray, jpeg_quality: int = 95) -> None:
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Read an image with OpenCV (BGR for IMREAD_COLOR); InputError if it is missing or unreadable."""
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as e:
-        raise InputError(f"Cannot read {path} ({e.strerror or e}); check that it exists and is readable.") from None
-    check_size(data, path)
-    image = cv2.imdecode(data, flags) if data.size else None
+    image = decode_file(path, flags)
     if image is None:
         raise InputError(f"{path} is not a readable image; delete it or replace it with a PNG or JPG.")
     return image
