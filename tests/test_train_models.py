@@ -124,7 +124,7 @@ def test_lr_dropout_keeps_about_seventy_percent_of_updates():
 
 
 def test_bf16_autocast_is_used_on_cpu_by_default():
-    from facedouble.train.trainer import cpu_has_bf16
+    from facedouble.device import cpu_has_bf16
 
     session = TrainSession(_options(), torch.device("cpu"))
     assert session.amp == (torch.bfloat16 if cpu_has_bf16() else None)

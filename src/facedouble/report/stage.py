@@ -266,7 +266,7 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
     buffer: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     outputs = []
     resized = False
-    mark: Callable[[np.ndarray], np.ndarray] | None | bool = False  # decided on the first result frame
+    mark: Callable[[np.ndarray], np.ndarray] | None = None  # read from the first result frame
     with rep.task("Scoring frames", len(runs)) as advance:
         for k, run in enumerate(runs):
             rep.check()
@@ -281,13 +281,13 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
             pair = inp.pairs[run[0]]
             record = inp.dst_records.get(pair.number) if inp.dst_records is not None else None
             fd0 = buffer[run[0]][0]
-            if mark is False:
+            if k == 0:
                 mark = provenance_marker(buffer[run[0]][1])
             sample = S.Sample(
                 number=pair.number, dst=[buffer[q][0] for q in run], result=[buffer[q][1] for q in run],
                 merged_mask=_mask_for(inp, pair.number, fd0.shape[:2]),
                 dst_landmarks=None if record is None else record[0], known_dst=inp.dst_records is not None,
-                embed_dst=embed_dst and k % embed_step == 0, marked_dst=mark(fd0) if callable(mark) else None)
+                embed_dst=embed_dst and k % embed_step == 0, marked_dst=mark(fd0) if mark is not None else None)
             outputs.append(S.score_sample(models, sample, src=src))
             keep_from = runs[k + 1][0] if k + 1 < len(runs) else len(inp.pairs)
             for q in [q for q in buffer if q < keep_from]:

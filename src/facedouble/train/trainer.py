@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import TrainConfig, write_json_atomic
-from ..device import amp_dtype_for, cpu_has_bf16  # noqa: F401  (cpu_has_bf16: re-exported for callers)
+from ..device import amp_dtype_for
 from ..files import remove_temporaries
 from ..errors import Cancelled, OptionError, TrainingError
 from ..progress import Reporter, stop_on_signals
