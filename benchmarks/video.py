@@ -6,6 +6,13 @@ then times in the same run:
     vs the obvious script (decode, to_ndarray, cv2.imwrite with default settings, one frame at a time);
   * build (mp4) vs bare PyAV encode of the same frames held in memory with the same encoder settings, and
     vs the obvious script (cv2.imread each PNG, from_ndarray, encode).
+and against the sum of its parts, each done bare in memory with the same libraries and threads:
+  * extract vs bare decode + bare image encoding (the decoded frames converted to BGR and encoded to PNG or
+    JPEG bytes on the same thread pool, nothing written);
+  * build vs bare PNG decoding and conversion to YUV (the frame files' bytes, read beforehand, on the same
+    pool) + bare encode of those very frames.
+A ratio >= 0.8 against the sum of parts means the stage adds at most a quarter to the work it cannot avoid
+(files, atomic renames, progress, resume checks, audio, provenance); above 1 it overlaps the parts.
 Each timing is the best of --repeat runs. Prints the figures and writes benchmarks/results/video.json.
 
     .venv/bin/python benchmarks/video.py [--frames 100] [--repeat 2]
@@ -25,6 +32,7 @@ from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -32,10 +40,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from media import media_dir  # noqa: E402
 
+from facedouble.allocator import tune  # noqa: E402
 from facedouble.config import VideoBuildConfig, VideoExtractConfig  # noqa: E402
 from facedouble.video import build_video, extract_frames  # noqa: E402
 from facedouble.video.audio import AudioEncoder  # noqa: E402
 from facedouble.video.build import FORMATS  # noqa: E402
+from facedouble.video.images import ImagePool, encode_image  # noqa: E402
+from facedouble.video.pixels import frame_to_image, image_to_frame  # noqa: E402
 from facedouble.workspace import Workspace  # noqa: E402
 
 SIZE = (1280, 720)
@@ -109,6 +120,23 @@ def decoded_yuv(clip: Path) -> list:
         return [f for f in c.decode(video=0)]
 
 
+def bare_images(frames: list, suffix: str) -> None:
+    """The extract stage's image work alone: each decoded frame to BGR and encoded, in memory."""
+    with ImagePool() as pool:
+        for _ in pool.ordered(lambda f: encode_image(frame_to_image(f, "bgr24"), suffix), frames):
+            pass
+
+
+def bare_png_to_yuv(blobs: list[bytes], colorspace: str | None) -> list:
+    """The build stage's image work alone: each frame's PNG bytes decoded and converted to YUV, in memory."""
+    def one(blob: bytes):
+        return image_to_frame(cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR), "yuv420p",
+                              colorspace=colorspace, color_range=1)
+
+    with ImagePool() as pool:
+        return list(pool.ordered(one, blobs))
+
+
 def bare_encode(frames: list, out_path: Path, rate, bitrate: float) -> None:
     spec = FORMATS["mp4"]
     with av.open(str(out_path), "w") as out:
@@ -153,6 +181,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = ap.parse_args()
+    tune()  # as the CLI does
 
     tmp = Path(tempfile.mkdtemp(prefix="facedouble-bench-video-"))
     try:
@@ -173,14 +202,23 @@ def main() -> None:
 
         t = {}
         t["bare_decode"] = best(lambda: bare_decode(clip), args.repeat, "bare_decode")
+        frames = decoded_yuv(clip)
+        t["bare_images_png"] = best(lambda: bare_images(frames, ".png"), args.repeat, "bare_images_png")
+        t["bare_images_jpg"] = best(lambda: bare_images(frames, ".jpg"), args.repeat, "bare_images_jpg")
         t["naive_extract_png"] = best(lambda: (shutil.rmtree(tmp / "naive", ignore_errors=True),
                                                naive_extract(clip, tmp / "naive")), args.repeat, "naive_extract_png")
         t["extract_jpg"] = best(lambda: ours_extract("jpg"), args.repeat, "extract_jpg")
         t["extract_png"] = best(lambda: ours_extract("png"), args.repeat, "extract_png")
         for p in ws.frame_files("dst"):
             os.link(p, ws.merged / p.name)
-        frames = decoded_yuv(clip)
+        blobs = [p.read_bytes() for p in sorted(ws.merged.iterdir()) if p.suffix == ".png"]
+        t["bare_png_to_yuv"] = best(lambda: bare_png_to_yuv(blobs, None), args.repeat, "bare_png_to_yuv")
         t["bare_encode"] = best(lambda: bare_encode(frames, tmp / "bare.mp4", rate, bitrate), args.repeat, "bare_encode")
+        # x264 on the very frames the build encodes (after the PNG round trip), for the sum of parts
+        built_frames = bare_png_to_yuv(blobs, None)
+        t["bare_encode_built"] = best(lambda: bare_encode(built_frames, tmp / "bare.mp4", rate, bitrate), args.repeat,
+                                      "bare_encode_built")
+        del built_frames
         t["naive_build"] = best(lambda: naive_build(ws.merged, tmp / "naive.mp4", rate, bitrate), args.repeat, "naive_build")
         t["build_mp4"] = best(lambda: build_video(ws, VideoBuildConfig()), args.repeat, "build_mp4")
         png_bytes = sum(p.stat().st_size for p in ws.frame_files("dst"))
@@ -194,11 +232,17 @@ def main() -> None:
         "extract_png_vs_naive_extract_png": t["naive_extract_png"] / t["extract_png"],
         "build_mp4_vs_bare_encode": t["bare_encode"] / t["build_mp4"],
         "build_mp4_vs_naive_build": t["naive_build"] / t["build_mp4"],
+        "extract_png_vs_parts": (t["bare_decode"] + t["bare_images_png"]) / t["extract_png"],
+        "extract_jpg_vs_parts": (t["bare_decode"] + t["bare_images_jpg"]) / t["extract_jpg"],
+        "build_mp4_vs_parts": (t["bare_png_to_yuv"] + t["bare_encode_built"]) / t["build_mp4"],
     }
     cpu_ratios = {
         "extract_png_vs_naive_extract_png": CPU["naive_extract_png"] / CPU["extract_png"],
         "build_mp4_vs_bare_encode": CPU["bare_encode"] / CPU["build_mp4"],
         "build_mp4_vs_naive_build": CPU["naive_build"] / CPU["build_mp4"],
+        "extract_png_vs_parts": (CPU["bare_decode"] + CPU["bare_images_png"]) / CPU["extract_png"],
+        "extract_jpg_vs_parts": (CPU["bare_decode"] + CPU["bare_images_jpg"]) / CPU["extract_jpg"],
+        "build_mp4_vs_parts": (CPU["bare_png_to_yuv"] + CPU["bare_encode_built"]) / CPU["build_mp4"],
     }
     result = {
         "clip": {"frames": n, "size": list(SIZE), "fps": float(rate), "source": "WolfgangLanger_Pexels.mp4 upscaled"},

@@ -55,6 +55,10 @@ def __getattr__(name: str) -> Any:
     if name in _STAGES:
         import importlib
 
+        from .allocator import tune
+
+        tune()  # frame-sized buffers reused instead of faulted in afresh (see allocator.py)
+
         module, attr = _STAGES[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'facedouble.api' has no attribute {name!r}")

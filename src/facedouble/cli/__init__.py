@@ -64,4 +64,7 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from ..allocator import tune
+
+    tune()
     app()
