@@ -218,7 +218,6 @@ def main() -> None:
         built_frames = bare_png_to_yuv(blobs, None)
         t["bare_encode_built"] = best(lambda: bare_encode(built_frames, tmp / "bare.mp4", rate, bitrate), args.repeat,
                                       "bare_encode_built")
-        del built_frames
         t["naive_build"] = best(lambda: naive_build(ws.merged, tmp / "naive.mp4", rate, bitrate), args.repeat, "naive_build")
         t["build_mp4"] = best(lambda: build_video(ws, VideoBuildConfig()), args.repeat, "build_mp4")
         png_bytes = sum(p.stat().st_size for p in ws.frame_files("dst"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -138,12 +140,14 @@ def test_extract_resumes_rewriting_only_missing_frames(workspace, media):
     data = victim.read_bytes()
     before = {p.name: p.stat().st_mtime_ns for p in frames if p != victim}
     victim.unlink()
-    (victim.parent / (victim.name + ".tmp")).write_bytes(b"half")  # what a kill mid-write leaves
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (victim.parent / f".{victim.name}.{dead}.x1y2.tmp").write_bytes(b"half")  # what a kill mid-write leaves
     res = extract_frames(ws, "dst")
     assert (res.written, res.kept, res.total) == (1, 71, 72)
     assert victim.read_bytes() == data
     assert {p.name: p.stat().st_mtime_ns for p in ws.frame_files("dst") if p != victim} == before
-    assert not list(ws.frames("dst").glob("*.tmp"))
+    assert not list(ws.frames("dst").glob("*.tmp")) and not list(ws.frames("dst").glob(".*.tmp"))
 
 
 def test_extract_src_fps_and_jpg(workspace, media):

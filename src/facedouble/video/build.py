@@ -28,7 +28,6 @@ import cv2
 import numpy as np
 
 from ..files import remove_temporaries
-from .. import __version__
 from ..config import VideoBuildConfig, write_json_atomic
 from ..errors import InputError, WorkspaceError
 from ..progress import Reporter

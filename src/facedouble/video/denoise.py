@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -24,9 +23,10 @@ import numpy as np
 
 from ..config import DenoiseConfig, write_json_atomic
 from ..errors import InputError, WorkspaceError
+from ..files import atomic_path, remove_temporaries
 from ..progress import Reporter
 from ..workspace import Workspace
-from .images import TMP_SUFFIX, ImagePool, encode_image, ensure_writable, read_image, remove_stale_temps
+from .images import ImagePool, encode_image, ensure_writable, read_image
 
 BACKUP_DIR = "denoise_backup"
 LOG_NAME = "denoised.log"
@@ -89,8 +89,7 @@ def denoise_frames(ws: Workspace, cfg: DenoiseConfig | None = None, *,
         raise InputError(f"No frames in {folder}; run `facedouble video extract dst` first.")
     backup = ensure_writable(folder / BACKUP_DIR)
     ensure_writable(folder)
-    remove_stale_temps(folder)
-    remove_stale_temps(backup)
+    remove_temporaries(folder, backup)  # what a killed run was writing
     log_path = backup / LOG_NAME
     log = _read_log(log_path)
     try:
@@ -111,20 +110,18 @@ def denoise_frames(ws: Workspace, cfg: DenoiseConfig | None = None, *,
         ours = log.get(frame.name) == current
         if kept is None or (current != kept and not ours):
             # not backed up yet, or replaced since (e.g. extracted again): this frame is the original
-            tmp = original.with_name(original.name + TMP_SUFFIX)
-            shutil.copy2(frame, tmp)  # keeps the mtime, so "unchanged since backup" stays checkable
-            os.replace(tmp, original)
+            with atomic_path(original) as tmp:
+                shutil.copy2(frame, tmp)  # keeps the mtime, so "unchanged since backup" stays checkable
         data = encode_image(denoise_image(read_image(original), cfg.factor), frame.suffix, quality)
-        tmp = frame.with_name(frame.name + TMP_SUFFIX)
         try:
-            tmp.write_bytes(data)
-            size, mtime = _stat(tmp) or (0, 0)
-            with lock:  # logged before the rename: a frame in place is always one the log knows
-                log_file.write(f"{frame.name}\t{size}\t{mtime}\n")
-                log_file.flush()
-            os.replace(tmp, frame)  # a rename keeps size and mtime
+            with atomic_path(frame) as tmp:
+                tmp.write_bytes(data)
+                size, mtime = _stat(tmp) or (0, 0)
+                with lock:  # logged before the rename: a frame in place is always one the log knows
+                    log_file.write(f"{frame.name}\t{size}\t{mtime}\n")
+                    log_file.flush()
+            # the rename keeps size and mtime
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise WorkspaceError(f"Cannot write {frame} ({e.strerror or e}); free some disk space or make "
                                  f"{folder} writable, then run again to resume.") from None
 

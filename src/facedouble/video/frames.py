@@ -21,7 +21,8 @@ from ..errors import InputError, OptionError
 from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from .pixels import frame_to_image
-from .images import ImagePool, ensure_writable, frame_name, numbered_images, remove_stale_temps, write_image
+from ..files import remove_temporaries
+from .images import ImagePool, ensure_writable, frame_name, numbered_images, write_image
 from .probe import demux_decode, open_video, rotate_image, rotation_steps, stream_fps
 
 CONFIG_NAME = "video_extract.json"
@@ -97,7 +98,7 @@ def extract_frames(ws: Workspace, side: Side, cfg: VideoExtractConfig | None = N
     video = ws.video(side)
     folder = ensure_writable(ws.frames(side))
     _check_resume(folder, cfg, video)
-    remove_stale_temps(folder)
+    remove_temporaries(folder)  # what a killed run was writing
     suffix = _suffix(cfg)
     have = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     write_json_atomic(folder / CONFIG_NAME, {

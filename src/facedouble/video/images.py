@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import cv2
 import numpy as np
 
-from ..errors import InputError, WorkspaceError, disk_full, is_disk_full
+from ..errors import InputError, WorkspaceError
+from ..files import atomic_write_bytes
 from ..imagefile import decode_file, encode_png
 from ..progress import Reporter
 
@@ -27,7 +28,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 FRAME_NAME = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
-TMP_SUFFIX = ".tmp"
 
 
 def frame_name(number: int, suffix: str) -> str:
@@ -58,26 +58,14 @@ def encode_image(bgr: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
     return buf.tobytes()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to `<name>.tmp` beside the target and rename it into place: no half file is ever visible."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
+def write_image(path: Path, bgr: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Encode and write atomically (files.atomic_path): a kill mid-write leaves no half file."""
+    data = encode_image(bgr, path.suffix, jpeg_quality)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        if is_disk_full(e):
-            raise disk_full(path.parent) from None
         raise WorkspaceError(f"Cannot write {path} ({e.strerror or e}); free some disk space or make "
                              f"{path.parent} writable, then run again to resume.") from None
-
-
-def write_image(path: Path, bgr: np.ndarray, jpeg_quality: int = 95) -> None:
-    write_bytes_atomic(path, encode_image(bgr, path.suffix, jpeg_quality))
 
 
 def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
@@ -86,14 +74,6 @@ def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     if image is None:
         raise InputError(f"{path} is not a readable image; delete it or replace it with a PNG or JPG.")
     return image
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Remove `<frame>.tmp` files left by a run that was killed mid-write."""
-    if folder.is_dir():
-        for p in folder.glob("*" + TMP_SUFFIX):
-            if p.is_file() and FRAME_NAME.match(p.name[: -len(TMP_SUFFIX)]):
-                p.unlink(missing_ok=True)
 
 
 def ensure_writable(folder: Path) -> Path:

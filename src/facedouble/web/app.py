@@ -23,9 +23,8 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .. import choices as Ch
 from .. import config as K
-from ..errors import FaceDoubleError, InputError, ModelError, NoFaceError, OptionError, WorkspaceError
+from ..errors import FaceDoubleError, InputError, ModelError, OptionError
 from ..workspace import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Workspace
 from . import security as S
 from .jobs import JobBusy, JobReporter, JobRunner
