@@ -186,14 +186,19 @@ print(time.perf_counter() - t)
 """
 
 
+def clear_frames(ws: Workspace) -> None:
+    """Empty data_dst/ of frames, so that the next extraction writes them all."""
+    for p in ws.frames("dst").iterdir():
+        if p.is_file():
+            p.unlink()
+
+
 def fresh_extract(ws: Workspace, tuned: bool) -> float:
     """PNG extraction in a new process, as a user's command runs it, with or without allocator.tune (in this
     process earlier steps have already raised glibc's dynamic mmap threshold, which hides its effect)."""
     import subprocess
 
-    for p in ws.frames("dst").iterdir():
-        if p.is_file():
-            p.unlink()
+    clear_frames(ws)
     code = FRESH.format(src=str(ROOT / "src"), tuned=tuned, ws=str(ws.root))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
@@ -224,9 +229,7 @@ def main() -> None:
         shutil.copy(clip, ws.root / "data_dst.mp4")
 
         def ours_extract(fmt: str) -> None:
-            for p in ws.frames("dst").iterdir():
-                if p.is_file():
-                    p.unlink()
+            clear_frames(ws)
             extract_frames(ws, "dst", VideoExtractConfig(format=fmt))
 
         t = {}

@@ -13,7 +13,7 @@ from facedouble import allocator
 
 @pytest.mark.skipif(allocator._glibc() is None, reason="glibc only")
 def test_tune_applies_and_is_inherited(monkeypatch):
-    monkeypatch.setattr(allocator, "_done", False)
+    monkeypatch.setattr(allocator, "_result", None)
     for name in allocator._ENV:
         monkeypatch.delenv(name, raising=False)
     assert allocator.tune() is True
@@ -26,7 +26,7 @@ def test_tune_applies_and_is_inherited(monkeypatch):
 
 @pytest.mark.skipif(allocator._glibc() is None, reason="glibc only")
 def test_a_users_own_setting_is_kept(monkeypatch):
-    monkeypatch.setattr(allocator, "_done", False)
+    monkeypatch.setattr(allocator, "_result", None)
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     assert allocator.tune() is True

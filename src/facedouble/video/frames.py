@@ -18,10 +18,10 @@ import av
 from ..choices import Side, values
 from ..config import VideoExtractConfig, write_json_atomic
 from ..errors import InputError, OptionError
+from ..files import remove_temporaries
 from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from .pixels import frame_to_image
-from ..files import remove_temporaries
 from .images import ImagePool, ensure_writable, frame_name, numbered_images, write_image
 from .probe import demux_decode, open_video, rotate_image, rotation_steps, stream_fps
 
