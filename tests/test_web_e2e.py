@@ -3,7 +3,8 @@
 Open the app through the token URL, sort and trash a face, confirm a manual rectangle, change a merge
 option and see the preview change, verify the result video's provenance and make the quality report, and
 see the training identity curve. Screenshots go to test-artifacts/. Skips (with the reason) when
-/usr/bin/chromium or the playwright package is missing; never downloads a browser."""
+/usr/bin/chromium or the playwright package is missing, except under CI=true, where that fails the run;
+never downloads a browser."""
 
 from __future__ import annotations
 
@@ -25,11 +26,32 @@ try:
 except ImportError:  # pragma: no cover
     sync_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed "
-                                                       "(pip install -r requirements/dev.txt)"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"),
-]
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if sync_playwright is None:
+        return "the playwright package is not installed (pip install -r requirements/dev.txt)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    return None
+
+
+def in_ci() -> bool:
+    """CI=true (or 1/yes), as GitHub Actions, GitLab CI and most CI services set it."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _browser_present():  # session scope: decided before the (costly) workspace fixtures
+    """Skip without a browser on a developer's machine; in CI a missing browser fails the run instead, so the
+    UI is never shipped untested because an image lost its chromium."""
+    why = missing_browser()
+    if why is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true but the browser tests cannot run: {why}", pytrace=False)
+    pytest.skip(why)
 
 
 @pytest.fixture()
