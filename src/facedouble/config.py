@@ -20,10 +20,14 @@ T = TypeVar("T", bound="StageConfig")
 
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-           ask: bool = True, fixed: bool = False) -> Any:
+           ask: bool = True, fixed: bool = False, group: str | None = None, unit: str = "",
+           label: str | None = None) -> Any:
     """A config field. `lo`/`hi` bound numbers; `ask` puts it in interactive prompts;
-    `fixed` marks model options that cannot change once a model exists."""
-    return dataclasses.field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "ask": ask, "fixed": fixed})
+    `fixed` marks model options that cannot change once a model exists. For the UI's forms: `group` is the
+    section a user looks for it in (default: "options", or "advanced" when not asked), `unit` is shown after
+    the value, `label` replaces the field name where the name alone is cryptic."""
+    return dataclasses.field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "ask": ask, "fixed": fixed,
+                                                        "group": group, "unit": unit, "label": label})
 
 
 def _literal_choices(tp: Any) -> tuple[str, ...] | None:
@@ -126,7 +130,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class VideoExtractConfig(StageConfig):
-    fps: Optional[float] = option(None, "Frames per second to extract (src only; empty = every frame)", lo=0.01, hi=240)
+    fps: Optional[float] = option(None, "Frames per second to extract (src only; empty = every frame)", lo=0.01, hi=240,
+                                  unit="fps")
     format: C.ImageFormat = option("png", "Image format of the frames: png (lossless) or jpg (smaller)")
     jpeg_quality: int = option(95, "JPEG quality when --format jpg", lo=1, hi=100)
 
@@ -136,7 +141,7 @@ class VideoCutConfig(StageConfig):
     start: str = option("00:00:00.000", "Start time HH:MM:SS.mmm")
     end: Optional[str] = option(None, "End time HH:MM:SS.mmm (empty = end of the video)")
     audio_track: int = option(0, "Audio track index to keep", lo=0, hi=64)
-    bitrate: float = option(25.0, "Bitrate of the output in Mbit/s", lo=0.1, hi=1000)
+    bitrate: float = option(25.0, "Bitrate of the output in Mbit/s", lo=0.1, hi=1000, unit="Mbit/s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,67 +152,84 @@ class DenoiseConfig(StageConfig):
 @dataclasses.dataclass(frozen=True)
 class VideoBuildConfig(StageConfig):
     format: C.VideoFormat = option("mp4", "Output: mp4, avi, mp4-lossless, or mov-alpha (alpha from merged_mask/)")
-    bitrate: float = option(16.0, "Bitrate in Mbit/s (mp4, avi)", lo=0.1, hi=1000)
-    input_dir: Optional[str] = option(None, "Folder of frames to build from (default data_dst/merged)", ask=False)
+    bitrate: float = option(16.0, "Bitrate in Mbit/s (mp4, avi)", lo=0.1, hi=1000, unit="Mbit/s")
+    input_dir: Optional[str] = option(None, "Folder of frames to build from (default data_dst/merged)", ask=False,
+                                      group="advanced")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig(StageConfig):
-    detector: C.Detector = option("auto", "Face detector")
-    face_type: C.FaceType = option("whole-face", "Face type: how much of the head the aligned image covers")
-    size: int = option(512, "Size of the aligned face image in pixels", lo=64, hi=2048)
-    jpeg_quality: int = option(95, "JPEG quality of the aligned faces", lo=1, hi=100)
-    max_faces: int = option(0, "Most faces kept per frame (0 = all; dst keeps one target face)", lo=0, hi=100)
-    debug: bool = option(False, "Write aligned_debug/ frames with box, landmarks and crop outline")
-    reference: Optional[str] = option(None, "Image of the person to keep (identity); others are skipped", ask=False)
-    rects: Optional[str] = option(None, "JSON file of face rectangles per frame for --detector manual", ask=False)
-    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)
-    workers: int = option(0, "Worker processes (0 = one per core)", lo=0, hi=256, ask=False)
+    detector: C.Detector = option("auto", "Face detector", group="faces")
+    face_type: C.FaceType = option("whole-face", "Face type: how much of the head the aligned image covers",
+                                   group="faces")
+    size: int = option(512, "Size of the aligned face image in pixels", lo=64, hi=2048, group="faces", unit="px")
+    jpeg_quality: int = option(95, "JPEG quality of the aligned faces", lo=1, hi=100, group="faces")
+    max_faces: int = option(0, "Most faces kept per frame (0 = all; dst keeps one target face)", lo=0, hi=100,
+                            group="faces", unit="faces")
+    debug: bool = option(False, "Write aligned_debug/ frames with box, landmarks and crop outline", group="faces")
+    reference: Optional[str] = option(None, "Image of the person to keep (identity); others are skipped", ask=False,
+                                      group="which face")
+    rects: Optional[str] = option(None, "JSON file of face rectangles per frame for --detector manual", ask=False,
+                                  group="advanced")
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")
+    workers: int = option(0, "Worker processes (0 = one per core)", lo=0, hi=256, ask=False,
+                          group="advanced", unit="processes")
     target: Optional[C.TargetPick] = option(None, "dst: which face to keep per frame: track (continue the previous "
                                                   "frame's face, else the largest), largest, or reference (nearest to "
-                                                  "--reference); empty = reference with --reference, else track", ask=False)
-    smooth: bool = option(True, "dst: smooth landmarks over time (One-Euro filter; reset on cuts)", ask=False)
-    manual_fix: bool = option(False, "dst: list frames with no face and write them to data_dst/manual_fix.json for the UI")
+                                                  "--reference); empty = reference with --reference, else track", ask=False,
+                                                  group="which face")
+    smooth: bool = option(True, "dst: smooth landmarks over time (One-Euro filter; reset on cuts)", ask=False,
+                          group="which face")
+    manual_fix: bool = option(False, "dst: list frames with no face and write them to data_dst/manual_fix.json for the UI",
+                              group="faces")
     identity_every: int = option(5, "Compute the identity embedding every N frames of a face track (1 = every face; "
-                                    "the others reuse the track's latest, ~80 ms saved per face)", lo=1, hi=1000, ask=False)
+                                    "the others reuse the track's latest, ~80 ms saved per face)", lo=1, hi=1000, ask=False,
+                                    group="advanced", unit="frames")
     detect_size: int = option(640, "Detect on a copy of the frame scaled to this longest side (0 = full size)",
-                              lo=0, hi=8192, ask=False)
+                              lo=0, hi=8192, ask=False, group="advanced", unit="px")
 
 
 @dataclasses.dataclass(frozen=True)
 class SortConfig(StageConfig):
     by: C.SortMethod = option("blur", "Sort method")
-    target: int = option(2000, "Faces kept by --by final", lo=1, hi=1_000_000)
+    target: int = option(2000, "Faces kept by --by final", lo=1, hi=1_000_000, unit="faces")
     reference: Optional[str] = option(None, "Image of the person to put first (--by identity)", ask=False)
     trash_others: bool = option(False, "With --by identity and --reference: move other people to trash")
-    workers: int = option(0, "Worker processes measuring faces (0 = one per core)", lo=0, hi=256, ask=False)
+    workers: int = option(0, "Worker processes measuring faces (0 = one per core)", lo=0, hi=256, ask=False,
+                          unit="processes")
 
 
 @dataclasses.dataclass(frozen=True)
 class MergeConfig(StageConfig):
-    mode: C.MergeMode = option("seamless", "Blend mode")
-    raw: C.RawLayer = option("rgb", "Layer written by --mode raw")
-    mask: C.MaskMode = option("learned", "Mask")
+    mode: C.MergeMode = option("seamless", "Blend mode", group="blend")
+    raw: C.RawLayer = option("rgb", "Layer written by --mode raw", group="blend")
+    mask: C.MaskMode = option("learned", "Mask", group="mask")
     # default on, and smooth_frames 4: chosen with the quality report (benchmarks/merge_settings.py, a quick96
     # trained 5,800 iterations): flicker 1.75 -> 1.07 of dst's own, identity and detail unchanged
-    suppress_seamless_jitter: bool = option(True, "Suppress seamless jitter (steadier colour at the face's edge)")
-    masked_hist_match: bool = option(True, "Histogram-match inside the mask only")
-    hist_threshold: int = option(255, "Histogram match threshold", lo=0, hi=255)
-    erode: int = option(0, "Erode (+) or dilate (-) the mask, relative to face size", lo=-200, hi=200)
-    blur: int = option(0, "Blur the mask edge, relative to face size", lo=-200, hi=200)
-    face_scale: int = option(0, "Scale the output face by this percent", lo=-50, hi=50)
-    color_transfer: C.ColorTransfer = option("none", "Colour transfer of the predicted face towards dst")
-    super_resolution: bool = option(False, "Sharpen the predicted face with the face-detail network")
-    degrade_color: int = option(0, "Degrade the colour of the final image", lo=0, hi=100)
-    export_alpha: bool = option(False, "Write PNG with an alpha channel (only the face)")
-    debug: bool = option(False, "Write predicted face, masks and before/after per frame")
-    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)
-    batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False)
+    suppress_seamless_jitter: bool = option(True, "Suppress seamless jitter (steadier colour at the face's edge)",
+                                            group="blend")
+    masked_hist_match: bool = option(True, "Histogram-match inside the mask only", group="colour")
+    hist_threshold: int = option(255, "Histogram match threshold", lo=0, hi=255, group="colour", unit="levels")
+    erode: int = option(0, "Erode (+) or dilate (-) the mask, relative to face size", lo=-200, hi=200, group="mask")
+    blur: int = option(0, "Blur the mask edge, relative to face size", lo=-200, hi=200, group="mask")
+    face_scale: int = option(0, "Scale the output face by this percent", lo=-50, hi=50, group="mask", unit="%")
+    color_transfer: C.ColorTransfer = option("none", "Colour transfer of the predicted face towards dst",
+                                             group="colour")
+    super_resolution: bool = option(False, "Sharpen the predicted face with the face-detail network", group="output")
+    degrade_color: int = option(0, "Degrade the colour of the final image", lo=0, hi=100, group="colour", unit="%")
+    export_alpha: bool = option(False, "Write PNG with an alpha channel (only the face)", group="output")
+    debug: bool = option(False, "Write predicted face, masks and before/after per frame", group="output")
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")
+    batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False, group="advanced", unit="faces")
     smooth_frames: int = option(4, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
-                                   "(0 = off; not in the original tool)", lo=0, hi=10)
-    skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model")
-    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False)
-    model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False)
+                                   "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
+    skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model",
+                             group="mask")
+    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced")
+    model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False,
+                                       group="advanced")
+    model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
+                                       ask=False, group="advanced")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,65 +238,100 @@ class TrainConfig(StageConfig):
     and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
-    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, sae (every option)", ask=False)
+    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, sae (every option)", ask=False,
+                                  group="model shape")
     # -- architecture: fixed once the model exists --------------------------------------------------------
-    resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True)
-    face_type: Optional[C.FaceType] = option(None, "Face type the model learns: half, mid-full, full, whole-face, head", fixed=True)
+    resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
+                                       group="model shape", unit="px")
+    face_type: Optional[C.FaceType] = option(None, "Face type the model learns: half, mid-full, full, whole-face, head", fixed=True,
+                                             group="model shape")
     archi: Optional[C.Archi] = option(None, "Architecture: df (a decoder per person, most like src), liae (shared decoder, "
-                                            "keeps dst's expression), vg (df with a deeper residual encoder)", fixed=True)
-    ae_dims: Optional[int] = option(None, "Autoencoder dims: size of the code every face is packed into", lo=32, hi=1024, fixed=True)
-    e_dims: Optional[int] = option(None, "Encoder dims per channel (x1, 2, 4, 8 over the four stages)", lo=8, hi=128, fixed=True)
-    d_dims: Optional[int] = option(None, "Decoder dims per channel (x8, 4, 2 over the three stages)", lo=8, hi=128, fixed=True)
-    d_mask_dims: Optional[int] = option(None, "Mask decoder dims per channel", lo=4, hi=128, fixed=True)
-    learn_mask: Optional[bool] = option(None, "Learn the face mask (smoother, steadier mask in the merge)", fixed=True)
-    residual_blocks: Optional[bool] = option(None, "Add residual blocks to the decoder (more detail, slower)", fixed=True)
+                                            "keeps dst's expression), vg (df with a deeper residual encoder)", fixed=True,
+                                            group="model shape")
+    ae_dims: Optional[int] = option(None, "Autoencoder dims: size of the code every face is packed into", lo=32, hi=1024, fixed=True,
+                                    group="model shape", unit="dims")
+    e_dims: Optional[int] = option(None, "Encoder dims per channel (x1, 2, 4, 8 over the four stages)", lo=8, hi=128, fixed=True,
+                                   group="model shape", unit="dims")
+    d_dims: Optional[int] = option(None, "Decoder dims per channel (x8, 4, 2 over the three stages)", lo=8, hi=128, fixed=True,
+                                   group="model shape", unit="dims")
+    d_mask_dims: Optional[int] = option(None, "Mask decoder dims per channel", lo=4, hi=128, fixed=True,
+                                        group="model shape", unit="dims")
+    learn_mask: Optional[bool] = option(None, "Learn the face mask (smoother, steadier mask in the merge)", fixed=True,
+                                        group="model shape")
+    residual_blocks: Optional[bool] = option(None, "Add residual blocks to the decoder (more detail, slower)", fixed=True,
+                                             group="model shape")
     lightweight_encoder: Optional[bool] = option(None, "Lightweight encoder: depthwise-separable downscales (faster, "
-                                                       "slightly less sharp)", fixed=True)
+                                                       "slightly less sharp)", fixed=True, group="model shape")
     multiscale_decoder: Optional[bool] = option(None, "Multiscale decoder: also learn the face at 1/4 and 1/2 resolution "
-                                                      "(sharper sooner)", fixed=True)
+                                                      "(sharper sooner)", fixed=True, group="model shape")
     remove_gray_border: Optional[bool] = option(None, "Remove the gray border of the predicted face by also training a "
-                                                      "band around the mask", fixed=True)
+                                                      "band around the mask", fixed=True, group="model shape")
+    double_resolution: Optional[bool] = option(None, "Double resolution: the decoder works at half the face resolution "
+                                                     "and predicts 2x2 pixels per position (the original's 'd' "
+                                                     "architecture: a face twice the side for about the same work)",
+                                               fixed=True, group="model shape")
     # -- training: changeable with --override ----------------------------------------------------------------
     batch_size: Optional[int] = option(None, "Batch size: src and dst faces per iteration (bigger generalises better, "
-                                             "needs more memory)", lo=1, hi=512)
-    target_iteration: Optional[int] = option(None, "Stop at this iteration (0 = no target)", lo=0, hi=100_000_000)
-    write_preview_history: Optional[bool] = option(None, "Keep a numbered copy of every preview in model/history/")
-    uniform_yaw: Optional[bool] = option(None, "Feed src faces sorted by yaw to match each dst face's pose")
-    random_flip: Optional[bool] = option(None, "Flip faces horizontally at random (needs src from both sides)")
+                                             "needs more memory)", lo=1, hi=512, group="training", unit="faces")
+    target_iteration: Optional[int] = option(None, "Stop at this iteration (0 = no target)", lo=0, hi=100_000_000,
+                                             group="training", unit="iterations")
+    write_preview_history: Optional[bool] = option(None, "Keep a numbered copy of every preview in model/history/",
+                                                   group="training")
+    uniform_yaw: Optional[bool] = option(None, "Feed src faces sorted by yaw to match each dst face's pose",
+                                         group="augmentation")
+    random_flip: Optional[bool] = option(None, "Flip faces horizontally at random (needs src from both sides)",
+                                         group="augmentation")
     src_scale_mod: Optional[int] = option(None, "Src face scale modifier in percent (negative if src's face is wider than dst's)",
-                                          lo=-30, hi=30)
-    random_warp: Optional[bool] = option(None, "Random warp of the input faces (turn off late in training to sharpen)")
-    pixel_loss: Optional[bool] = option(None, "Pixel loss instead of DSSIM (finer detail, less jitter; after ~20k iterations)")
-    face_style_power: Optional[float] = option(None, "Face style power: learn dst's colour and lighting in the face", lo=0, hi=100)
-    bg_style_power: Optional[float] = option(None, "Background style power: learn dst's face outline and surroundings", lo=0, hi=100)
-    eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)")
-    color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst: none, rct, lct")
-    lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False)
+                                          lo=-30, hi=30, group="augmentation", unit="%", label="src scale")
+    random_warp: Optional[bool] = option(None, "Random warp of the input faces (turn off late in training to sharpen)",
+                                         group="augmentation")
+    pixel_loss: Optional[bool] = option(None, "Pixel loss instead of DSSIM (finer detail, less jitter; after ~20k iterations)",
+                                        group="losses")
+    face_style_power: Optional[float] = option(None, "Face style power: learn dst's colour and lighting in the face", lo=0, hi=100,
+                                               group="losses")
+    bg_style_power: Optional[float] = option(None, "Background style power: learn dst's face outline and surroundings", lo=0, hi=100,
+                                             group="losses", label="background style power")
+    eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
+                                                 group="losses")
+    color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst: none, rct, lct",
+                                                            group="augmentation")
+    lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False,
+                                 group="training", label="learning rate")
     lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
-                                              "(sharper late in training)")
-    clip_grad: Optional[bool] = option(None, "Clip the gradient norm at 1 (guards against the loss exploding)")
+                                              "(sharper late in training)",
+                                              group="training", label="learning-rate dropout")
+    clip_grad: Optional[bool] = option(None, "Clip the gradient norm at 1 (guards against the loss exploding)",
+                                       group="training", label="clip gradient")
     optimizer_mode: Optional[C.OptimizerMode] = option(None, "Optimizer mode: 1 normal, 2 recompute activations (about half "
-                                                             "the memory, ~30% slower), 3 as 2 with the optimizer state on the CPU")
+                                                             "the memory, ~30% slower), 3 as 2 with the optimizer state on the CPU",
+                                                             group="training")
     gan_power: Optional[float] = option(None, "GAN power: a patch discriminator sharpens src faces (try 0.1 late in training)",
-                                        lo=0, hi=10)
+                                        lo=0, hi=10, group="losses", label="GAN power")
     true_face_power: Optional[float] = option(None, "True face power (df): a code discriminator makes the swap look more like "
-                                                    "src (try 0.01)", lo=0, hi=1)
+                                                    "src (try 0.01)", lo=0, hi=1, group="losses")
     seed: Optional[int] = option(None, "Random seed of a new model (sample order, augmentation, initial weights)",
-                                 lo=0, hi=2**31 - 1, ask=False)
+                                 lo=0, hi=2**31 - 1, ask=False, group="advanced")
     # -- run settings: take effect on every run, never need --override --------------------------------------
-    device: str = option("auto", "Device: auto, cpu, cuda:N, mps, or all (every GPU, under torchrun)", ask=False)
-    amp: bool = option(True, "Mixed precision: bf16 on CPUs that have it, fp16/bf16 on GPUs", ask=False)
-    channels_last: bool = option(True, "Channels-last memory layout for the convolutions", ask=False)
-    workers: int = option(1, "Sample loader threads (0 = make batches in the training thread)", lo=0, hi=64, ask=False)
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps, or all (every GPU, under torchrun)", ask=False,
+                         group="advanced")
+    amp: bool = option(True, "Mixed precision: bf16 on CPUs that have it, fp16/bf16 on GPUs", ask=False,
+                       group="advanced")
+    channels_last: bool = option(True, "Channels-last memory layout for the convolutions", ask=False, group="advanced")
+    workers: int = option(1, "Sample loader threads (0 = make batches in the training thread)", lo=0, hi=64, ask=False,
+                          group="advanced", unit="threads")
     threads: int = option(0, "Model threads (0 = automatic: all cores, or fewer while other programs compete for them; "
-                             "give a number for bit-exact resumes)", lo=0, hi=1024, ask=False)
-    autosave_minutes: float = option(15.0, "Save every N minutes (0 = only when stopping)", lo=0, hi=1440, ask=False)
-    backup_hours: float = option(2.0, "Copy the model to model/backups/ every N hours (0 = never)", lo=0, hi=1000, ask=False)
-    backups_kept: int = option(3, "How many backups to keep", lo=1, hi=1000, ask=False)
+                             "give a number for bit-exact resumes)", lo=0, hi=1024, ask=False,
+                             group="advanced", unit="threads")
+    autosave_minutes: float = option(15.0, "Save every N minutes (0 = only when stopping)", lo=0, hi=1440, ask=False,
+                                     group="advanced", unit="min", label="autosave every")
+    backup_hours: float = option(2.0, "Copy the model to model/backups/ every N hours (0 = never)", lo=0, hi=1000, ask=False,
+                                 group="advanced", unit="h", label="backup every")
+    backups_kept: int = option(3, "How many backups to keep", lo=1, hi=1000, ask=False,
+                               group="advanced", unit="backups")
     preview_every: int = option(200, "Write the preview and loss plot every N iterations (0 = only when saving)",
-                                lo=0, hi=1_000_000, ask=False)
+                                lo=0, hi=1_000_000, ask=False, group="advanced", unit="iterations")
     override_options: bool = option(False, "Change the training options of an existing model (architecture options stay fixed)",
-                            ask=False)
+                            ask=False, group="advanced")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -288,27 +345,35 @@ class ReportConfig(StageConfig):
     and the quality targets (DESIGN.md section 4) the summary is judged against."""
 
     every: int = option(0, "Score every Nth frame (0 = auto: about --samples frames spread over the clip)",
-                        lo=0, hi=1_000_000)
+                        lo=0, hi=1_000_000, group="sampling", unit="frames", label="score every")
     samples: int = option(60, "With --every 0: about how many frames are scored (~0.5-1 s each on a loaded 2-core CPU)",
-                          lo=1, hi=1_000_000, ask=False)
+                          lo=1, hi=1_000_000, ask=False, group="sampling", unit="frames")
     src_faces: int = option(24, "src faces measured for the identity centroid and detail when no stored embeddings "
-                                "exist (stored ones are all used)", lo=1, hi=100_000, ask=False)
-    detector: C.Detector = option("auto", "Face detector for frames without aligned records (not manual)", ask=False)
-    device: str = option("auto", "Device of the face detector: auto, cpu, cuda:N, mps", ask=False)
+                                "exist (stored ones are all used)", lo=1, hi=100_000, ask=False,
+                                group="sampling", unit="faces")
+    detector: C.Detector = option("auto", "Face detector for frames without aligned records (not manual)", ask=False,
+                                  group="advanced")
+    device: str = option("auto", "Device of the face detector: auto, cpu, cuda:N, mps", ask=False, group="advanced")
     result: Optional[str] = option(None, "Result video, image or folder of frames (default: WORKSPACE/result.mp4, "
-                                         "else data_dst/merged)", ask=False)
+                                         "else data_dst/merged)", ask=False, group="inputs")
     dst: Optional[str] = option(None, "dst video, image or folder of frames (default: data_dst frames, else data_dst.*)",
-                                ask=False)
+                                ask=False, group="inputs")
     src: tuple[str, ...] = option((), "src videos, images or folders (default: data_src/aligned, data_src frames, "
-                                      "else data_src.*)", ask=False)
-    out: Optional[str] = option(None, "Folder of report.html and report.json (default: WORKSPACE/report)", ask=False)
-    worst: int = option(10, "How many of the worst frames the page shows", lo=0, hi=1000, ask=False)
-    detail_target: float = option(0.7, "Target: face detail of the result / dst's, at least", lo=0, hi=100, ask=False)
+                                      "else data_src.*)", ask=False, group="inputs")
+    out: Optional[str] = option(None, "Folder of report.html and report.json (default: WORKSPACE/report)", ask=False,
+                                group="inputs")
+    worst: int = option(10, "How many of the worst frames the page shows", lo=0, hi=1000, ask=False,
+                        group="sampling", unit="frames", label="worst frames shown")
+    detail_target: float = option(0.7, "Target: face detail of the result / dst's, at least", lo=0, hi=100, ask=False,
+                                  group="targets", unit="x dst")
     landmark_target: float = option(0.05, "Target: 68-landmark error / inter-ocular distance, at most", lo=0, hi=10,
-                                    ask=False)
-    flicker_target: float = option(1.10, "Target: flicker inside the face / dst's own, at most", lo=0, hi=100, ask=False)
-    background_target: float = option(45.0, "Target: PSNR outside the face in dB, at least", lo=0, hi=200, ask=False)
-    identity_target: float = option(0.9, "Target: share of faces nearer src than dst, at least", lo=0, hi=1, ask=False)
+                                    ask=False, group="targets", unit="x eye distance")
+    flicker_target: float = option(1.10, "Target: flicker inside the face / dst's own, at most", lo=0, hi=100, ask=False,
+                                   group="targets", unit="x dst")
+    background_target: float = option(45.0, "Target: PSNR outside the face in dB, at least", lo=0, hi=200, ask=False,
+                                      group="targets", unit="dB")
+    identity_target: float = option(0.9, "Target: share of faces nearer src than dst, at least", lo=0, hi=1, ask=False,
+                                    group="targets", unit="share")
 
     def __post_init__(self) -> None:
         if isinstance(self.src, str):
@@ -325,12 +390,15 @@ class ReportConfig(StageConfig):
 class RunConfig(StageConfig):
     """`facedouble run`: the whole pipeline. Each stage uses its saved config when the workspace has one
     (so a run repeats the last settings), else the defaults; the fields here override both."""
-    src_fps: Optional[float] = option(None, "Frames per second taken from the src video (empty = every frame)", lo=0.01, hi=240)
+    src_fps: Optional[float] = option(None, "Frames per second taken from the src video (empty = every frame)", lo=0.01, hi=240,
+                                      unit="fps")
     frame_format: C.ImageFormat = option("png", "Image format of extracted frames")
     detector: Optional[C.Detector] = option(None, "Face detector (empty = the saved or default one)")
     model: C.ModelPreset = option("quick96", "Model preset")
-    train_iterations: Optional[int] = option(None, "Train to this iteration (empty = the model's target iteration)", lo=1, hi=100_000_000)
-    train_minutes: Optional[float] = option(None, "Train at most this many minutes in this run", lo=0.1, hi=100_000)
+    train_iterations: Optional[int] = option(None, "Train to this iteration (empty = the model's target iteration)", lo=1, hi=100_000_000,
+                                             unit="iterations")
+    train_minutes: Optional[float] = option(None, "Train at most this many minutes in this run", lo=0.1, hi=100_000,
+                                            unit="min")
     mode: Optional[C.MergeMode] = option(None, "Merge blend mode (empty = saved or default)")
     mask: Optional[C.MaskMode] = option(None, "Merge mask (empty = saved or default)")
     color_transfer: Optional[C.ColorTransfer] = option(None, "Merge colour transfer (empty = saved or default)")
