@@ -24,6 +24,7 @@ Archi = Literal["df", "liae", "vg"]
 ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = Literal["none", "rct", "lct"]
 OptimizerMode = Literal["1", "2", "3"]
+ExportFormat = Literal["onnx", "dfm"]   # export-onnx --format: facedouble's graph, or a DFM file for live apps
 
 MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
 RawLayer = Literal["rgb", "mask", "predicted"]

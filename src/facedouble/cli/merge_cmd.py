@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         workspace: Path = WorkspaceArg,
         model: Optional[Path] = typer.Option(None, "--model", help=_help("model")),
         model_name: Optional[str] = typer.Option(None, "--model-name", help=_help("model_name")),
+        model_file: Optional[Path] = typer.Option(None, "--model-file", help=_help("model_file") +
+                                                  " (any DFM, e.g. from `export-onnx --format dfm`)"),
         device: Optional[str] = typer.Option(None, "--device", help=_help("device")),
         mode: Optional[str] = typer.Option(None, "--mode", help=_help("mode", MergeMode), show_default=False),
         raw: Optional[str] = typer.Option(None, "--raw", help=_help("raw", RawLayer), show_default=False),
@@ -73,7 +75,7 @@ def register(app: typer.Typer) -> None:
                 color_transfer=color_transfer, super_resolution=super_resolution, degrade_color=degrade_color,
                 export_alpha=export_alpha, debug=debug, device=device, batch_size=batch_size,
                 smooth_frames=smooth_frames, skin_mask=skin_mask, model=str(model) if model else None,
-                model_name=model_name)
+                model_name=model_name, model_file=str(model_file) if model_file else None)
             ws = Workspace(workspace).require()
             with reporter() as rep:
                 if frame is not None or preview is not None:

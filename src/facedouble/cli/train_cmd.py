@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from ..choices import ExportFormat, values
 from ..config import TrainConfig
 from ..progress import RichReporter, ask_options, stop_on_signals
 from ..workspace import Workspace
@@ -222,14 +223,23 @@ def register(app: typer.Typer) -> None:
     @app.command("export-onnx", rich_help_panel="3. Train")
     def export_onnx_command(
         workspace: Path = WorkspaceArg,
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="ONNX file to write [default: model/NAME.onnx]."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write [default: model/NAME.onnx, or NAME.dfm with --format dfm]."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="Which model of the workspace (default: the newest)."),
+        fmt: str = typer.Option("onnx", "--format", "-f",
+                                help="onnx: facedouble's own graph (RGB faces of the model's face type); dfm: the "
+                                     "file live face-swap apps load (BGR whole-face crops, converted from any face type)."),
     ) -> None:
-        """Write the trained model as ONNX: input aligned dst faces NHWC float32 [0, 1]; outputs the swapped
-        faces (NHWC) and masks (NHW1)."""
-        from ..train.export import export_onnx
+        """Write the trained model as ONNX (input aligned dst faces NHWC float32 [0, 1]; outputs the swapped
+        faces (NHWC) and masks (NHW1)) or as a DFM file (see docs/live.md)."""
+        from ..errors import OptionError
+        from ..train.export import export_dfm, export_onnx
 
         with cli_errors():
             ws = Workspace(workspace).require()
-            path = export_onnx(ws.model, out, name=model)
+            if fmt not in values(ExportFormat):
+                raise OptionError(f"--format {fmt!r} is not known; choose one of {', '.join(values(ExportFormat))}.")
+            if fmt == "dfm":
+                path = export_dfm(ws.model, out, name=model)
+            else:
+                path = export_onnx(ws.model, out, name=model)
             err_console.print(f"wrote {path}")

@@ -137,3 +137,55 @@ def warp_to_frame(face: np.ndarray, m: np.ndarray, frame_shape: tuple[int, ...],
     flags = (cv2.INTER_CUBIC if interpolation == "cubic" else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(face, np.asarray(m, dtype=np.float64), (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
+
+
+# -- the original tool's whole-face crop (what DFM models expect) -----------------------------------------
+# DFM files (the live companion app's models) take faces cut the way the original tool cuts its whole-face
+# type: a similarity fitted by least squares from 33 of the 68 landmarks (17-48: brows, nose, eyes, upper
+# lip corner; and 54) onto its mean face in a unit square; the crop is that square grown to a side of
+# 1 + 2 * sqrt(2) * 0.40 (its whole-face padding) and moved up by 0.07 of the unit. Mean-face coordinates
+# (landmarks 17-48 then 54) as published with that tool's alignment.
+DFL_MEAN_FACE_33 = np.array([
+    [0.000213256, 0.106454], [0.0752622, 0.038915], [0.18113, 0.0187482], [0.29077, 0.0344891],
+    [0.393397, 0.0773906], [0.586856, 0.0773906], [0.689483, 0.0344891], [0.799124, 0.0187482],
+    [0.904991, 0.038915], [0.98004, 0.106454], [0.490127, 0.203352], [0.490127, 0.307009],
+    [0.490127, 0.409805], [0.490127, 0.515625], [0.36688, 0.587326], [0.426036, 0.609345],
+    [0.490127, 0.628106], [0.554217, 0.609345], [0.613373, 0.587326], [0.121737, 0.216423],
+    [0.187122, 0.178758], [0.265825, 0.179852], [0.334606, 0.231733], [0.260918, 0.245099],
+    [0.182743, 0.244077], [0.645647, 0.231733], [0.714428, 0.179852], [0.793132, 0.178758],
+    [0.858516, 0.216423], [0.79751, 0.244077], [0.719335, 0.245099], [0.254149, 0.780233],
+    [0.726104, 0.780233],
+], dtype=np.float64)
+DFL_POINTS = list(range(17, 49)) + [54]
+# (centre x, centre y, side) of the original's whole-face square in its mean-face unit coordinates
+DFL_WHOLE_FACE_BOX = (0.5, 0.5 - 0.07, 1.0 + 2.0 * np.sqrt(2.0) * 0.40)
+
+
+def dfl_face_matrix(landmarks68: np.ndarray, size: int) -> np.ndarray:
+    """2x3 transform from frame pixels to a `size` x `size` face cut like the original tool's whole-face type
+    (the crop DFM models take)."""
+    lm = np.asarray(landmarks68, dtype=np.float64)
+    to_unit = umeyama(lm[DFL_POINTS], DFL_MEAN_FACE_33)
+    cx, cy, side = DFL_WHOLE_FACE_BOX
+    scale = size / side
+    unit_to_px = np.array([[scale, 0, -(cx - side / 2) * scale], [0, scale, -(cy - side / 2) * scale]])
+    return compose(unit_to_px, to_unit)
+
+
+def dfl_mean_landmarks() -> np.ndarray:
+    """(68, 2) float64 landmarks of the original tool's mean face (unit square); the jaw (0-16) and the points
+    it does not publish are the nearest published ones, which neither crop uses."""
+    lm = np.zeros((68, 2))
+    lm[DFL_POINTS] = DFL_MEAN_FACE_33
+    lm[:17] = DFL_MEAN_FACE_33[0]
+    for i in range(49, 68):
+        if i != 54:
+            lm[i] = DFL_MEAN_FACE_33[-1] if i < 60 else DFL_MEAN_FACE_33[-2]
+    return lm
+
+
+def dfl_to_face_matrix(face_type: FaceType, size: int, dfl_size: int) -> np.ndarray:
+    """The fixed 2x3 transform from a `dfl_size` crop cut by `dfl_face_matrix` to a `size` crop of facedouble's
+    `face_type`, for the mean face (for a real face the two fits differ by a pixel or two at 224 px)."""
+    lm = dfl_mean_landmarks() * 1000.0
+    return compose(face_matrix(lm, face_type, size), invert(dfl_face_matrix(lm, dfl_size)))

@@ -41,6 +41,7 @@ from ..errors import InputError, MetadataError, ModelError, NoFaceError, Provena
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
 from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
 from ..imagefile import decode_file, encode_png
+from ..inference import crop_matrix, load_model
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import blend as B
@@ -289,7 +290,7 @@ _SKIN_POINTS = [2, 3, 4, 31, 33, 35, 12, 13, 14, 29]
 
 def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, res: int,
                  face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
-                 hands: Sequence[np.ndarray] = ()) -> FaceLayer:
+                 hands: Sequence[np.ndarray] = (), m_in: np.ndarray | None = None) -> FaceLayer:
     """Geometry, mask and colour inputs of one face (nothing that needs its neighbours in time).
 
     Args:
@@ -299,10 +300,12 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
         learned: (res, res) float32 learned mask or None.
         res, face_type: the model's.
         hands: 21-point hands in the frame (kept out of the mesh-dst masks).
+        m_in: the frame-to-face transform of the model's crop (`inference.crop_matrix`; default: the face
+            type's own at res).
     """
     r = pred.shape[0]
     size = max(r, MASK_MIN)
-    m_in = face_matrix(lm, face_type, res)
+    m_in = face_matrix(lm, face_type, res) if m_in is None else np.asarray(m_in, np.float64)
     m_out = B.scale_matrix(m_in, res, cfg.face_scale) if cfg.face_scale else m_in
     m_face = B.resize_matrix(m_out, res, r)
     m_mask = B.resize_matrix(m_out, res, size)
@@ -488,7 +491,7 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
         key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, bool(cfg.super_resolution))
         hit = state.get(key)
         if hit is None:
-            todo.append((i, key, warp_to_face(frame_rgb, face_matrix(lm, ftype, res), res)))
+            todo.append((i, key, warp_to_face(frame_rgb, crop_matrix(swapper, lm), res)))
         else:
             preds[i], masks[i] = hit
     if todo:
@@ -499,7 +502,8 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
             state.put(key, (pi, mi))
     hands = state.hands(frame_rgb) if cfg.mask in MESH_DST_MODES else []
     layers = [prepare_face(frame_rgb, np.asarray(rec.source_landmarks, np.float32), preds[i], masks[i], res, ftype, cfg,
-                           state, warn, hands) for i, rec in enumerate(records)]
+                           state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks))
+              for i, rec in enumerate(records)]
     return compose_frame(frame_rgb, layers, cfg)
 
 
@@ -557,13 +561,10 @@ def frame_records(ws: Workspace, reporter: Reporter | None = None) -> dict[str, 
 
 
 def load_swapper(ws: Workspace, cfg: MergeConfig) -> Swapper:
-    """The model of `cfg.model` (default workspace/model), through the training stage's loader."""
+    """The model: `cfg.model_file` (a DFM file) when given, else the trained model in `cfg.model` (default
+    workspace/model); see facedouble.inference."""
     model_dir = Path(cfg.model) if cfg.model else ws.model
-    try:
-        from ..train.checkpoint import load_swapper as _load
-    except ImportError:
-        raise ModelError("Loading models needs facedouble.train.checkpoint, which is not installed; reinstall facedouble.") from None
-    return _load(model_dir, device=cfg.device, name=cfg.model_name)
+    return load_model(model_dir, model_file=getattr(cfg, "model_file", None), device=cfg.device, name=cfg.model_name)
 
 
 def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None):
@@ -727,11 +728,12 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     def load(i: int) -> _Job:
         job = _Job(i, frames[i], recs[i], lms[i])
         job.image = read_image(frames[i])
-        job.crops = [warp_to_face(job.image, face_matrix(lm, ftype, res), res) for lm in job.landmarks]
+        job.crops = [warp_to_face(job.image, crop_matrix(swapper, lm), res) for lm in job.landmarks]
         return job
 
     def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
-        layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands)
+        layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands,
+                               m_in=crop_matrix(swapper, lm))
                   for lm, p, m in zip(job.landmarks, job.preds, job.masks)]
         return job.image, layers
 
@@ -870,7 +872,7 @@ def _write_run(ws: Workspace, run_id: str, swapper, cfg: MergeConfig, previous: 
     data = {
         "run_id": run_id,
         "status": status,
-        "model": str(Path(cfg.model) if cfg.model else ws.model),
+        "model": str(getattr(cfg, "model_file", None) or (Path(cfg.model) if cfg.model else ws.model)),
         "model_face_type": getattr(swapper, "face_type", None),
         "model_resolution": getattr(swapper, "resolution", None),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
