@@ -229,7 +229,7 @@ def test_options_that_do_not_fit_are_refused(workspace, single_face_frames):
 def test_safety_screen_is_called(workspace, single_face_frames, monkeypatch):
     seen = []
 
-    def screen_frames(paths, *, reporter):
+    def screen_frames(paths, *, reporter, fps=None):
         seen.extend(paths)
         raise SafetyError("refused")
 

@@ -59,7 +59,9 @@ def test_dfl_face_imports(tmp_path, dfl_face, protocol):
     data = dfl_jpeg(face, pickle.dumps(info, protocol=protocol))
     (src / "00042_0.jpg").write_bytes(data)
     (src / "plain.jpg").write_bytes(meta.encode_image(face, ".jpg"))
+    before = hashes(src)
     res = meta.import_dfl(src, tmp_path / "out", identity=protocol == 4)
+    assert hashes(src) == before
     assert [p.name for p in res.imported] == ["00042_0.jpg"]
     assert res.skipped == [("plain.jpg", "no metadata of the original tool")]
     image, rec = meta.read_face(tmp_path / "out" / "00042_0.jpg")
@@ -102,7 +104,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, dfl_face):
     src.mkdir()
     (src / "evil.jpg").write_bytes(dfl_jpeg(face, payload))
     before = (src / "evil.jpg").read_bytes()
-    res = meta.import_dfl(src, identity=False)
+    res = meta.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "refused" in res.skipped[0][1]
     assert not marker.exists()
     assert (src / "evil.jpg").read_bytes() == before  # left as it was
@@ -133,20 +135,92 @@ def test_unsupported_face_type_is_skipped(tmp_path, dfl_face):
     src = tmp_path / "dfl"
     src.mkdir()
     (src / "a.jpg").write_bytes(dfl_jpeg(face, pickle.dumps({**info, "face_type": "mark_only"})))
-    res = meta.import_dfl(src, identity=False)
+    res = meta.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "mark_only" in res.skipped[0][1]
 
 
-def test_cli_import_dfl(tmp_path, dfl_face):
+def hashes(folder) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def dfl_folder(tmp_path, dfl_face):
+    """The original tool's aligned folder: two faces, a plain JPEG, a face of an unsupported type, a text file."""
+    face, info, _, _ = dfl_face
+    src = tmp_path / "dfl"
+    src.mkdir()
+    (src / "00042_0.jpg").write_bytes(dfl_jpeg(face, pickle.dumps(info)))
+    (src / "00043_0.jpg").write_bytes(dfl_jpeg(face[:, ::-1].copy(), pickle.dumps({**info, "source_filename": "00043.png"})))
+    (src / "plain.jpg").write_bytes(meta.encode_image(face, ".jpg"))
+    (src / "mark.jpg").write_bytes(dfl_jpeg(face, pickle.dumps({**info, "face_type": "mark_only"})))
+    (src / "notes.txt").write_text("faceset of A")
+    return src
+
+
+def test_import_never_changes_the_source_nor_overwrites(tmp_path, dfl_folder, dfl_face):
+    before = hashes(dfl_folder)
+    out = tmp_path / "aligned"
+    out.mkdir()
+    mine = meta.encode_image(dfl_face[0][::-1].copy(), ".jpg")      # a different face already named 00042_0.jpg
+    (out / "00042_0.jpg").write_bytes(mine)
+    res = meta.import_dfl(dfl_folder, out, identity=False)
+    assert hashes(dfl_folder) == before                              # not one source byte changed, nothing added
+    assert (out / "00042_0.jpg").read_bytes() == mine                # the existing face kept ...
+    assert res.renamed == [("00042_0.jpg", "00042_0.1.jpg")]         # ... and the import written beside it
+    assert sorted(p.name for p in res.imported) == ["00042_0.1.jpg", "00043_0.jpg"]
+    assert meta.read_record(out / "00042_0.1.jpg").source_filename == "00042.png"
+    assert meta.read_record(out / "00042_0.1.jpg").mask_polys == [[[10.0, 10.0], [200.0, 12.0], [120.0, 240.0]]]
+    assert meta.read_record(out / "00043_0.jpg").source_filename == "00043.png"
+    reasons = res.reasons()
+    assert reasons[meta.SKIP_NO_METADATA] == 1 and reasons[meta.SKIP_NOT_JPEG] == 1 and len(res.skipped) == 3
+    assert any("mark_only" in why for why in reasons)
+    text = res.summary()
+    assert "imported 2 face(s)" in text and "skipped 3" in text and "00042_0.jpg -> 00042_0.1.jpg" in text
+    assert f"1 {meta.SKIP_NO_METADATA} (plain.jpg)" in text
+    # a second run imports nothing again, overwrites nothing, and says why
+    written = hashes(out)
+    again = meta.import_dfl(dfl_folder, out, identity=False)
+    assert again.imported == [] and again.reasons()[meta.SKIP_ALREADY] == 2
+    assert hashes(out) == written and hashes(dfl_folder) == before
+
+
+def test_import_into_the_source_folder_is_refused(dfl_folder):
+    from facedouble.errors import InputError
+
+    before = hashes(dfl_folder)
+    with pytest.raises(InputError, match="cannot be imported into"):
+        meta.import_dfl(dfl_folder, dfl_folder / ".." / dfl_folder.name, identity=False)
+    assert hashes(dfl_folder) == before
+
+
+def test_cli_import_dfl(tmp_path, dfl_folder, workspace):
     from typer.testing import CliRunner
 
     from facedouble.cli import app
 
-    face, info, _, _ = dfl_face
-    src = tmp_path / "dfl"
-    src.mkdir()
-    (src / "a.jpg").write_bytes(dfl_jpeg(face, pickle.dumps(info)))
-    result = CliRunner().invoke(app, ["util", "import-dfl", str(src), "--no-identity"])
+    before = hashes(dfl_folder)
+    run = CliRunner().invoke
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--no-identity"])
     assert result.exit_code == 0, result.output
-    assert "imported 1 face" in result.output
-    assert meta.read_record(src / "a.jpg").face_type == "whole-face"
+    assert "imported 2 face(s)" in result.output and "skipped 3" in result.output
+    assert meta.read_record(workspace.aligned("src") / "00042_0.jpg").face_type == "whole-face"
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--side", "dst",
+                       "--no-identity"])
+    assert result.exit_code == 0 and len(workspace.face_files("dst")) == 2
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-o", str(tmp_path / "elsewhere"), "--no-identity"])
+    assert result.exit_code == 0 and len(list((tmp_path / "elsewhere").glob("*.jpg"))) == 2
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--no-identity"])
+    assert result.exit_code == 0 and "2 already imported" in result.output   # a re-run: nothing doubled
+    assert len(workspace.face_files("src")) == 2
+    assert hashes(dfl_folder) == before
+    # nothing importable at all: a clear error and a non-zero exit
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "plain.jpg").write_bytes((dfl_folder / "plain.jpg").read_bytes())
+    result = run(app, ["util", "import-dfl", str(bad), "-w", str(workspace.root), "--no-identity"])
+    assert result.exit_code == 1 and "No face was imported" in result.output
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-o", str(dfl_folder), "--no-identity"])
+    assert result.exit_code == 1 and "cannot be imported into" in result.output
+    assert hashes(dfl_folder) == before

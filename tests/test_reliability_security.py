@@ -333,7 +333,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     src = tmp_path / "dfl"
     src.mkdir()
     (src / "evil.jpg").write_bytes(_with_segment(face, 0xEF, payload))
-    res = meta.import_dfl(src, identity=False)
+    res = meta.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "refused" in res.skipped[0][1]
     assert not marker.exists()
 

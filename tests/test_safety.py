@@ -47,9 +47,12 @@ def test_sampling_policy():
     assert p.pick(0) == [] and p.pick(7) == list(range(7)) and p.pick(30) == list(range(30))
     picked = p.pick(95)
     assert picked[:3] == [0, 10, 20] and picked[-1] == 94 and len(picked) == 11
-    long = p.pick(100_000)
-    assert len(long) == 300 and long[0] == 0 and long[-1] == 99_999
-    assert safety.sample_count(18_000) == 300
+    assert p.pick(95, safety.frame_times([f"{i + 1:06d}.png" for i in range(95)], 30)) == picked  # 3 s: the same
+    long = p.pick(100_000, [i / 30 for i in range(100_000)])     # 55 minutes at 30 fps: one frame a second
+    assert len(long) == 3334 and long[0] == 0 and long[-1] == 99_999
+    assert safety.sample_count(18_000, fps=30) == 600            # 10 minutes at 30 fps
+    assert safety.sample_count(18_000) == 1801                   # timing unknown: every 10th, no cap
+    assert safety.sample_count(600, fps=1) == 600                # src taken at 1 fps: every frame
 
 
 # -- the real model on clean media ------------------------------------------------------------------------

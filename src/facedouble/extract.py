@@ -560,21 +560,26 @@ def _readable(path: Path) -> bool:
         return False
 
 
-def _screen(paths: list[Path], reporter: Reporter) -> None:
-    """Explicit-content screen of the frames about to be extracted (safety.py raises SafetyError; there is no
-    option to skip it). The screen refuses unreadable files, which extraction skips and lists instead, so a
-    sampled frame that cannot be read is replaced by the nearest readable one."""
-    if not paths:
-        return
+def _safety():
     import importlib
 
     try:
-        safety = importlib.import_module(f"{__package__}.safety")
+        return importlib.import_module(f"{__package__}.safety")
     except ModuleNotFoundError as e:
         if e.name != f"{__package__}.safety":
             raise
         raise FaceDoubleError("The explicit-content screen (facedouble.safety) is missing from this installation; "
                               "reinstall facedouble (extraction cannot run without it).") from None
+
+
+def _screen(paths: list[Path], reporter: Reporter, fps: Optional[float] = None) -> None:
+    """Explicit-content screen of the frames about to be extracted (safety.py raises SafetyError; there is no
+    option to skip it): at least one frame per second of footage when `fps` (the frames' rate) is known. The
+    screen refuses unreadable files, which extraction skips and lists instead, so a sampled frame that cannot
+    be read is replaced by the nearest readable one."""
+    if not paths:
+        return
+    safety = _safety()
     paths = list(paths)
     seen: dict[Path, bool] = {}
 
@@ -584,7 +589,8 @@ def _screen(paths: list[Path], reporter: Reporter) -> None:
         return seen[p]
 
     policy = getattr(safety, "DEFAULT_POLICY", None)
-    picked = list(policy.pick(len(paths))) if policy is not None else list(range(len(paths)))
+    times = safety.frame_times(paths, fps) if hasattr(safety, "frame_times") else None
+    picked = list(policy.pick(len(paths), times)) if policy is not None else list(range(len(paths)))
     for i in picked:
         if ok(paths[i]):
             continue
@@ -598,7 +604,7 @@ def _screen(paths: list[Path], reporter: Reporter) -> None:
                 break
     if not any(ok(paths[i]) for i in picked):
         return          # not one readable frame: each is skipped and listed as unreadable
-    safety.screen_frames(paths, reporter=reporter)
+    safety.screen_frames(paths, reporter=reporter, fps=fps)
 
 
 def _saved_config(ws: Workspace, side: Side) -> Optional[ExtractConfig]:
@@ -703,7 +709,9 @@ def _extract_run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, f
                  todo: list[Path], skipped: int, rects: dict, state: _State, debug_dir: Optional[Path],
                  pool: Optional[ProcessPoolExecutor], workers: int) -> ExtractSummary:
     aligned = ws.aligned(side)
-    _screen(todo, rep)
+    from .video.probe import frames_per_second
+
+    _screen(todo, rep, frames_per_second(ws, side))
     cfg.save(ws.frames(side) / CONFIG_NAME)
     reference = None
     if cfg.reference:
@@ -903,6 +911,7 @@ def extract_with_rect(ws: Workspace, side: Side, frame_name: str, rect: Sequence
     from .faces.landmarks import landmarks_in_rect
 
     image = read_frame(path)
+    _safety().screen_image(image, name=frame_name, what=f"data_{side}")  # before anything is written
     r = np.asarray(rect, np.float32).reshape(-1)
     lm = landmarks_in_rect(image, r)
     face = FoundFace(r, lm, 1.0, "manual")

@@ -13,11 +13,24 @@ Decision rule (`is_explicit`, per image): any of these classes at or above its s
 Faces, covered body parts, exposed belly, armpits, feet and male chests never count. A set of frames is
 refused when any screened frame is explicit; the error names the frames.
 
-Sampling policy (`SamplePolicy`): every 10th frame (first frame included) and the last one, at most 300 frames
-spread evenly over a longer set; image sets (photos) of up to 30 are screened entirely. Cost measured here
-(benchmarks/provenance.py; 2 CPU cores shared with other work, onnxruntime 1.32 on one thread): 60-100 ms per
-image whatever its size (the model sees 320 x 320), so a 10-minute 30 fps video (18,000 frames) is screened in
-300 frames, 20-30 s, small beside extracting and aligning its faces.
+Where it runs: every path that brings frames or faces in, before anything is written: face extraction
+(automatic, `--detector manual --rects`, `--manual-fix-deleted`), the browser UI's manual editor
+(`extract_with_rect`), `util import-dfl` (every face), and a live source (`StreamScreen`, per frame).
+
+Sampling policy (`SamplePolicy`): a set of frames whose timing is known (`frame_times`: the frame numbers and
+the rate they were extracted at) is screened on every 10th frame (the first included) and the last, at most 300
+frames spread evenly, but never fewer than one frame in every second of footage, however long: a src set
+extracted at 1 fps or less is screened entirely. Frames whose timing is unknown (put into the folder by hand)
+are treated as footage of 10 fps: every 10th frame, with no cap. Sets of up to 30 images, and faces imported
+from the original tool, are screened entirely; a live source screens one frame per second of its own clock
+(`StreamScreen`). `screen_image` is the one call for a source that brings images in one at a time.
+
+Cost measured here (`python benchmarks/safety.py`: median of 72 frames of the sample videos, 640x360 and
+960x540; onnxruntime on one thread): 29 ms of CPU time per screened frame whatever its size (the model sees
+320 x 320), 11x decoding the frame. One frame per second therefore costs 3600 x 29 ms = 1.8 CPU-minutes
+(106 s) per hour of video, about 3% of the hour; extracting the faces of that hour takes far longer. Wall time
+depends on what else runs: 60-100 ms per frame on the 2 shared cores here earlier, ~1.1 s under the load of a
+training run and several test runs (load average 12). A 10-minute 30 fps video (18,000 frames) screens 600.
 """
 
 from __future__ import annotations
@@ -57,18 +70,23 @@ THRESHOLDS: dict[str, float] = {
 INPUT_SIZE = 320
 MIN_SCORE = 0.2
 NMS_IOU = 0.45
+COST_MS = 29.0      # CPU ms per screened frame, measured (module docstring)
 
 
 @dataclasses.dataclass(frozen=True)
 class SamplePolicy:
     """Which frames of a set are screened: every `every`-th (the first included) and the last, at most
-    `max_frames` spread evenly; a set of `screen_all_up_to` or fewer is screened entirely."""
+    `max_frames` spread evenly, yet at least `per_second` frames in every second of footage when the frames'
+    times are known; a set of `screen_all_up_to` or fewer is screened entirely."""
 
     every: int = 10
     max_frames: int = 300
     screen_all_up_to: int = 30
+    per_second: float = 1.0
 
-    def pick(self, n: int) -> list[int]:
+    def pick(self, n: int, times: Sequence[float] | None = None) -> list[int]:
+        """Indices (ascending) of the frames to screen of `n`. `times`: each frame's time in seconds (see
+        `frame_times`); None when unknown, which screens every `every`-th frame without a cap."""
         if n <= 0:
             return []
         if n <= self.screen_all_up_to:
@@ -76,9 +94,30 @@ class SamplePolicy:
         chosen = list(range(0, n, max(1, self.every)))
         if chosen[-1] != n - 1:
             chosen.append(n - 1)
+        if times is None:
+            return chosen
+        if len(times) != n:
+            raise ValueError(f"{len(times)} frame times for {n} frames")
         if len(chosen) > self.max_frames:
             chosen = sorted(set(np.linspace(0, n - 1, self.max_frames).round().astype(int).tolist()))
-        return chosen
+        # one frame in every 1/per_second of footage: the first frame of each window that has none
+        window = np.floor(np.asarray(times, np.float64) * self.per_second).astype(np.int64)
+        windows, first = np.unique(window, return_index=True)
+        extra = first[~np.isin(windows, window[chosen])]
+        return sorted(set(chosen).union(extra.tolist()))
+
+
+def frame_times(names: Sequence[str | os.PathLike], fps: float | None) -> list[float] | None:
+    """Each frame's time in seconds from its number (`000031.png` at 30 fps: 1.0 s); frames not named by
+    number count by their position. None when `fps` is unknown (None or not positive)."""
+    if fps is None or not fps > 0:
+        return None
+    out = []
+    for i, name in enumerate(names):
+        stem = os.path.splitext(os.path.basename(os.fspath(name)))[0]
+        number = int(stem) if stem.isdigit() else i + 1
+        out.append((number - 1) / float(fps))
+    return out
 
 
 DEFAULT_POLICY = SamplePolicy()
@@ -213,17 +252,70 @@ def _load(item: np.ndarray | str | os.PathLike) -> tuple[str, np.ndarray]:
     return path.name, cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def refusal(flagged: list[tuple[str, list[dict]]], where: str, unit: str = "frames") -> SafetyError:
+    """The SafetyError naming the flagged images (`(name, detections)`, as ScreenResult.flagged) of `where`."""
+    names = [n for n, _ in flagged]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return SafetyError(f"Explicit sexual content was found in {where} ({unit} {shown}); facedouble does not "
+                       "work on such material and this check cannot be turned off.")
+
+
+def screen_image(image: np.ndarray | str | os.PathLike, *, name: str | None = None, what: str = "the input",
+                 unit: str = "frame") -> list[dict[str, Any]]:
+    """Screen one image now (RGB uint8 HWC array, or an image file): the call for every source that brings
+    frames or faces in one at a time (the browser UI's manual editor, a live source through `StreamScreen`).
+    Raises SafetyError naming `what` and `name` when the image is explicit; returns the detector's findings
+    otherwise. Costs one model run (see the module's docstring for the figure)."""
+    label, img = _load(image)
+    hits = explicit_detections(detect(img))
+    if hits:
+        raise refusal([(name or (label if label != "image" else "1"), hits)], what, unit)
+    return hits
+
+
+class StreamScreen:
+    """The screen of a live source: `offer(image, t)` is called with every frame and its time in seconds on
+    the source's clock; the first frame and then one frame in every `interval` seconds are screened
+    (`screen_image`), and SafetyError stops the source at the first explicit one. At 1 s this costs what
+    screening one frame per second of a video does (module docstring)."""
+
+    def __init__(self, what: str, interval: float = 1.0) -> None:
+        if not interval > 0:
+            raise InputError(f"The screen's interval must be positive, not {interval!r}.")
+        self.what = what
+        self.interval = float(interval)
+        self.screened = 0
+        self._next: float | None = None
+
+    def due(self, t: float) -> bool:
+        """Whether the frame at time `t` will be screened."""
+        return self._next is None or t >= self._next or t < self._next - 2 * self.interval  # clock went back
+
+    def offer(self, image: np.ndarray, t: float) -> bool:
+        """Screen the frame when one is due (True when it was screened); SafetyError when it is explicit."""
+        if not self.due(t):
+            return False
+        screen_image(image, name=f"at {t:.1f} s", what=self.what)
+        self.screened += 1
+        self._next = math.floor(t / self.interval + 1e-9) * self.interval + self.interval
+        return True
+
+
 def screen_images(images: Sequence[np.ndarray | str | os.PathLike], policy: SamplePolicy = DEFAULT_POLICY, *,
-                  reporter: Reporter | None = None) -> ScreenResult:
-    """Run the screen on the images of `policy.pick(len(images))` (arrays: RGB uint8 HWC; or file paths).
+                  times: Sequence[float] | None = None, reporter: Reporter | None = None,
+                  names: Sequence[str] | None = None) -> ScreenResult:
+    """Run the screen on the images of `policy.pick(len(images), times)` (arrays: RGB uint8 HWC; or file
+    paths). `names`: how to name each image in the result (default: the file name, or "image N").
     Never raises for explicit content; `screen_frames` does."""
     rep = reporter or Reporter()
-    picked = policy.pick(len(images))
+    picked = policy.pick(len(images), times)
     flagged: list[tuple[str, list[dict]]] = []
     start = time.perf_counter()
     for i in rep.track(picked, "Explicit-content screen"):
         name, img = _load(images[i])
-        if name == "image":
+        if names is not None:
+            name = names[i]
+        elif name == "image":
             name = f"image {i + 1}"
         hits = explicit_detections(detect(img))
         if hits:
@@ -233,25 +325,26 @@ def screen_images(images: Sequence[np.ndarray | str | os.PathLike], policy: Samp
 
 
 def screen_frames(paths: Sequence[str | os.PathLike], *, reporter: Reporter | None = None,
-                  policy: SamplePolicy = DEFAULT_POLICY, what: str | None = None) -> ScreenResult:
+                  policy: SamplePolicy = DEFAULT_POLICY, what: str | None = None,
+                  fps: float | None = None) -> ScreenResult:
     """The screen the extraction stage runs on the frames of src and dst before anything else. Raises
     SafetyError naming the frames when explicit content is found; there is no way to skip it.
+    `fps`: the rate the frames were taken at (their times come from their numbers, `frame_times`), so that
+    at least one frame per second of footage is screened; None when unknown (see SamplePolicy).
     `what`: how to name the set in the message (default: the frames' folder)."""
     paths = list(paths)
-    result = screen_images(paths, policy, reporter=reporter)
+    result = screen_images(paths, policy, times=frame_times(paths, fps), reporter=reporter)
     if result.explicit:
-        names = [n for n, _ in result.flagged]
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         where = what or (str(Path(paths[0]).parent) if paths else "the input")
-        raise SafetyError(f"Explicit sexual content was found in {where} (frames {shown}); facedouble does not "
-                          "work on such material and this check cannot be turned off.")
+        raise refusal(result.flagged, where)
     return result
 
 
-def sample_count(n: int, policy: SamplePolicy = DEFAULT_POLICY) -> int:
-    """How many of n frames the policy screens."""
-    return len(policy.pick(n))
+def sample_count(n: int, policy: SamplePolicy = DEFAULT_POLICY, fps: float | None = None) -> int:
+    """How many of n consecutive frames taken at `fps` the policy screens."""
+    return len(policy.pick(n, frame_times([f"{i + 1:06d}" for i in range(n)], fps)))
 
 
-def estimate_seconds(n: int, ms_per_image: float = 50.0, policy: SamplePolicy = DEFAULT_POLICY) -> float:
-    return math.ceil(sample_count(n, policy) * ms_per_image) / 1000.0
+def estimate_seconds(n: int, ms_per_image: float = COST_MS, policy: SamplePolicy = DEFAULT_POLICY,
+                     fps: float | None = None) -> float:
+    return math.ceil(sample_count(n, policy, fps) * ms_per_image) / 1000.0

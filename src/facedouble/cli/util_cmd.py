@@ -102,20 +102,31 @@ def metadata_restore(
 
 @group.command("import-dfl")
 def import_dfl(
-    folder: Path = typer.Argument(..., help="Folder of aligned faces made by the original tool (DeepFaceLab .jpg)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the converted faces here [default: in place]."),
+    folder: Path = typer.Argument(..., help="Folder of aligned faces made by the original tool (DeepFaceLab .jpg); only read."),
+    workspace: Path = WorkspaceArg,
+    side: str = typer.Option("src", "--side", "-s", metavar="src|dst",
+                             help="Import into the workspace's data_<side>/aligned/."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the faces into this folder instead of the workspace."),
     no_identity: bool = typer.Option(False, "--no-identity", help="Skip the identity embedding and pose (~0.1 s/face)."),
 ) -> None:
-    """Convert the original tool's faces: its pickled metadata is read safely (numpy arrays and plain values only;
-    anything else is refused) and replaced by a facedouble face record; pixels are untouched."""
-    from ..errors import MetadataError
+    """Import the original tool's faces into data_<side>/aligned/ (or --out DIR), leaving FOLDER as it was: its
+    pickled metadata is read safely (numpy arrays and plain values only; anything else is refused) and becomes a
+    facedouble face record (mask polygons kept); pixels are untouched. Every face is screened for explicit content.
+    A name already taken by another face gets a new name (NAME.1.jpg); a face imported before is skipped."""
+    from ..errors import MetadataError, OptionError
+    from ..faces.meta import SKIP_ALREADY
     from ..faces.meta import import_dfl as convert
+    from ..workspace import Workspace
 
     with cli_errors():
+        if out is None:
+            if side not in ("src", "dst"):
+                raise OptionError(f"--side must be src or dst, not {side!r}.")
+            out = Workspace(workspace).require().aligned(side)  # type: ignore[arg-type]
         with reporter() as rep:
             res = convert(folder, out, identity=not no_identity, reporter=rep)
-        if res.skipped and not res.imported:  # every face refused or unreadable: a script must not go on
-            name, why = res.skipped[0]
+        if res.skipped and not res.imported and not any(w == SKIP_ALREADY for _, w in res.skipped):
+            name, why = res.skipped[0]  # every face refused or unreadable: a script must not go on
             more = f" and {len(res.skipped) - 1} more" if len(res.skipped) > 1 else ""
             raise MetadataError(f"No face was imported from {folder} ({name}: {why}{more}); the files are left as "
                                 "they were: give a folder of the original tool's aligned faces.")

@@ -748,61 +748,159 @@ def dfl_record(info: dict, image_size: tuple[int, int]) -> FaceRecord:
 
 @dataclasses.dataclass
 class ImportResult:
-    imported: list[Path]
+    imported: list[Path]                  # the faces written (in `folder`)
     skipped: list[tuple[str, str]]        # (file name, why)
-    folder: Path
+    folder: Path                          # where the faces were written
+    renamed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (source name, name written)
+    source: Optional[Path] = None         # the folder read (left as it was)
+
+    def reasons(self) -> dict[str, int]:
+        """How many files were skipped for each reason, most frequent first."""
+        counts: dict[str, int] = {}
+        for _, why in self.skipped:
+            counts[why] = counts.get(why, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
     def summary(self) -> str:
         text = f"imported {len(self.imported)} face(s) of the original tool into {self.folder}"
+        if self.renamed:
+            shown = ", ".join(f"{a} -> {b}" for a, b in self.renamed[:5])
+            text += (f" ({len(self.renamed)} under a new name because a different face already had the name, "
+                     f"nothing overwritten: {shown}{' ...' if len(self.renamed) > 5 else ''})")
         if self.skipped:
-            shown = "; ".join(f"{n}: {why}" for n, why in self.skipped[:10])
-            text += f"; skipped {len(self.skipped)} ({shown}{' ...' if len(self.skipped) > 10 else ''})"
+            parts = []
+            for why, n in self.reasons().items():
+                names = [name for name, w in self.skipped if w == why]
+                parts.append(f"{n} {why} ({', '.join(names[:3])}{' ...' if n > 3 else ''})")
+            text += f"; skipped {len(self.skipped)}: " + "; ".join(parts)
+        if self.source is not None:
+            text += f"; {self.source} is left as it was"
         return text + "."
 
 
-def import_dfl(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, identity: bool = True,
+SKIP_NOT_JPEG = "not a JPEG face (the original tool's faces are .jpg files)"
+SKIP_NO_METADATA = "no metadata of the original tool"
+SKIP_ALREADY = "already imported (the same file is in the output folder)"
+SKIP_CHANGED = "changed while it was being imported (run the import again)"
+SOURCE_HASH_KEY = "dfl_sha256"   # record extra: SHA-256 of the original tool's file a face was imported from
+
+
+def _imported_hash(path: Path) -> Optional[str]:
+    try:
+        rec = read_record(path)
+    except (MetadataError, InputError):
+        return None
+    value = rec.extra.get(SOURCE_HASH_KEY) if rec is not None else None
+    return value if isinstance(value, str) else None
+
+
+def _free_name(dest: Path, name: str, digest: str) -> Optional[Path]:
+    """Where to write the face from source file `name`: `name` itself when free, else `<stem>.<n><ext>`
+    (the first free n); None when a face imported from the same bytes is already there under one of them."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 0
+    while True:
+        target = dest / (name if n == 0 else f"{stem}.{n}{suffix}")
+        if not target.exists():
+            return target
+        if _imported_hash(target) == digest:
+            return None
+        n += 1
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def import_dfl(folder: str | os.PathLike, out: str | os.PathLike, *, identity: bool = True,
                reporter=None) -> ImportResult:
-    """Convert the aligned faces of the original tool in `folder` (JPEG + pickled APP15 metadata) to
-    facedouble faces: the pickle is read with RestrictedUnpickler, the APP15 segment is removed and a
-    FaceRecord is added; pixels are untouched. Writes into `out` (default: in place). With `identity`, the
-    128-d embedding and the head pose are computed from the aligned face."""
+    """Import the aligned faces of the original tool in `folder` (JPEG + pickled APP15 metadata) as facedouble
+    faces written into `out` (e.g. a workspace's data_src/aligned/): the pickle is read with RestrictedUnpickler
+    and replaced by a FaceRecord (mask polygons kept); pixels are untouched. `folder` is only read: not one of
+    its bytes changes, and `out` must be another folder.
+
+    Every face is screened for explicit content first (safety.py); SafetyError, and nothing written, when one
+    is explicit. A face whose name is taken in `out` by a different face is written as `<stem>.<n>.jpg` (never
+    overwriting); one already imported from the same bytes (its record keeps the source's SHA-256) is skipped.
+    Files that are not the original tool's faces are skipped with the reason (`ImportResult.reasons()`).
+    With `identity`, the 128-d embedding and the head pose are computed from the aligned face."""
+    import hashlib
+
+    from .. import safety
     from ..progress import Reporter
 
     rep = reporter or Reporter()
     src = Path(folder)
     if not src.is_dir():
         raise InputError(f"{src} is not a folder; give the folder of the original tool's aligned faces.")
-    dest = Path(out) if out is not None else src
-    dest.mkdir(parents=True, exist_ok=True)
-    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg"))
+    dest = Path(out)
+    if _same_folder(src, dest):
+        raise InputError(f"The faces cannot be imported into {src} itself (the original tool's files would be "
+                         "changed); write them into a workspace (-w WS) or another folder (--out DIR).")
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"{dest} is a file, not a folder; give a folder to import the faces into.")
+    entries = sorted(p for p in src.iterdir() if p.is_file())
+    files = [p for p in entries if p.suffix.lower() in (".jpg", ".jpeg")]
     if not files:
         raise InputError(f"No JPEG faces in {src}; the original tool's aligned faces are .jpg files.")
-    encoder = None
-    imported: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for path in rep.track(files, f"Importing faces from {src.name}"):
+    skipped: list[tuple[str, str]] = [(p.name, SKIP_NOT_JPEG) for p in entries if p not in files]
+
+    # 1. read and screen everything before writing anything
+    pending: list[tuple[Path, str, FaceRecord]] = []
+    flagged: list[tuple[str, list[dict]]] = []
+    for path in rep.track(files, f"Reading and screening faces of {src.name}"):
         try:
             data = _read_bytes(path)
             info = dfl_metadata(data)
             if info is None:
-                skipped.append((path.name, "no metadata of the original tool"))
+                skipped.append((path.name, SKIP_NO_METADATA))
                 continue
             image = decode_image(data, str(path))
             record = dfl_record(info, (image.shape[1], image.shape[0]))
-            pixels = _jpeg_without_marker(data, DFL_APP_MARKER)
-            with_record(pixels, record)  # fails here, not after the identity is computed
+            with_record(_jpeg_without_marker(data, DFL_APP_MARKER), record)  # fails here, not after the identity
         except (MetadataError, InputError) as e:
             skipped.append((path.name, e.message))
+            continue
+        hits = safety.explicit_detections(safety.detect(image))
+        if hits:
+            flagged.append((path.name, hits))
+        digest = hashlib.sha256(data).hexdigest()
+        record.extra[SOURCE_HASH_KEY] = digest
+        pending.append((path, digest, record))
+    if flagged:
+        raise safety.refusal(flagged, str(src), "faces")
+
+    # 2. write into `out`, never over another face
+    dest.mkdir(parents=True, exist_ok=True)
+    encoder = None
+    imported: list[Path] = []
+    renamed: list[tuple[str, str]] = []
+    for path, digest, record in rep.track(pending, f"Importing faces into {dest.name}"):
+        target = _free_name(dest, path.name, digest)
+        if target is None:
+            skipped.append((path.name, SKIP_ALREADY))
+            continue
+        try:
+            data = _read_bytes(path)
+        except (MetadataError, InputError) as e:
+            skipped.append((path.name, e.message))
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            skipped.append((path.name, SKIP_CHANGED))
             continue
         if identity:
             from .identity import default_encoder
             from .pose import pose_angles
 
             encoder = encoder or default_encoder()
-            record.identity = encoder(image, record.landmarks)
+            record.identity = encoder(decode_image(data, str(path)), record.landmarks)
             yaw, pitch, roll = pose_angles(record.landmarks, (record.size, record.size))
             record.extra.update({"yaw": round(yaw, 3), "pitch": round(pitch, 3), "roll": round(roll, 3)})
-        target = dest / path.name
-        atomic_write_bytes(target, with_record(pixels, record))
+        atomic_write_bytes(target, with_record(_jpeg_without_marker(data, DFL_APP_MARKER), record))
         imported.append(target)
-    return ImportResult(imported, skipped, dest)
+        if target.name != path.name:
+            renamed.append((path.name, target.name))
+    return ImportResult(imported, skipped, dest, renamed, src)

@@ -23,9 +23,9 @@ from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from .pixels import frame_to_image
 from .images import ImagePool, ensure_writable, frame_name, numbered_images, write_image
-from .probe import demux_decode, open_video, rotate_image, rotation_steps, stream_fps
+from .probe import EXTRACT_CONFIG_NAME, demux_decode, open_video, rotate_image, rotation_steps, stream_fps
 
-CONFIG_NAME = "video_extract.json"
+CONFIG_NAME = EXTRACT_CONFIG_NAME
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,8 @@ no video stream) and `decoding` (errors while decoding), so the stages never sho
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 from contextlib import contextmanager
 from fractions import Fraction
@@ -15,7 +17,11 @@ from typing import Iterator
 
 import av
 
+from ..choices import Side
 from ..errors import InputError
+from ..workspace import Workspace
+
+EXTRACT_CONFIG_NAME = "video_extract.json"  # what `video extract` saves beside the frames
 
 # How many index entries at the end of each stream the truncation check looks at.
 _TAIL_ENTRIES = 32
@@ -242,3 +248,29 @@ def timeline(path: str | os.PathLike) -> Timeline:
 
 def audio_streams(container) -> list:
     return list(container.streams.audio)
+
+
+def frames_per_second(ws: Workspace, side: Side) -> float | None:
+    """The rate the frames of data_<side>/ stand for, in frames per second of footage: the `--fps` of the
+    `video extract` that wrote them, else the rate of the data_<side> video they were extracted from (its
+    name and size as saved then); None when that is unknown (frames put there by hand, the video gone)."""
+    try:
+        saved = json.loads((ws.frames(side) / EXTRACT_CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict):
+        return None
+    options = saved.get("options")
+    fps = options.get("fps") if isinstance(options, dict) else None
+    if isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0:
+        return float(fps)
+    source = saved.get("source") if isinstance(saved.get("source"), dict) else {}
+    try:
+        video = ws.video(side)
+        if source.get("name") != video.name or source.get("size") != video.stat().st_size:
+            return None
+        with open_video(video) as container:
+            rate = float(stream_fps(container.streams.video[0]))
+    except (InputError, OSError):
+        return None
+    return rate if math.isfinite(rate) and rate > 0 else None
