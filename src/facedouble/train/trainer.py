@@ -218,7 +218,7 @@ class TrainSession:
         loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss)
         if pred_mask is not None:
             loss = loss + L.mask_loss(pred_mask, mask)
-        if em is not None:
+        if em is not None and o.eyes_mouth_priority:  # the option decides, not whether the batch has the masks
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
