@@ -22,18 +22,20 @@ from media import media_dir  # noqa: E402
 def main() -> int:
     from facedouble.config import RunConfig
     from facedouble.errors import FaceDoubleError
+    from facedouble.native_logs import silence
     from facedouble.pipeline import run
     from facedouble.progress import RichReporter, stop_on_signals
     from facedouble.provenance.verify import verify_file
     from facedouble.workspace import Workspace
 
+    silence()  # mediapipe's native log lines stay out of the demo's progress
     media = media_dir()
     ws = Workspace(os.environ.get("DEMO_WORKSPACE", ROOT / "workspace-demo")).create()
     for name, target in (("WolfgangLanger_Pexels.mp4", "data_src.mp4"), ("single_face.mp4", "data_dst.mp4")):
         if not (ws.root / target).exists():
             shutil.copyfile(media / name, ws.root / target)
     minutes = float(os.environ.get("DEMO_TRAIN_MINUTES", "10"))
-    cfg = RunConfig(src_fps=8, model="quick96", train_minutes=minutes)
+    cfg = RunConfig(src_fps=8, model="cpu192", train_minutes=minutes)
     rep = RichReporter()
     try:
         with stop_on_signals(rep):

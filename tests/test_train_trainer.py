@@ -122,7 +122,7 @@ def test_resume_continues_exactly(tmp_path, train_faces):  # noqa: F811
     assert meta["iteration"] == 4 and meta["seed"] == 3
 
 
-def test_options_persist_fixed_ones_are_refused_and_override_changes_the_rest(ws):
+def test_options_persist_fixed_ones_are_refused_and_given_ones_change_the_rest(ws):
     train(ws, TrainConfig(**TINY), max_iterations=1)
     saved = TrainConfig.load(ws.model / "sae_options.json")
     assert saved.resolution == 64 and saved.batch_size == 2 and saved.random_flip is True
@@ -133,13 +133,20 @@ def test_options_persist_fixed_ones_are_refused_and_override_changes_the_rest(ws
         train(ws, TrainConfig(model="sae", resolution=96), max_iterations=1)
     with pytest.raises(OptionError, match="--archi is fixed"):
         train(ws, TrainConfig(model="sae", archi="liae"), max_iterations=1)
-    with pytest.raises(OptionError, match="add --override"):
-        train(ws, TrainConfig(model="sae", batch_size=3), max_iterations=1)
-    res = train(ws, TrainConfig(model="sae", batch_size=3, random_flip=False, lr=5e-5, override_options=True, workers=0,
-                                preview_every=0, autosave_minutes=0), max_iterations=1)
+    with pytest.raises(OptionError, match="cannot be carried over"):  # the refusal says why
+        train(ws, TrainConfig(model="sae", resolution=96, batch_size=3), max_iterations=1)
+    assert TrainConfig.load(ws.model / "sae_options.json").batch_size == 2  # nothing applied by a refused run
+    lr = saved.lr / 2
+    given = TrainConfig(model="sae", batch_size=3, random_flip=False, lr=lr, target_iteration=None, workers=0,
+                        preview_every=0, autosave_minutes=0)
+    changes = ckpt.option_changes(ws.model, given)
+    assert changes == {"batch_size": (2, 3), "random_flip": (True, False), "lr": (saved.lr, lr)}
+    assert ckpt.describe_changes("sae", changes) == \
+        f"sae: changed --batch-size 2 -> 3, --random-flip True -> False, --lr {saved.lr!r} -> {lr!r}"
+    res = train(ws, given, max_iterations=1)  # given options apply without --override
     assert res.options.batch_size == 3 and res.options.random_flip is False and res.iteration == 3
     saved = TrainConfig.load(ws.model / "sae_options.json")
-    assert saved.batch_size == 3 and saved.lr == 5e-5 and saved.resolution == 64
+    assert saved.batch_size == 3 and saved.lr == lr and saved.resolution == 64
     assert interactive_fields(saved, existing=True) == []
     assert "resolution" not in interactive_fields(saved.override(override_options=True), existing=True)
     assert "batch_size" in interactive_fields(saved.override(override_options=True), existing=True)
@@ -315,12 +322,17 @@ def test_cli_train_refuses_fixed_options_and_exports(ws, tmp_path):
     assert "iteration 2" in r.output
     r = runner.invoke(app, ["train", "-w", str(ws.root), "--model", "sae", "--resolution", "128", "--max-iterations", "1"])
     assert r.exit_code == 1 and "--resolution is fixed" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["train", "-w", str(ws.root), "--model", "sae", "-b", "4", "--max-iterations", "1"])
-    assert r.exit_code == 1 and "--override" in r.output
+    assert "cannot be carried over" in r.output  # and says why
+    # a training option typed on the command line is the user's override: applied, and said in one line
+    r = runner.invoke(app, ["train", "-w", str(ws.root), "--model", "sae", "-b", "4", "--target-iteration", "50",
+                            "--workers", "0", "--max-iterations", "1"])
+    assert r.exit_code == 0, r.output
+    assert "sae: changed --batch-size 2 -> 4, --target-iteration 0 -> 50" in r.output
+    saved = TrainConfig.load(ws.model / "sae_options.json")
+    assert saved.batch_size == 4 and saved.target_iteration == 50
     r = runner.invoke(app, ["train", "-w", str(ws.root), "--model", "sae", "-b", "4", "--override", "--workers", "0",
                             "--max-iterations", "1"])
-    assert r.exit_code == 0, r.output
-    assert TrainConfig.load(ws.model / "sae_options.json").batch_size == 4
+    assert r.exit_code == 0 and "changed" not in r.output, r.output  # --override still accepted; nothing new to say
     out = tmp_path / "m.onnx"
     r = runner.invoke(app, ["export-onnx", "-w", str(ws.root), "--out", str(out)])
     assert r.exit_code == 0 and out.stat().st_size > 10_000, r.output

@@ -3,10 +3,8 @@
 Every output is marked as AI-generated. `import facedouble` gives the Python API (see api.py).
 """
 
-import os as _os
+from .native_logs import set_environment as _set_log_environment
 
-# mediapipe's native logging floods the terminal otherwise
-_os.environ.setdefault("GLOG_minloglevel", "2")
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_set_log_environment()  # native log levels, before mediapipe is ever imported (the rest: native_logs.silence)
 
 __version__ = "0.1.0"

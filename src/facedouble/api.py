@@ -56,8 +56,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         from .allocator import tune
+        from .native_logs import silence
 
         tune()  # frame-sized buffers reused instead of faulted in afresh (see allocator.py)
+        silence()  # mediapipe's native log lines stay out of the output (see native_logs.py)
 
         module, attr = _STAGES[name]
         return getattr(importlib.import_module(module), attr)

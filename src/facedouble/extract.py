@@ -499,6 +499,9 @@ def _init_worker(detector: str, device: str, detect_size: int, identity: bool) -
     models are loaded at once, while the main process screens the frames."""
     global _FINDER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .native_logs import silence
+
+    silence()  # the detectors' native log lines (mediapipe) stay out of the output
     import cv2
 
     cv2.setNumThreads(1)

@@ -10,6 +10,7 @@ import dataclasses
 import signal
 import sys
 import threading
+import time
 import typing
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -61,33 +62,83 @@ class Reporter:
                 advance(1)
 
 
-class RichReporter(Reporter):
-    """Progress bars with rate and time left, on stderr."""
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    def __init__(self) -> None:
+
+def progress_line(description: str, done: int, total: int | None, elapsed: float) -> str:
+    """One plain progress line for logs: `merge: 45/82 (55%), 12.3/s, 0:00:03 elapsed, 0:00:03 left`
+    (no share or time left when the total is unknown)."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    text = f"{description}: {done}"
+    if total:
+        text += f"/{total} ({100 * done / total:.0f}%)"
+    text += f", {rate:.1f}/s, {_clock(elapsed)} elapsed"
+    if total and rate > 0 and done < total:
+        text += f", {_clock((total - done) / rate)} left"
+    return text
+
+
+class RichReporter(Reporter):
+    """Progress on stderr. On a terminal: Rich bars with rate and time left, and the training status line
+    rewritten in place. Otherwise (CI logs, pipes, nohup): a plain progress line every `every` seconds and one
+    when a task ends, and the status line every `status_every` seconds."""
+
+    def __init__(self, *, every: float = 10.0, status_every: float = 30.0, console: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         from rich.console import Console
 
-        self.console = Console(stderr=True)
+        self.console = console if console is not None else Console(stderr=True)
+        self.every, self.status_every, self.clock = every, status_every, clock
+        self._status_last = -float("inf")
+        self._status_open = False
 
     def info(self, message: str) -> None:
+        self.end_line()
         super().info(message)
         self.console.print(message, soft_wrap=True, highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
+        self.end_line()
         super().warn(message)
         from rich.markup import escape
 
         self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
+    def status(self, text: str) -> None:
+        """The training progress line: in place on a terminal (at most 4 times a second), else a plain line
+        every `status_every` seconds."""
+        now = self.clock()
+        if self.console.is_terminal:
+            if now - self._status_last >= 0.25:
+                self.console.file.write("\r" + text + "\x1b[K")
+                self.console.file.flush()
+                self._status_open, self._status_last = True, now
+        elif now - self._status_last >= self.status_every:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+            self._status_last = now
+
+    def end_line(self) -> None:
+        """Finish the in-place status line (before other output)."""
+        if self._status_open:
+            self.console.file.write("\n")
+            self._status_open = False
+
     @contextmanager
     def task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        if not self.console.is_terminal:
+            with self._log_task(description, total) as advance:
+                yield advance
+            return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
+        self.end_line()
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn()]
-        with Progress(*columns, console=self.console, transient=False, disable=not self.console.is_terminal) as bar:
+        with Progress(*columns, console=self.console, transient=False) as bar:
             task_id = bar.add_task(description, total=total, rate="")
 
             def advance(n: int = 1) -> None:
@@ -97,8 +148,31 @@ class RichReporter(Reporter):
                     bar.update(task_id, rate=f"{speed:.1f}/s")
 
             yield advance
-        if not self.console.is_terminal:
-            self.console.print(f"{description}: done")
+
+    @contextmanager
+    def _log_task(self, description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """Not a terminal: a progress line every `every` seconds, and the totals when the task ends."""
+        started = self.clock()
+        state = {"done": 0, "last": started}
+        lock = threading.Lock()
+
+        def advance(n: int = 1) -> None:
+            with lock:
+                state["done"] += n
+                now = self.clock()
+                if now - state["last"] < self.every:
+                    return
+                state["last"] = now
+                self.console.print(progress_line(description, state["done"], total, now - started),
+                                   highlight=False, markup=False, soft_wrap=True)
+
+        try:
+            yield advance
+        finally:
+            elapsed = self.clock() - started
+            if state["done"] or total:
+                self.console.print(progress_line(description, state["done"], total, elapsed),
+                                   highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

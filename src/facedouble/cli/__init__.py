@@ -65,6 +65,8 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     from ..allocator import tune
+    from ..native_logs import silence
 
     tune()
+    silence()  # mediapipe's native log lines (here and in worker processes) stay out of the output
     app()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -25,40 +24,6 @@ def _can_prompt() -> bool:
         return sys.stdin.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class TrainReporter(RichReporter):
-    """The Rich reporter plus the training progress line: rewritten in place on a terminal (at most 4 times a
-    second), a plain line every minute otherwise (logs, pipes)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last = 0.0
-        self._open = False
-
-    def status(self, text: str) -> None:
-        now = time.monotonic()
-        if self.console.is_terminal:
-            if now - self._last >= 0.25:
-                self.console.file.write("\r" + text + "\x1b[K")
-                self.console.file.flush()
-                self._open, self._last = True, now
-        elif now - self._last >= 60.0:
-            self.console.print(text, highlight=False)
-            self._last = now
-
-    def _end_line(self) -> None:
-        if self._open:
-            self.console.file.write("\n")
-            self._open = False
-
-    def info(self, message: str) -> None:
-        self._end_line()
-        super().info(message)
-
-    def warn(self, message: str) -> None:
-        self._end_line()
-        super().warn(message)
 
 
 class TerminalKeys:
@@ -153,9 +118,12 @@ def register(app: typer.Typer) -> None:
         gan_power: Optional[float] = typer.Option(None, "--gan-power", help=H("gan_power"), rich_help_panel="Training"),
         true_face_power: Optional[float] = typer.Option(None, "--true-face-power", help=H("true_face_power"), rich_help_panel="Training"),
         seed: Optional[int] = typer.Option(None, "--seed", help=H("seed"), rich_help_panel="Training"),
-        override: bool = typer.Option(False, "--override", help=H("override_options") + "; with -i, asks them again."),
+        override: bool = typer.Option(False, "--override", help="With -i on an existing model, ask its training options "
+                                      "again (a training option given as a flag always applies; architecture "
+                                      "options stay fixed)."),
         # run settings
-        device: Optional[str] = typer.Option(None, "--device", help=H("device") + " [default: auto]", rich_help_panel="Run"),
+        device: Optional[str] = typer.Option(None, "--device", help=H("device") + "; all on a machine with several GPUs starts torchrun "
+                                      "itself, one process per GPU [default: auto]", rich_help_panel="Run"),
         amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help=H("amp") + " [default: amp]", rich_help_panel="Run"),
         channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help=H("channels_last"), rich_help_panel="Run"),
         workers: Optional[int] = typer.Option(None, "--workers", help=H("workers") + " [default: 1]", rich_help_panel="Run"),
@@ -173,8 +141,10 @@ def register(app: typer.Typer) -> None:
 
         In a terminal: Enter saves and stops, s saves, p refreshes the preview (model/NAME_preview.png);
         Ctrl-C or SIGTERM also save and stop. Options are asked on a model's first run with -i and saved with
-        it; later, --override changes the training options (architecture options stay fixed)."""
+        it; later, a training option given as a flag (--batch-size 16, --target-iteration 5000) changes it and one
+        line says what changed; the architecture options stay fixed."""
         from ..errors import Cancelled
+        from ..train.checkpoint import describe_changes, option_changes, resolve_options
         from ..train.trainer import interactive_fields, resolve_for_prompts, train
 
         with cli_errors():
@@ -193,6 +163,11 @@ def register(app: typer.Typer) -> None:
                 override_options=override or None, device=device, amp=amp, channels_last=channels_last, workers=workers,
                 threads=threads, autosave_minutes=autosave_minutes, backup_hours=backup_hours,
                 backups_kept=backups_kept, preview_every=preview_every)
+            from ..device import gpu_count
+            from ..launcher import launch, should_launch
+
+            if should_launch(cfg.device, gpus := gpu_count()):  # --device all: one process per GPU via torchrun
+                raise typer.Exit(launch(sys.argv[1:], gpus))
             if interactive and _can_prompt():
                 resolved, existing = resolve_for_prompts(ws, cfg)
                 names = interactive_fields(resolved, existing)
@@ -202,7 +177,11 @@ def register(app: typer.Typer) -> None:
                                            if getattr(answered, k) != getattr(resolved, k)})
                 else:
                     err_console.print("using the saved options; add --override to change the training options.")
-            rep = TrainReporter()
+            rep = RichReporter()  # its status line: in place on a terminal, every 30 s in logs
+            changes = option_changes(ws.model, cfg)
+            if changes and int(os.environ.get("RANK", "0")) == 0:
+                resolve_options(ws.model, cfg)  # an architecture option that cannot change is refused first
+                rep.info(describe_changes(cfg.model, changes))
             try:
                 with stop_on_signals(rep), TerminalKeys() as keys:
                     if keys.active:
@@ -210,10 +189,10 @@ def register(app: typer.Typer) -> None:
                     result = train(ws, cfg, reporter=rep, keys=keys, max_iterations=max_iterations,
                                    max_seconds=max_minutes * 60 if max_minutes else None)
             except Cancelled as e:
-                rep._end_line()
+                rep.end_line()
                 err_console.print(f"[yellow]stopped:[/] {e.message}", highlight=False, soft_wrap=True)
                 raise typer.Exit(e.exit_code) from None
-            rep._end_line()
+            rep.end_line()
             if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 speaks for all
                 err_console.print(
                     f"{result.name}: iteration {result.iteration} ({result.iterations_run} this run, "

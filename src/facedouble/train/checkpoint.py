@@ -117,13 +117,35 @@ def load_options(files: ModelFiles) -> TrainConfig | None:
                          f"model folder away to start a new model.") from None
 
 
+# Why an architecture option cannot change once a model exists (said in the refusal).
+_FIXED_WHY = ("the trained weights have the shapes and meaning this option gave the network, so they cannot be "
+              "carried over to another value")
+
+
+def option_changes(model_dir: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The training options `cfg` gives (not None) that differ from those saved with the existing model
+    `cfg.model` in `model_dir`: {name: (saved, given)}; empty for a new model. A given option is the user's
+    choice (a flag typed on the command line, a value in --config or in the UI form) and is applied."""
+    saved = load_options(ModelFiles(Path(model_dir), cfg.model))
+    if saved is None:
+        return {}
+    given, saved_values = cfg.to_dict(), saved.to_dict()
+    return {k: (saved_values[k], given[k]) for k in changeable_options()
+            if given[k] is not None and given[k] != saved_values[k]}
+
+
+def describe_changes(name: str, changes: dict[str, tuple[Any, Any]]) -> str:
+    """One line saying what changed for the existing model, e.g. `quick96: --batch-size 8 -> 16`."""
+    return f"{name}: changed " + ", ".join(f"{_flag(k)} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+
+
 def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, bool]:
     """The options to train with, every value filled in, and whether the model already exists.
 
     New model: the preset's values, replaced by every value given in `cfg`; a random seed unless given.
-    Existing model: the saved values. A given architecture option that differs is refused; a given training
-    option that differs is applied only with `cfg.override_options` (otherwise refused, naming --override). Run
-    settings (device, workers, autosave, ...) always come from `cfg`."""
+    Existing model: the saved values, replaced by every training option given in `cfg` (see `option_changes`;
+    `describe_changes` words them for the user). A given architecture option that differs is refused with the
+    reason. Run settings (device, workers, autosave, ...) always come from `cfg`."""
     files = ModelFiles(Path(model_dir), cfg.model)
     saved = load_options(files)
     given = cfg.to_dict()
@@ -143,13 +165,9 @@ def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, boo
         if given[name] is not None and given[name] != saved_values[name]:
             raise OptionError(
                 f"{_flag(name)} is fixed for the existing model {cfg.model} in {files.folder} (it is "
-                f"{saved_values[name]!r}); leave it out, or move {files.folder} away to start a new model.")
-    changed = {k: given[k] for k in changeable_options() if given[k] is not None and given[k] != saved_values[k]}
-    if changed and not cfg.override_options:
-        k = next(iter(changed))
-        raise OptionError(
-            f"The model {cfg.model} in {files.folder} was saved with {_flag(k)} {saved_values[k]!r}; add --override "
-            f"to change it to {changed[k]!r} (or leave the option out to keep it).")
+                f"{saved_values[name]!r}): {_FIXED_WHY}; leave it out, or move {files.folder} away to start a "
+                f"new model.")
+    changed = {k: new for k, (_old, new) in option_changes(model_dir, cfg).items()}
     values = {**saved_values, **changed, **{k: given[k] for k in RUN_SETTINGS}}
     values["model"] = cfg.model
     for k, v in values.items():  # options added to TrainConfig after the model was made
@@ -405,4 +423,5 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
 
 
 __all__ = ["IdentitySwapper", "ModelFiles", "Swapper", "TRAINING_DEFAULTS", "ellipse_mask", "find_models",
-           "load_swapper", "read_checkpoint", "resolve_options", "save_checkpoint", "PRESETS"]
+           "load_swapper", "read_checkpoint", "resolve_options", "option_changes", "describe_changes",
+           "save_checkpoint", "PRESETS"]
