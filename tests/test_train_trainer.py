@@ -362,22 +362,78 @@ def test_sigterm_saves_and_exits(ws):
     assert ckpt.read_meta(ws.model / "sae.safetensors")["iteration"] > 0
 
 
-@pytest.mark.slow
-def test_distributed_training_under_torchrun_on_cpu(ws):
-    """Two processes (gloo on the CPU; the same code uses NCCL on GPUs): both train on their own batches, rank 0
-    alone saves and reports, and the replicas end identical (train() compares a weight checksum across processes
-    before saving and raises TrainingError otherwise). Multi-GPU itself is untested here (no GPU)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "facedouble", "train",
-           "-w", str(ws.root), "--model", "sae", "--resolution", "64", "--ae-dims", "32", "--e-dims", "8",
-           "--d-dims", "8", "--d-mask-dims", "4", "-b", "2", "--workers", "0", "--threads", "1", "--device", "cpu",
-           "--seed", "1", "--max-iterations", "3", "--preview-every", "0"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+
+
+def _torchrun(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    return subprocess.run(TORCHRUN + args, capture_output=True, env=env, timeout=timeout)
+
+
+def test_distributed_training_with_lr_dropout_under_torchrun_on_cpu(ws):
+    """Two processes (gloo on the CPU; the same code uses NCCL on GPUs) train on their own batches with lr dropout:
+    every process draws the same dropout mask, so the replicas end identical (train() compares a weight checksum
+    across processes before saving); rank 0 alone saves and reports. Before the fix each rank drew its own mask
+    and the run ended in "lost sync"."""
+    out = _torchrun(["-m", "facedouble", "train", "-w", str(ws.root), "--model", "sae", "--resolution", "64",
+                     "--ae-dims", "32", "--e-dims", "8", "--d-dims", "8", "--d-mask-dims", "4", "-b", "2",
+                     "--workers", "0", "--threads", "1", "--device", "cpu", "--seed", "1", "--max-iterations", "3",
+                     "--preview-every", "0", "--lr-dropout"])
     err = out.stderr.decode()
+    assert out.returncode == 0, err[-2000:]
+    assert "lost sync" not in err
     assert err.count("iteration 3 (3 this run") == 1  # rank 0 reports for both
     meta = ckpt.read_meta(ws.model / "sae.safetensors")
     assert meta["iteration"] == 3
+    assert TrainConfig.load(ws.model / "sae_options.json").lr_dropout is True
+
+
+_DRIFT = """
+import json, os, sys
+import torch
+from facedouble.config import TrainConfig
+from facedouble.errors import TrainingError
+from facedouble.train import trainer
+from facedouble.workspace import Workspace
+
+rank = int(os.environ["RANK"])
+step, seen = trainer.TrainSession.step, {}
+
+def drifting_step(self, batch, iteration):  # rank 1's weights drift after its second iteration
+    losses = step(self, batch, iteration)
+    seen["model"] = self.model
+    if rank == 1 and iteration == 1:
+        with torch.no_grad():
+            next(self.model.parameters()).add_(1e-3)
+    return losses
+
+trainer.TrainSession.step = drifting_step
+try:
+    trainer.train(Workspace(sys.argv[1]), TrainConfig(**json.loads(sys.argv[2])), max_iterations=3)
+except TrainingError as e:
+    sums = {k: float(v.double().sum()) for k, v in seen["model"].state_dict().items()}
+    with open(os.path.join(sys.argv[3], f"rank{rank}.json"), "w") as fh:
+        json.dump({"error": e.message, "sums": sums}, fh)
+    sys.exit(1)
+"""
+
+
+def test_processes_that_lose_sync_save_rank_0s_weights_and_stop(ws, tmp_path):
+    """A forced desync (rank 1's weights nudged mid-run): training stops with one sentence saying so, and the
+    checkpoint holds rank 0's weights at the last iteration rather than losing the run since the last save."""
+    script = tmp_path / "drift.py"
+    script.write_text(_DRIFT)
+    cfg = {k: v for k, v in TINY.items()} | {"device": "cpu", "lr_dropout": True}
+    out = _torchrun([str(script), str(ws.root), json.dumps(cfg), str(tmp_path)])
+    assert out.returncode != 0
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert "lost sync" in reports[0]["error"] and "iteration 3" in reports[0]["error"], reports[0]["error"]
+    assert "run the same command again" in reports[0]["error"]
+    meta = ckpt.read_meta(ws.model / "sae.safetensors")
+    assert meta["iteration"] == 3  # not iteration 0, the last save before the desync
+    saved = {k[len("model."):]: float(v.double().sum()) for k, v in _weights(ws.model).items() if k.startswith("model.")}
+    assert saved == reports[0]["sums"]   # exactly rank 0's weights
+    assert saved != reports[1]["sums"]
 
 
 def test_cli_asks_options_on_the_first_run_and_with_override(ws, monkeypatch):

@@ -18,7 +18,8 @@ loss falls as in float32), float32 on other CPUs; bf16 on GPUs that have it, els
 channels-last memory layout for the convolutions. Model threads: see ThreadTuner.
 Multi-GPU: run under torchrun (`torchrun --nproc-per-node N -m facedouble train --device all`); with
 WORLD_SIZE > 1 every process trains on its own batches, gradients are averaged by DistributedDataParallel and
-rank 0 alone writes files.
+rank 0 alone writes files; lr dropout draws the same mask on every process. Before each save the processes
+compare a weight checksum; when they differ (lost sync), rank 0's weights are saved and training stops.
 """
 
 from __future__ import annotations
@@ -129,10 +130,11 @@ def _agree(d: Dist, flags: list[int]) -> list[int]:
     return [int(v) for v in t.tolist()]
 
 
-def _check_replicas(d: Dist, model) -> None:
-    """Under DDP every process must hold the same weights; compare a float64 checksum across processes."""
+def _in_sync(d: Dist, model) -> bool:
+    """Under DDP every process must hold the same weights: compare a float64 checksum across processes (every
+    process must call this at the same point)."""
     if d.world <= 1:
-        return
+        return True
     import torch
     import torch.distributed as dist
 
@@ -142,9 +144,7 @@ def _check_replicas(d: Dist, model) -> None:
         low, high = low.cuda(), high.cuda()
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    if not torch.equal(low.cpu(), high.cpu()):
-        raise TrainingError("The training processes hold different weights (DistributedDataParallel lost sync); "
-                            "restart training from the last save.")
+    return torch.equal(low.cpu(), high.cpu())
 
 
 # -- the model, its optimizers and one training step ----------------------------------------------------------
@@ -296,7 +296,9 @@ class TrainSession:
             opt.step(0)
 
     def step_seed(self, iteration: int) -> int:
-        return (self.opts.seed * 1_000_003 + iteration * 7919 + self.dist.rank) % (2**62)
+        """The seed of this iteration's lr-dropout draw: the same on every process (a per-rank draw would make
+        the DDP copies drift apart), and the same when a run resumes."""
+        return (self.opts.seed * 1_000_003 + iteration * 7919) % (2**62)
 
     def predict(self, preview: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Preview faces (uint8 NHWC) for KEYS of preview.py: inputs, both reconstructions and the swap."""
@@ -544,6 +546,17 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
         reporter.info(f"new model {opts.model}: {opts.archi} {opts.resolution} px {opts.face_type}, "
                       f"{session.parameters / 1e6:.1f} M parameters, {device}, batch {opts.batch_size}")
 
+    def save_synced() -> Path:
+        """save() after checking that every process holds the same weights. When they do not, rank 0's weights
+        are saved (its own consistent model) and training stops with TrainingError."""
+        if _in_sync(dist, session.model):
+            return save()
+        save()
+        raise TrainingError(
+            f"The training processes hold different weights at iteration {state.iteration} (DistributedDataParallel "
+            f"lost sync); the first process's weights are saved in {files.weights}: run the same command again to "
+            f"continue from them.")
+
     def save() -> Path:
         if not dist.main:
             return files.weights
@@ -635,7 +648,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                     stop = stop or "cancelled"
                     break
                 if want_save or want_backup:
-                    save()
+                    save_synced()
                     last_save = now
                     if want_backup and dist.main:
                         ckpt.backup(files, state.iteration, opts.backups_kept)
@@ -704,8 +717,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
             tuner.restore()
 
     elapsed = time.monotonic() - started
-    _check_replicas(dist, session.model)
-    checkpoint_path = save()
+    checkpoint_path = save_synced()
     preview_path = write_preview(True) or preview_path
     ran = state.iteration - start_iteration
     tail = np.asarray(state.history[-100:], np.float64).reshape(-1, 2)
