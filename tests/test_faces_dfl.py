@@ -223,4 +223,6 @@ def test_cli_import_dfl(tmp_path, dfl_folder, workspace):
     assert result.exit_code == 1 and "No face was imported" in result.output
     result = run(app, ["util", "import-dfl", str(dfl_folder), "-o", str(dfl_folder), "--no-identity"])
     assert result.exit_code == 1 and "cannot be imported into" in result.output
+    result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--side", "both"])
+    assert result.exit_code == 1 and "--side must be src or dst" in result.output
     assert hashes(dfl_folder) == before

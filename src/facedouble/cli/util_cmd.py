@@ -113,6 +113,7 @@ def import_dfl(
     pickled metadata is read safely (numpy arrays and plain values only; anything else is refused) and becomes a
     facedouble face record (mask polygons kept); pixels are untouched. Every face is screened for explicit content.
     A name already taken by another face gets a new name (NAME.1.jpg); a face imported before is skipped."""
+    from ..choices import Side, values
     from ..errors import MetadataError, OptionError
     from ..faces.meta import SKIP_ALREADY
     from ..faces.meta import import_dfl as convert
@@ -120,8 +121,8 @@ def import_dfl(
 
     with cli_errors():
         if out is None:
-            if side not in ("src", "dst"):
-                raise OptionError(f"--side must be src or dst, not {side!r}.")
+            if side not in values(Side):
+                raise OptionError(f"--side must be {' or '.join(values(Side))}, not {side!r}.")
             out = Workspace(workspace).require().aligned(side)  # type: ignore[arg-type]
         with reporter() as rep:
             res = convert(folder, out, identity=not no_identity, reporter=rep)
