@@ -265,7 +265,8 @@ def screen_image(image: np.ndarray | str | os.PathLike, *, name: str | None = No
     """Screen one image now (RGB uint8 HWC array, or an image file): the call for every source that brings
     frames or faces in one at a time (the browser UI's manual editor, a live source through `StreamScreen`).
     Raises SafetyError naming `what` and `name` when the image is explicit; returns the detector's findings
-    otherwise. Costs one model run (see the module's docstring for the figure)."""
+    otherwise. Costs one model run: 29 ms of CPU measured here, so one frame per second of footage costs
+    3600 x 29 ms = 106 CPU-seconds per hour of video (benchmarks/safety.py)."""
     label, img = _load(image)
     hits = explicit_detections(detect(img))
     if hits:
@@ -331,7 +332,9 @@ def screen_frames(paths: Sequence[str | os.PathLike], *, reporter: Reporter | No
     SafetyError naming the frames when explicit content is found; there is no way to skip it.
     `fps`: the rate the frames were taken at (their times come from their numbers, `frame_times`), so that
     at least one frame per second of footage is screened; None when unknown (see SamplePolicy).
-    `what`: how to name the set in the message (default: the frames' folder)."""
+    `what`: how to name the set in the message (default: the frames' folder).
+    Cost: 29 CPU-ms per screened frame, 106 CPU-seconds per hour of video at one frame per second (30 fps
+    footage: 3600 of its 108,000 frames)."""
     paths = list(paths)
     result = screen_images(paths, policy, times=frame_times(paths, fps), reporter=reporter)
     if result.explicit:
