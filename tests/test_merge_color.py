@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facedouble.choices import ColorTransfer, values
 from facedouble.faces import align
 from facedouble.merge import color as C
 from facedouble.merge import mask as K
@@ -117,3 +118,52 @@ def test_degrade_color_reduces_the_palette_by_power(media):
     assert n(full) <= 256 < n(img)
     d_full, d_half = np.abs(full.astype(int) - img).mean(), np.abs(half.astype(int) - img).mean()
     assert 0 < d_half < d_full
+
+
+# -- through the merger: each --color-transfer mode moves the merged face's colours towards dst's ----------------
+
+class _OtherFaceSwapper:
+    """Stand-in model that answers every crop with another real person's face (the woman's, aligned the same
+    way): colours and lighting unlike dst's, as a freshly trained model's src face often is."""
+
+    def __init__(self, face: np.ndarray):
+        self.resolution, self.face_type, self.learn_mask = face.shape[0], "whole-face", False
+        self.face = face
+
+    def swap_numpy(self, faces):
+        return [self.face.copy() for _ in faces], [np.ones(self.face.shape[:2], np.float32) for _ in faces]
+
+
+@pytest.fixture(scope="module")
+def merge_case(media, faces):
+    """A dst frame of the man's clip, its face record, and a model that puts the woman's face on it."""
+    from types import SimpleNamespace
+
+    frame = decode(media / "single_face.mp4", limit=1)[0]
+    (lm, _), = landmarks(frame)
+    (woman, _) = faces[1]
+    return frame, [SimpleNamespace(source_landmarks=lm)], _OtherFaceSwapper(woman)
+
+
+def _merged_gap(frame, merged):
+    """Distance of the merged face's Lab statistics (mean and std inside the full-strength mask) from those of
+    dst's face under the same pixels: sum over L, a, b of |mean difference| + |std difference|."""
+    sel = merged.mask > 250
+    assert sel.sum() > 2000
+    lab_out = C.rgb_to_lab(merged.image.astype(np.float32) / 255.0)[sel].astype(np.float64)
+    lab_dst = C.rgb_to_lab(frame.astype(np.float32) / 255.0)[sel].astype(np.float64)
+    return float(np.abs(lab_out.mean(0) - lab_dst.mean(0)).sum() + np.abs(lab_out.std(0) - lab_dst.std(0)).sum())
+
+
+@pytest.mark.parametrize("kind", [k for k in values(ColorTransfer) if k != "none"])
+def test_merge_color_transfer_moves_the_face_towards_dst(merge_case, kind):
+    from facedouble.config import MergeConfig
+    from facedouble.merge import merger
+
+    frame, records, swapper = merge_case
+    none = merger.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer="none"))
+    out = merger.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer=kind))
+    assert np.array_equal(out.mask, none.mask)  # the same pixels compared
+    before, after = _merged_gap(frame, none), _merged_gap(frame, out)
+    assert before > 10.0  # the woman's face really is coloured unlike the man's (Lab units)
+    assert after < 0.5 * before, (kind, before, after)

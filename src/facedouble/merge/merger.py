@@ -103,10 +103,12 @@ class Swapper(Protocol):
 
 @dataclass
 class MergedFrame:
-    """A merged frame: image (H, W, 3) RGB uint8 and mask (H, W) uint8 (0 = dst, 255 = face)."""
+    """A merged frame: image (H, W, 3) RGB uint8 and mask (H, W) uint8 (0 = dst, 255 = face); `fallbacks`:
+    what could not be had for this frame's masks and was replaced by the dst landmark hull (empty when none)."""
 
     image: np.ndarray
     mask: np.ndarray
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(eq=False)
@@ -141,6 +143,7 @@ class MergeState:
         self._lock = threading.Lock()
         self._cache: "OrderedDict[tuple, Any]" = OrderedDict()
         self.warned: set[str] = set()
+        self.fallbacks: dict[str, int] = {}  # mask fallback -> faces it happened to (see `fallback`)
 
     def get(self, key: tuple) -> Any:
         with self._lock:
@@ -162,6 +165,13 @@ class MergeState:
             if getattr(self, "_hand_tracker", None) is None:
                 self._hand_tracker = K.HandTracker(video=False)
             return self._hand_tracker(frame)
+
+    def fallback(self, what: str, warn=None) -> None:
+        """Record that a face's mask fell back to the dst hull because of `what`; warn the first time."""
+        with self._lock:
+            self.fallbacks[what] = self.fallbacks.get(what, 0) + 1
+        if warn is not None and self.warn_once(what):
+            warn(f"{what}; using the dst landmark hull instead for such faces.")
 
     def warn_once(self, key: str) -> bool:
         with self._lock:
@@ -247,8 +257,7 @@ def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.
         return parts["dst"]
 
     def fallback(what: str) -> np.ndarray:
-        if warn is not None and state.warn_once(what):
-            warn(f"{what}; using the dst landmark hull instead for such faces.")
+        state.fallback(what, warn)
         return hull()
 
     if mode in ("learned", "learned-mesh-dst", "learned-dst"):
@@ -501,10 +510,13 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
             preds[i], masks[i] = pi, mi
             state.put(key, (pi, mi))
     hands = state.hands(frame_rgb) if cfg.mask in MESH_DST_MODES else []
+    before = dict(state.fallbacks)
     layers = [prepare_face(frame_rgb, np.asarray(rec.source_landmarks, np.float32), preds[i], masks[i], res, ftype, cfg,
                            state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks))
               for i, rec in enumerate(records)]
-    return compose_frame(frame_rgb, layers, cfg)
+    merged = compose_frame(frame_rgb, layers, cfg)
+    merged.fallbacks = tuple(k for k, n in state.fallbacks.items() if n > before.get(k, 0))
+    return merged
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -641,6 +653,7 @@ class MergeSummary:
     copied: int = 0          # frames without a face, copied
     faces: int = 0           # faces through the model (context frames included)
     seconds: float = 0.0
+    fallbacks: dict[str, int] = field(default_factory=dict)  # mask fallback -> faces (also in merge_run.json)
 
     @property
     def fps(self) -> float:
@@ -819,6 +832,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
         if tracker is not None:
             tracker.close()
         summary.seconds = time.monotonic() - start
+        summary.fallbacks = dict(state.fallbacks)
         _write_run(ws, run_id, swapper, cfg, previous, status="done" if summary.written == len(todo) else "stopped",
                    summary=summary)
     rep.info(f"merged {summary.written} frame(s) ({summary.copied} without a face, copied) in {summary.seconds:.1f} s "
