@@ -16,6 +16,9 @@ from ..config import write_json_atomic
 from ..files import atomic_write_text
 from . import metrics as M
 
+PLOT_W_PX = 560      # the width a plot is shown at on the page (CSS px); it is drawn for exactly that
+PLOT_SCALE = 2       # pixels per CSS px in the PNG, so text stays sharp on high-density screens
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
 color:#222;background:#fafafa}
@@ -31,7 +34,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:1em}
 .card{background:#fff;border:1px solid #e0e0e0;border-radius:.4em;padding:.5em 1em}
 .card h3{margin:.3em 0}
-.plots img{max-width:100%;background:#fff;border:1px solid #e0e0e0;border-radius:.3em}
+.grid.plots{grid-template-columns:repeat(auto-fit,minmax(520px,1fr))}
+.plots img{width:100%;max-width:560px;height:auto;background:#fff;border:1px solid #e0e0e0;border-radius:.3em}
 .frame img{height:180px;margin-right:4px;border:1px solid #ccc}
 .frame td{border-bottom:1px solid #ddd}
 .note{background:#fff8dc;border-left:4px solid #e0b000;padding:.4em .8em;margin:.5em 0}
@@ -66,8 +70,9 @@ def badge(ok: bool | None) -> str:
     return '<span class="pass">pass</span>' if ok else '<span class="fail">fail</span>'
 
 
-def _img(data: bytes, mime: str, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">'
+def _img(data: bytes, mime: str, alt: str, width: int | None = None) -> str:
+    size = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{size} src="data:{mime};base64,{base64.b64encode(data).decode("ascii")}">'
 
 
 # -- plots ---------------------------------------------------------------------------------------------------
@@ -82,79 +87,95 @@ def _series(scores: Sequence[M.FrameScore], get) -> tuple[np.ndarray, np.ndarray
     return np.asarray(xs), np.asarray(ys)
 
 
+def plot_panels(t: M.Targets) -> list[tuple[str, str, list[tuple[str, Any, str, str]], tuple[float, str] | None]]:
+    """The plots over time: (title, y-axis label with its unit, [(legend, value of a FrameScore, colour, line
+    style)], (target, its legend) or None)."""
+    def div(a, b):
+        return None if a is None or b is None or not b else a / b
+
+    return [
+        ("Identity: distance to the src and dst centroids", "dlib distance (lower = more alike)",
+         [("to src", lambda s: s.d_src, "tab:red", "-"), ("to dst", lambda s: s.d_dst, "tab:blue", "-")],
+         (M.SAME_PERSON, f"same person below {M.SAME_PERSON:g}")),
+        ("68-landmark error of the result against dst", "error / eye distance",
+         [("result vs dst", lambda s: s.landmark_error, "tab:purple", "-")], (t.landmarks, f"target {t.landmarks:g}")),
+        ("Pose difference to dst", "degrees",
+         [("yaw", lambda s: s.yaw_diff, "tab:orange", "-"), ("pitch", lambda s: s.pitch_diff, "tab:green", "-")], None),
+        ("Flicker and landmark jitter, result / dst (next 2 frames)", "ratio to dst",
+         [("flicker", lambda s: div(s.flicker_result, s.flicker_dst), "tab:red", "-"),
+          ("jitter", lambda s: div(s.jitter_result, s.jitter_dst), "tab:gray", "-")], (t.flicker, f"target {t.flicker:g}")),
+        # the check judges the background against dst carrying the result's own provenance mark when that was
+        # measured; the raw figure (mark included) is drawn beside it, lighter, so the two are never confused
+        ("Background PSNR outside the face (100 dB = identical)", "PSNR (dB)",
+         [("judged: vs dst with the same provenance mark", lambda s: s.background_merge_psnr, "tab:blue", "-"),
+          ("raw: vs dst (the mark counts as a change)", lambda s: s.background_psnr, "tab:gray", ":")],
+         (t.background_db, f"target {t.background_db:g} dB")),
+        ("Colour step across the mask edge", "Lab Delta E",
+         [("result", lambda s: s.seam_result, "tab:red", "-"), ("dst, same ring", lambda s: s.seam_dst, "tab:blue", "-")],
+         None),
+        ("Face detail (Laplacian variance), result / dst and / src", "ratio",
+         [("/ dst", lambda s: s.detail_ratio, "tab:green", "-"), ("/ src", lambda s: s.detail_src, "tab:olive", "-")],
+         (t.detail, f"target {t.detail:g}")),
+    ]
+
+
 def plots(scores: Sequence[M.FrameScore], t: M.Targets) -> dict[str, bytes]:
-    """PNG plots over time (frame number on x), by title."""
+    """PNG plots over time (frame number on x), by title: each drawn at the size the page shows it
+    (PLOT_W_PX wide, PLOT_SCALE pixels per CSS px), with axis labels and units, a legend and the target line."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    def div(a, b):
-        return None if a is None or b is None or not b else a / b
-
-    panels = [
-        ("Identity: distance to the src and dst centroids (lower = more alike)",
-         [("to src", lambda s: s.d_src, "tab:red"), ("to dst", lambda s: s.d_dst, "tab:blue")],
-         (M.SAME_PERSON, "same person < 0.6")),
-        ("68-landmark error / inter-ocular distance",
-         [("result vs dst", lambda s: s.landmark_error, "tab:purple")], (t.landmarks, f"target {t.landmarks:g}")),
-        ("Pose difference to dst (degrees)",
-         [("yaw", lambda s: s.yaw_diff, "tab:orange"), ("pitch", lambda s: s.pitch_diff, "tab:green")], None),
-        ("Flicker and landmark jitter, result / dst (over the next 2 frames)",
-         [("flicker", lambda s: div(s.flicker_result, s.flicker_dst), "tab:red"),
-          ("jitter", lambda s: div(s.jitter_result, s.jitter_dst), "tab:gray")], (t.flicker, f"target {t.flicker:g}")),
-        ("Background PSNR outside the face (dB; 100 = identical)",
-         [("PSNR", lambda s: s.background_psnr, "tab:blue")], (t.background_db, f"target {t.background_db:g} dB")),
-        ("Colour step across the mask edge (Lab Delta E)",
-         [("result", lambda s: s.seam_result, "tab:red"), ("dst, same ring", lambda s: s.seam_dst, "tab:blue")], None),
-        ("Face detail (Laplacian variance), result / dst and result / src faces",
-         [("/ dst", lambda s: s.detail_ratio, "tab:green"), ("/ src", lambda s: s.detail_src, "tab:olive")],
-         (t.detail, f"target {t.detail:g}")),
-    ]
+    size = (PLOT_W_PX / 100, 2.9)                    # inches at 100 dpi = CSS px / 100
     out: dict[str, bytes] = {}
-    for title, lines, ref in panels:
-        fig, ax = plt.subplots(figsize=(6.4, 2.6), dpi=90)
-        drawn = False
-        for label, get, colour in lines:
-            x, y = _series(scores, get)
-            if len(x):
-                ax.plot(x, y, "o-", ms=3, lw=1, color=colour, label=label)
-                drawn = True
-        if ref is not None and drawn:
-            ax.axhline(ref[0], color="k", ls="--", lw=0.8, label=ref[1])
-        if not drawn:
-            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="#888")
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("frame", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=7, loc="best")
+    with plt.rc_context({"font.size": 9.5, "axes.titlesize": 10.5, "axes.labelsize": 9.5, "xtick.labelsize": 9,
+                         "ytick.labelsize": 9, "legend.fontsize": 8.5}):
+        for title, ylabel, lines, ref in plot_panels(t):
+            fig, ax = plt.subplots(figsize=size, dpi=100)
+            drawn = False
+            for label, get, colour, style in lines:
+                x, y = _series(scores, get)
+                if len(x):
+                    ax.plot(x, y, marker="o", ls=style, ms=3, lw=1.2, color=colour, label=label)
+                    drawn = True
+            if ref is not None and drawn:
+                ax.axhline(ref[0], color="k", ls="--", lw=0.9, label=ref[1])
+            if not drawn:
+                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="#888")
+            ax.set_title(title)
+            ax.set_xlabel("frame number")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+            if drawn:
+                ax.legend(loc="best", framealpha=0.85)
+            fig.tight_layout()
+            out[title] = _png(fig, plt)
+        # coverage strip
+        fig, ax = plt.subplots(figsize=(PLOT_W_PX / 100, 1.6), dpi=100)
+        cats = [("swapped", lambda s: s.dst_face and s.swapped, "tab:green"),
+                ("dst face, not swapped", lambda s: s.dst_face and s.swapped is False, "tab:red"),
+                ("swap unknown", lambda s: s.dst_face and s.swapped is None, "tab:gray"),
+                ("no dst face", lambda s: not s.dst_face, "#bbbbbb")]
+        for label, pick, colour in cats:
+            x = [s.number for s in scores if pick(s)]
+            if x:
+                ax.scatter(x, np.ones(len(x)), marker="|", s=300, color=colour, label=label)
+        ax.set_yticks([])
+        ax.set_title("Sampled frames", loc="left")
+        ax.set_xlabel("frame number")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=4, frameon=False, markerscale=0.5,
+                  borderaxespad=0.1, handletextpad=0.3)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        plt.close(fig)
-        out[title] = buf.getvalue()
-    # coverage strip
-    fig, ax = plt.subplots(figsize=(6.4, 1.3), dpi=90)
-    cats = [("swapped", lambda s: s.dst_face and s.swapped, "tab:green"),
-            ("dst face, not swapped", lambda s: s.dst_face and s.swapped is False, "tab:red"),
-            ("dst face, swap unknown", lambda s: s.dst_face and s.swapped is None, "tab:gray"),
-            ("no dst face", lambda s: not s.dst_face, "#bbbbbb")]
-    for label, pick, colour in cats:
-        x = [s.number for s in scores if pick(s)]
-        if x:
-            ax.scatter(x, np.ones(len(x)), marker="|", s=300, color=colour, label=label)
-    ax.set_yticks([])
-    ax.set_title("Coverage of the sampled frames", fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=4, frameon=False)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    out["Coverage"] = buf.getvalue()
+        out["Coverage"] = _png(fig, plt)
     return out
+
+
+def _png(fig, plt) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100 * PLOT_SCALE)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 # -- page ----------------------------------------------------------------------------------------------------
@@ -204,7 +225,7 @@ def render(data: dict[str, Any], worst_thumbs: dict[int, dict[str, bytes]], plot
         "<h1>facedouble quality report</h1>",
         f"<p class='sub'>{html.escape(data['created'])} &middot; {data['coverage_text']}</p>",
         f"<div class='verdict {vclass}'>{vtext}</div>",
-        "<h2>Summary against the targets (DESIGN.md &sect;4)</h2><table><tr><th>check</th><th>value</th><th>target</th>"
+        "<h2>Summary against the quality targets</h2><table><tr><th>check</th><th>value</th><th>target</th>"
         "<th></th></tr>",
     ]
     for c in s["checks"]:
@@ -249,7 +270,7 @@ def render(data: dict[str, Any], worst_thumbs: dict[int, dict[str, bytes]], plot
 
     h.append("<h2>Over time</h2><div class='grid plots'>")
     for title, png in plot_pngs.items():
-        h.append(f"<div>{_img(png, 'image/png', title)}</div>")
+        h.append(f"<div>{_img(png, 'image/png', title, PLOT_W_PX)}</div>")
     h.append("</div>")
 
     h.append(f"<h2>The {len(data['worst'])} worst frames</h2>")

@@ -376,7 +376,7 @@ def make_report(ws: Workspace | None, cfg: ReportConfig | None = None, *,
         inp.notes.append(
             f"The background misses {cfg.background_target:g} dB, yet fewer than 0.1% of its pixels changed by more than "
             f"{M.CHANGED_LEVEL} levels: the difference is faint and spread out, as the invisible provenance mark on "
-            "every merged frame (about 40-42 dB by itself, DESIGN.md section 6) and video re-encoding make it, "
+            "every merged frame (about 40-42 dB by itself) and video re-encoding make it, "
             "rather than a visible change.")
 
     cov = summary["coverage"]
