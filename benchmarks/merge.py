@@ -6,7 +6,7 @@ What it measures (single_face.mp4 upscaled to 1280x720, PNG frames as `video ext
 records from dlib landmarks):
   * baseline: read every frame and write it again (PNG, same settings and thread pool as the merge);
   * merge overlay and merge seamless + rct, with the model's inference included: the real quick96 network of
-    facedouble.train (untrained weights: the speed is the same), the provenance mark, the mask PNGs;
+    facedouble.train (untrained weights: the speed is the same), the provenance mark, C2PA signing, the mask PNGs;
   * where the time goes: each step of one frame timed alone on one thread;
   * merge_frame latency (the UI's live preview) at 720p;
   * --superres: the face-detail network trained on the woman's faces (the sample pair's src): PSNR and
@@ -109,6 +109,7 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
     files = ws.frame_files("dst")[:n]
     recs = merger.frame_records(ws)
     run_id = merger.new_run_id()
+    signer = merger.output_signer(run_id, cfg)
     state = merger.MergeState()
     acc: dict[str, float] = {}
 
@@ -139,10 +140,16 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
         t = tick("warp back + blend", t)
         marked = merger.mark_output(out.image, run_id)
         t = tick("provenance mark", t)
-        meta.atomic_write_bytes(tmp / p.name, meta.encode_image(marked, ".png", png_compression=1))
+        png = meta.encode_image(marked, ".png", png_compression=1)
         t = tick("encode PNG", t)
-        merger.write_mask(tmp / ("m" + p.name), out.mask)
+        png = merger.sign_output(png, p.name, run_id, signer)
+        t = tick("C2PA sign (frame PNG)", t)
+        meta.atomic_write_bytes(tmp / p.name, png)
+        t = tick("write PNG", t)
+        mask_png = meta.encode_image(out.mask, ".png", png_compression=1)
         t = tick("encode mask", t)
+        meta.atomic_write_bytes(tmp / ("m" + p.name), merger.sign_output(mask_png, p.name, run_id, signer))
+        t = tick("C2PA sign + write (mask PNG)", t)
     shutil.rmtree(tmp, ignore_errors=True)
     # full-frame Poisson, for comparison with the face box
     img = merger.read_image(files[0])

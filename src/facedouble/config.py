@@ -155,6 +155,11 @@ class VideoBuildConfig(StageConfig):
     bitrate: float = option(16.0, "Bitrate in Mbit/s (mp4, avi)", lo=0.1, hi=1000, unit="Mbit/s")
     input_dir: Optional[str] = option(None, "Folder of frames to build from (default data_dst/merged)", ask=False,
                                       group="advanced")
+    sign_cert: Optional[str] = option(None, "Certificate chain (PEM, leaf first) to sign the result with C2PA "
+                                            "content credentials (default: the local facedouble certificate)",
+                                      ask=False, group="advanced", label="signing certificate")
+    sign_key: Optional[str] = option(None, "Private key (PEM) of --sign-cert", ask=False, group="advanced",
+                                     label="signing key")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,6 +235,11 @@ class MergeConfig(StageConfig):
                                        group="advanced")
     model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
                                        ask=False, group="advanced")
+    sign_cert: Optional[str] = option(None, "Certificate chain (PEM, leaf first) to sign the merged images with C2PA "
+                                            "content credentials (default: the local facedouble certificate)",
+                                      ask=False, group="output", label="signing certificate")
+    sign_key: Optional[str] = option(None, "Private key (PEM) of --sign-cert", ask=False, group="output",
+                                     label="signing key")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
         skin_mask: Optional[bool] = typer.Option(None, "--skin-mask/--no-skin-mask", help=_help("skin_mask"),
                                                  show_default=False),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_help("batch_size")),
+        sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help=_help("sign_cert"), show_default=False),
+        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help=_help("sign_key"), show_default=False),
         force: bool = typer.Option(False, "--force", help="Merge every frame again (default: keep frames already merged)."),
         frame: Optional[int] = typer.Option(None, "--frame", help="Merge only this frame number (1 = first) as a preview."),
         preview: Optional[Path] = typer.Option(None, "--preview", help="With --frame: write the preview here "
@@ -63,8 +65,8 @@ def register(app: typer.Typer) -> None:
         interactive: bool = InteractiveOpt,
     ) -> None:
         """Replace the face in every dst frame with the model's src face: data_dst/merged/ (every frame; frames
-        without a face are copied) and data_dst/merged_mask/. Resumes where it stopped. Every frame is marked as
-        AI-generated."""
+        without a face are copied) and data_dst/merged_mask/. Resumes where it stopped. Every image written is marked as
+        AI-generated and signed with C2PA content credentials (--sign-cert/--sign-key: an organisation's own)."""
         from ..merge.merger import merge, preview as preview_frame
 
         with cli_errors():
@@ -75,7 +77,8 @@ def register(app: typer.Typer) -> None:
                 color_transfer=color_transfer, super_resolution=super_resolution, degrade_color=degrade_color,
                 export_alpha=export_alpha, debug=debug, device=device, batch_size=batch_size,
                 smooth_frames=smooth_frames, skin_mask=skin_mask, model=str(model) if model else None,
-                model_name=model_name, model_file=str(model_file) if model_file else None)
+                model_name=model_name, model_file=str(model_file) if model_file else None,
+                sign_cert=str(sign_cert) if sign_cert else None, sign_key=str(sign_key) if sign_key else None)
             ws = Workspace(workspace).require()
             with reporter() as rep:
                 if frame is not None or preview is not None:

@@ -38,6 +38,10 @@ def _lines(report: dict[str, Any]) -> list[str]:
                          for a in claims.get("actions", []))
         out.append(f"  C2PA: [green]valid[/] ({claims.get('trust')}); by {', '.join(claims.get('claim_generator', []))}; "
                    f"actions: {acts}")
+        signer = claims.get("signer") or {}
+        who = ", ".join(v for v in (signer.get("common_name"), signer.get("issuer")) if v)
+        if who:
+            out.append(f"    signed by: {who}")
         for ing in claims.get("ingredients", []):
             out.append(f"    ingredient: {ing.get('title')} ({ing.get('relationship')})")
         if claims.get("training"):

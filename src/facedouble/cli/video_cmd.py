@@ -87,6 +87,8 @@ def register(app: typer.Typer) -> None:
         format: Optional[str] = typer.Option(None, "--format", help=VideoBuildConfig.field_help("format")),
         bitrate: Optional[float] = typer.Option(None, "--bitrate", help=VideoBuildConfig.field_help("bitrate")),
         input_dir: Optional[str] = typer.Option(None, "--input", help=VideoBuildConfig.field_help("input_dir")),
+        sign_cert: Optional[Path] = typer.Option(None, "--sign-cert", help=VideoBuildConfig.field_help("sign_cert")),
+        sign_key: Optional[Path] = typer.Option(None, "--sign-key", help=VideoBuildConfig.field_help("sign_key")),
         config: Optional[Path] = ConfigOpt,
         interactive: bool = InteractiveOpt,
     ) -> None:
@@ -94,7 +96,9 @@ def register(app: typer.Typer) -> None:
         from ..video import build_video
 
         with cli_errors():
-            cfg = build_config(VideoBuildConfig, config, interactive, format=format, bitrate=bitrate, input_dir=input_dir)
+            cfg = build_config(VideoBuildConfig, config, interactive, format=format, bitrate=bitrate, input_dir=input_dir,
+                               sign_cert=str(sign_cert) if sign_cert else None,
+                               sign_key=str(sign_key) if sign_key else None)
             with reporter() as rep:
                 res = build_video(Workspace(workspace), cfg, reporter=rep)
             audio = {"copied": "audio copied", "encoded": "audio re-encoded", "none": "no audio"}[res.audio]

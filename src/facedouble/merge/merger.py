@@ -17,7 +17,9 @@ model runs batches in the calling thread, and the pool builds masks, blends, mar
 
 Outputs: data_dst/merged/NAME (every frame; frames without a face are copied), data_dst/merged_mask/
 STEM.png (8-bit grey), data_dst/merge_config.json (the options) and data_dst/merge_run.json (run id,
-model, counts). Every image written goes through `mark_output` (provenance watermark; no off switch).
+model, counts). Every image written goes through `mark_output` (provenance watermark) and `sign_output` (C2PA
+content credentials, signed in memory in the writer threads with `cfg.sign_cert`/`sign_key` or the local
+certificate, checked before any work); neither has an off switch.
 """
 
 from __future__ import annotations
@@ -84,6 +86,23 @@ def mark_output(image: np.ndarray, run_id: str) -> np.ndarray:
                               "marked as AI-generated; reinstall facedouble.") from None
     out = mark_frame(np.ascontiguousarray(image), run_id)
     return np.asarray(out, np.uint8)
+
+
+def output_signer(run_id: str, cfg: MergeConfig | None = None, training_hash: str | None = None):
+    """The C2PA signer of the images a merge run writes: `cfg.sign_cert`/`cfg.sign_key` (an organisation's
+    certificate) or the local certificate. Raises ProvenanceError at once when the pair is unusable, so call
+    it before any work."""
+    from ..provenance import image_signer
+
+    return image_signer(run_id, cert=getattr(cfg, "sign_cert", None), key=getattr(cfg, "sign_key", None),
+                        training_hash=training_hash)
+
+
+def sign_output(data: bytes, name: str, run_id: str, signer=None) -> bytes:
+    """An encoded output image (PNG or JPEG file bytes; `name` gives the type and the manifest's title) with
+    signed C2PA content credentials embedded (~2 ms a 720p JPEG, ~8 ms a PNG). `signer`: from `output_signer`;
+    default: the local certificate's. The merge writes no image that has not been through this function."""
+    return (signer or output_signer(run_id)).sign(data, Path(name).suffix.lower(), Path(name).name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -534,22 +553,25 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def write_marked(path: Path, image: np.ndarray, run_id: str, *, alpha: np.ndarray | None = None,
-                 png_compression: int = 1, jpeg_quality: int = 95) -> None:
-    """Mark an RGB uint8 image as AI-generated (`mark_output`) and write it atomically (PNG or JPEG by the
-    suffix; with `alpha` (H, W) uint8 an RGBA PNG)."""
+                 png_compression: int = 1, jpeg_quality: int = 95, signer=None) -> None:
+    """Mark an RGB uint8 image as AI-generated (`mark_output`), sign it (`sign_output`; `signer` from
+    `output_signer`) and write it atomically (PNG or JPEG by the suffix; with `alpha` (H, W) uint8 an RGBA PNG)."""
     import cv2
 
+    path = Path(path)
     marked = mark_output(image, run_id)
     if alpha is not None:
         bgra = np.dstack([cv2.cvtColor(marked, cv2.COLOR_RGB2BGR), alpha])
-        atomic_write_bytes(path, encode_png(bgra, png_compression))
-        return
-    atomic_write_bytes(path, encode_image(marked, path.suffix, jpeg_quality=jpeg_quality, png_compression=png_compression))
+        data = encode_png(bgra, png_compression)
+    else:
+        data = encode_image(marked, path.suffix, jpeg_quality=jpeg_quality, png_compression=png_compression)
+    atomic_write_bytes(path, sign_output(data, path.name, run_id, signer))
 
 
-def write_mask(path: Path, mask: np.ndarray) -> None:
-    """An (H, W) uint8 mask as an 8-bit grey PNG, atomically."""
-    atomic_write_bytes(path, encode_png(mask, 1))
+def write_mask(path: Path, mask: np.ndarray, run_id: str, signer=None) -> None:
+    """An (H, W) uint8 mask as an 8-bit grey PNG, signed (`sign_output`), atomically."""
+    path = Path(path)
+    atomic_write_bytes(path, sign_output(encode_png(mask, 1), path.name, run_id, signer))
 
 
 def frame_records(ws: Workspace, reporter: Reporter | None = None) -> dict[str, list[FaceRecord]]:
@@ -628,6 +650,8 @@ def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, 
             reporter: Reporter | None = None) -> MergedFrame:
     """`merge --frame N --preview OUT.png`: merge one frame with the options and write it (marked)."""
     rep = reporter or Reporter()
+    run_id = new_run_id()
+    signer = output_signer(run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
     path = find_frame(ws, number)
     swapper = swapper or load_swapper(ws, cfg)
     detail = load_face_detail(ws, cfg, swapper.resolution, rep) if cfg.super_resolution else None
@@ -637,7 +661,7 @@ def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, 
     merged = merge_frame(read_image(path), records, swapper, cfg, detail=detail, warn=rep.warn)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_marked(out_path, merged.image, new_run_id())
+    write_marked(out_path, merged.image, run_id, signer=signer)
     return merged
 
 
@@ -695,6 +719,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     if not frames:
         raise InputError(f"No dst frames in {ws.frames('dst')}; run `facedouble video extract` on data_dst first.")
     run_id, previous = _start_run(ws, cfg, force, rep)
+    signer = output_signer(run_id, cfg, _training_hash(ws))  # a bad --sign-cert/--sign-key stops here
     remove_temporaries(ws.merged, ws.merged_mask, ws.frames("dst"))  # what a killed merge left
     records = frame_records(ws, rep)
     if not records:
@@ -762,11 +787,11 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
         if layers:
             merged = compose_frame(image, layers, cfg, window)
             if cfg.debug:
-                _write_debug(debug_dir, path, image, merged, layers, run_id)
+                _write_debug(debug_dir, path, image, merged, layers, run_id, signer)
         else:
             merged = MergedFrame(image, np.zeros(image.shape[:2], np.uint8))
-        write_marked(out_img, merged.image, run_id, alpha=merged.mask if cfg.export_alpha else None)
-        write_mask(out_mask, merged.mask)
+        write_marked(out_img, merged.image, run_id, alpha=merged.mask if cfg.export_alpha else None, signer=signer)
+        write_mask(out_mask, merged.mask, run_id, signer)
         return 0 if layers else 1
 
     def flush(limit: int) -> None:
@@ -896,16 +921,25 @@ def _write_run(ws: Workspace, run_id: str, swapper, cfg: MergeConfig, previous: 
     write_json_atomic(ws.frames("dst") / RUN_NAME, data)
 
 
+def _training_hash(ws: Workspace) -> str | None:
+    """The fingerprint of the training sets recorded in each image's credentials (None without both sets)."""
+    from ..provenance import training_hash
+
+    folders = (ws.aligned("src"), ws.aligned("dst"))
+    return training_hash(*folders) if all(f.is_dir() for f in folders) else None
+
+
 def _write_debug(folder: Path, path: Path, before: np.ndarray, merged: MergedFrame, layers: Sequence[FaceLayer],
-                 run_id: str) -> None:
+                 run_id: str, signer=None) -> None:
     """Per frame: predicted face and masks of each face, and before | after side by side (all marked)."""
     for k, layer in enumerate(layers):
         for name, img in layer.debug.items():
             arr = B.to_uint8(img)
             if arr.ndim == 2:
                 arr = np.repeat(arr[..., None], 3, axis=2)
-            write_marked(folder / f"{path.stem}_{k}_{name}.png", arr, run_id)
+            write_marked(folder / f"{path.stem}_{k}_{name}.png", arr, run_id, signer=signer)
         write_marked(folder / f"{path.stem}_{k}_mask_final.png",
-                     np.repeat(B.to_uint8(layer.mask * K.edge_feather(layer.mask.shape[0]))[..., None], 3, axis=2), run_id)
+                     np.repeat(B.to_uint8(layer.mask * K.edge_feather(layer.mask.shape[0]))[..., None], 3, axis=2), run_id,
+                     signer=signer)
     side = np.concatenate([before, merged.image], axis=1)
-    write_marked(folder / f"{path.stem}_compare.jpg", side, run_id)
+    write_marked(folder / f"{path.stem}_compare.jpg", side, run_id, signer=signer)

@@ -5,6 +5,8 @@ What the merger and the video build call:
   * `mark_frame(image, run_id)`: the invisible watermark, on every frame the merger writes;
   * `container_metadata(run_id)`: the AI-generated tag for the container of a result video;
   * `sign_result(path, parent, training_hash, run_id)`: C2PA content credentials on a result file;
+  * `image_signer(run_id, cert=, key=)`: signs each image the merger writes (encoded bytes, in memory), with
+    an organisation's certificate (`--sign-cert/--sign-key`, checked at once) or the local one;
   * `training_hash(src_aligned, dst_aligned)`: the fingerprint of the training sets for `sign_result`.
 Reading them back: `facedouble.provenance.verify.verify_file` (the `facedouble verify` command).
 
@@ -26,7 +28,7 @@ from . import watermark
 from .tag import container_metadata, read_tag
 
 __all__ = ["new_run_id", "watermark_run_id", "mark_frame", "container_metadata", "read_tag", "sign_result",
-           "training_hash"]
+           "image_signer", "training_hash"]
 
 _HEX8 = re.compile(r"^[0-9a-f]{8}$")
 
@@ -58,15 +60,36 @@ def mark_frame(image: np.ndarray, run_id: str) -> np.ndarray:
     return watermark.embed(image, _payload(str(run_id)))
 
 
+def image_signer(run_id: str, *, cert: str | Path | None = None, key: str | Path | None = None,
+                 training_hash: str | None = None):
+    """The `credentials.ImageSigner` for one run's images: `cert`/`key` (PEM chain and private key, both or
+    neither) or the local certificate. The pair is checked here (ProvenanceError in one sentence when it is
+    unusable), so call it before any work. The same signer comes back for the same arguments."""
+    from .credentials import signing_identity
+
+    identity = signing_identity(cert, key)  # checked every call (cached by the files' size and time)
+    return _image_signer(str(run_id), None if cert is None else str(cert), None if key is None else str(key),
+                         training_hash, identity)
+
+
+@functools.lru_cache(maxsize=8)
+def _image_signer(run_id: str, cert: str | None, key: str | None, training_hash: str | None, identity):
+    from .credentials import ImageSigner
+
+    return ImageSigner(identity, run_id, training_hash)
+
+
 def sign_result(path: str | Path, parent: str | Path | None, training_hash: str | None, run_id: str,
-                *, title: str | None = None) -> None:
+                *, title: str | None = None, cert: str | Path | None = None, key: str | Path | None = None) -> None:
     """Embed signed C2PA content credentials in a result (MP4/MOV/AVI video, PNG/JPEG image), in place and
     atomically. `parent`: the dst video; `training_hash`: from `training_hash(...)`; `title`: the name to
-    record (default: the file's name, useful when signing a temporary file before its final rename)."""
+    record (default: the file's name, useful when signing a temporary file before its final rename); `cert`/`key`:
+    an organisation's PEM certificate chain and private key (default: the local certificate)."""
     from .credentials import sign_file
 
     sign_file(Path(path), parent=Path(parent) if parent is not None else None, training_hash=training_hash,
-              run_id=str(run_id), title=title)
+              run_id=str(run_id), title=title, cert=Path(cert) if cert is not None else None,
+              key=Path(key) if key is not None else None)
 
 
 def training_hash(*folders: str | Path) -> str:

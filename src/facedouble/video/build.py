@@ -97,13 +97,24 @@ def container_metadata(run_id: str) -> dict[str, str]:
     return provenance_tags(run_id)
 
 
-def finalize(path: Path, *, ws: Workspace, dst: Path, run_id: str, title: str) -> None:
+def signer_check(cfg: VideoBuildConfig) -> None:
+    """Check the signing certificate and key (`--sign-cert/--sign-key`, else the local certificate) before any
+    work: ProvenanceError in one sentence when they are unusable."""
+    from ..provenance.credentials import signing_identity
+
+    signing_identity(cfg.sign_cert, cfg.sign_key)
+
+
+def finalize(path: Path, *, ws: Workspace, dst: Path, run_id: str, title: str,
+             cfg: VideoBuildConfig | None = None) -> None:
     """Sign the complete, closed result file `path` (temporary name, final suffix) with C2PA content
     credentials before it is moved into place as `title`: the dst video as parent ingredient, a hash of the
-    training sets, the run id. Raises to abort the build (the older result is then kept). No off switch."""
+    training sets, the run id; with `cfg.sign_cert`/`cfg.sign_key` when given, else the local certificate.
+    Raises to abort the build (the older result is then kept). No off switch."""
     from ..provenance import sign_result, training_hash
 
-    sign_result(path, dst, training_hash(ws.aligned("src"), ws.aligned("dst")), run_id, title=title)
+    sign_result(path, dst, training_hash(ws.aligned("src"), ws.aligned("dst")), run_id, title=title,
+                cert=cfg.sign_cert if cfg else None, key=cfg.sign_key if cfg else None)
 
 
 def merge_run_id(ws: Workspace) -> str | None:
@@ -127,6 +138,7 @@ def build_video(ws: Workspace, cfg: VideoBuildConfig | None = None, *, reporter:
     rep = reporter or Reporter()
     spec = FORMATS[cfg.format]
     ws.require()
+    signer_check(cfg)  # a bad --sign-cert/--sign-key stops here, before any work
     folder = _input_dir(ws, cfg)
     frames = numbered_images(folder)
     if not frames:
@@ -154,7 +166,7 @@ def build_video(ws: Workspace, cfg: VideoBuildConfig | None = None, *, reporter:
     try:
         audio_mode, duration = _write(tmp, spec, cfg, frames, masks, tl, dst, size, tags, rep,
                                       out_path.name)
-        finalize(tmp, ws=ws, dst=dst, run_id=run_id, title=out_path.name)
+        finalize(tmp, ws=ws, dst=dst, run_id=run_id, title=out_path.name, cfg=cfg)
         backup = keep_backup(out_path)
         os.replace(tmp, out_path)
     except OSError as e:

@@ -60,8 +60,8 @@ SIDED = {"video-extract", "extract", "manual-fix-deleted", "sort", "sort-undo"}
 PATH_OPTIONS: dict[type[K.StageConfig], frozenset[str]] = {
     K.ExtractConfig: frozenset({"reference", "rects"}),
     K.SortConfig: frozenset({"reference"}),
-    K.MergeConfig: frozenset({"model"}),
-    K.VideoBuildConfig: frozenset({"input_dir"}),
+    K.MergeConfig: frozenset({"model", "sign_cert", "sign_key"}),
+    K.VideoBuildConfig: frozenset({"input_dir", "sign_cert", "sign_key"}),
     K.ReportConfig: frozenset({"result", "dst", "out", "src"}),
 }
 
@@ -310,7 +310,9 @@ class Tuner:
             records = self._records().get(frame_path.name, [])
             merged = merger.merge_frame(frame, records, self.swapper, cfg, self.state, detail=detail)
             marked = merger.mark_output(merged.image, self.run_id)
-        return _jpeg(marked, 92), (time.perf_counter() - t0) * 1000
+            signed = merger.sign_output(_jpeg(marked, 92), f"preview_{number:06d}.jpg", self.run_id,
+                                        merger.output_signer(self.run_id, cfg))  # C2PA credentials, ~2 ms
+        return signed, (time.perf_counter() - t0) * 1000
 
 
 # -- the app ----------------------------------------------------------------------------------------------
