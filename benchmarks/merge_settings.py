@@ -43,6 +43,14 @@ SETTINGS: dict[str, dict] = {
     "no temporal smoothing": {"smooth_frames": 0},
     "erode 10 blur 20": {"erode": 10, "blur": 20},
     "super resolution": {"super_resolution": True},
+    # the detail adjustments of the predicted face (merge/adjust.py); judge them by eye and identity too: the detail
+    # figure is a Laplacian variance, which sharpening raises without making her face
+    "sharpen 30": {"sharpen": 30},
+    "sharpen 30 box": {"sharpen": 30, "sharpen_mode": "box"},
+    "blur 30": {"sharpen": -30},
+    "denoise 100": {"denoise": 100},
+    "bicubic degrade 30": {"bicubic_degrade": 30},
+    "motion blur 50": {"motion_blur": 50},
     # combinations of the single changes that helped
     "jitter + rct": {"suppress_seamless_jitter": True, "color_transfer": "rct"},
     "jitter + lct": {"suppress_seamless_jitter": True, "color_transfer": "lct"},

@@ -28,6 +28,7 @@ ExportFormat = Literal["onnx", "dfm"]   # export-onnx --format: facedouble's gra
 
 MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
 RawLayer = Literal["rgb", "mask", "predicted"]
+SharpenMode = Literal["box", "gaussian"]   # merge --sharpen-mode: the low-pass of the unsharp mask / blur
 MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "learned-mesh-dst", "learned-dst"]
 
 

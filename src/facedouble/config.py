@@ -222,6 +222,17 @@ class MergeConfig(StageConfig):
                                              group="colour")
     super_resolution: bool = option(False, "Sharpen the predicted face with the face-detail network", group="output")
     degrade_color: int = option(0, "Degrade the colour of the final image", lo=0, hi=100, group="colour", unit="%")
+    # detail of the predicted face (merge/adjust.py), applied in face space after colour matching, before the blend
+    sharpen: int = option(0, "Sharpen (+, an unsharp mask) or blur (-) the predicted face", lo=-100, hi=100,
+                          group="face detail", label="sharpen / blur")
+    sharpen_mode: C.SharpenMode = option("gaussian", "Kernel of --sharpen: gaussian (smooth) or box (coarser, more "
+                                                     "ringing)", group="face detail")
+    denoise: int = option(0, "Denoise the predicted face, keeping its edges (bilateral passes: 100 = one pass)",
+                          lo=0, hi=500, group="face detail")
+    bicubic_degrade: int = option(0, "Soften the predicted face to match a soft dst (downscale up to 8x and back)",
+                                  lo=0, hi=100, group="face detail")
+    motion_blur: int = option(0, "Blur the face along its movement between neighbouring dst frames (100 = one frame's "
+                                 "travel)", lo=0, hi=100, group="face detail", unit="%")
     export_alpha: bool = option(False, "Write PNG with an alpha channel (only the face)", group="output")
     debug: bool = option(False, "Write predicted face, masks and before/after per frame", group="output")
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..choices import ColorTransfer, MaskMode, MergeMode, RawLayer, values
+from ..choices import ColorTransfer, MaskMode, MergeMode, RawLayer, SharpenMode, values
 from ..config import MergeConfig
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
@@ -47,6 +47,12 @@ def register(app: typer.Typer) -> None:
         super_resolution: Optional[bool] = typer.Option(None, "--super-resolution/--no-super-resolution",
                                                         help=_help("super_resolution"), show_default=False),
         degrade_color: Optional[int] = typer.Option(None, "--degrade-color", help=_help("degrade_color")),
+        sharpen: Optional[int] = typer.Option(None, "--sharpen", help=_help("sharpen")),
+        sharpen_mode: Optional[str] = typer.Option(None, "--sharpen-mode", help=_help("sharpen_mode", SharpenMode),
+                                                   show_default=False),
+        denoise: Optional[int] = typer.Option(None, "--denoise", help=_help("denoise")),
+        bicubic_degrade: Optional[int] = typer.Option(None, "--bicubic-degrade", help=_help("bicubic_degrade")),
+        motion_blur: Optional[int] = typer.Option(None, "--motion-blur", help=_help("motion_blur")),
         export_alpha: Optional[bool] = typer.Option(None, "--export-alpha/--no-export-alpha", help=_help("export_alpha"),
                                                     show_default=False),
         debug: Optional[bool] = typer.Option(None, "--debug/--no-debug", help=_help("debug") + " (data_dst/merged_debug)",
@@ -75,6 +81,8 @@ def register(app: typer.Typer) -> None:
                 suppress_seamless_jitter=suppress_seamless_jitter, masked_hist_match=masked_hist_match,
                 hist_threshold=hist_threshold, erode=erode, blur=blur, face_scale=face_scale,
                 color_transfer=color_transfer, super_resolution=super_resolution, degrade_color=degrade_color,
+                sharpen=sharpen, sharpen_mode=sharpen_mode, denoise=denoise, bicubic_degrade=bicubic_degrade,
+                motion_blur=motion_blur,
                 export_alpha=export_alpha, debug=debug, device=device, batch_size=batch_size,
                 smooth_frames=smooth_frames, skin_mask=skin_mask, model=str(model) if model else None,
                 model_name=model_name, model_file=str(model_file) if model_file else None,

@@ -5,6 +5,11 @@ the 68 landmarks; the face is cut out at the model's face type and resolution, t
 src's face and (optionally) a mask, and the face goes back onto the frame through the chosen mask and
 blend mode. Everything between the model and the frame happens in face space (aligned coordinates) and
 is warped back only onto the face's own frame rectangle, so a 4K frame costs about what a 360p one does.
+The detail options (sharpen/blur, denoise, bicubic degrade, motion blur along the dst face's movement between
+neighbouring frames; merge/adjust.py) act on the predicted face after colour matching, before the blend. Unlike
+the original tool, whose denoise and bicubic degrade softened the whole dst frame to match a soft face, they act
+on the face only: the background stays dst's own pixels (the report's background check), and a face-sized
+image costs the same at any frame size.
 
 Temporal stability: with `smooth_frames` = k > 0 each face is smoothed with the same face in frames
 t-k..t+k: its landmarks (so the crop does not jitter), its mask, and the colour statistics that colour
@@ -46,6 +51,7 @@ from ..imagefile import decode_file, encode_png
 from ..inference import crop_matrix, load_model
 from ..progress import Reporter
 from ..workspace import Workspace
+from . import adjust as A
 from . import blend as B
 from . import color as C
 from . import mask as K
@@ -148,6 +154,7 @@ class FaceLayer:
     face: np.ndarray | None = None  # (r, r, 3) float32: the face as it will be blended (after colour_face)
     seam_low: tuple | None = None   # low frequencies of the Poisson-blended face (cells, weights)
     seam_fade: np.ndarray | None = None  # (r, r) where a Poisson correction may act (fades at its edge)
+    motion: np.ndarray | None = None     # (2,) the dst face's movement, frame px per frame (for motion_blur)
     debug: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -318,7 +325,8 @@ _SKIN_POINTS = [2, 3, 4, 31, 33, 35, 12, 13, 14, 29]
 
 def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, res: int,
                  face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
-                 hands: Sequence[np.ndarray] = (), m_in: np.ndarray | None = None) -> FaceLayer:
+                 hands: Sequence[np.ndarray] = (), m_in: np.ndarray | None = None,
+                 motion: np.ndarray | None = None) -> FaceLayer:
     """Geometry, mask and colour inputs of one face (nothing that needs its neighbours in time).
 
     Args:
@@ -330,6 +338,7 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
         hands: 21-point hands in the frame (kept out of the mesh-dst masks).
         m_in: the frame-to-face transform of the model's crop (`inference.crop_matrix`; default: the face
             type's own at res).
+        motion: (2,) the face's movement in frame pixels per frame (`adjust.face_motion`; for motion_blur).
     """
     r = pred.shape[0]
     size = max(r, MASK_MIN)
@@ -339,7 +348,8 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
     m_mask = B.resize_matrix(m_out, res, size)
     lm64 = np.asarray(lm, np.float64)
     layer = FaceLayer(centre=lm64.mean(0), size=float(np.ptp(lm64[:, 0]) + np.ptp(lm64[:, 1])) / 2,
-                      m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32))
+                      m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32),
+                      motion=None if motion is None else np.asarray(motion, np.float64))
     if cfg.debug:
         layer.debug["predicted"] = pred
     if cfg.mode == "raw" and cfg.raw in ("rgb", "predicted"):
@@ -393,10 +403,35 @@ def colour_face(layer: FaceLayer, cfg: MergeConfig, near: Sequence[FaceLayer] = 
                 face, _ = C.hist_match_bw(face, t_img, s_mask, t_mask, threshold=cfg.hist_threshold)
             else:
                 face = C.hist_match(face, t_img, s_mask, t_mask, threshold=cfg.hist_threshold)
+        face = adjust_face(layer, face, cfg)
         if cfg.mode in SEAMLESS_MODES:
             face = _poisson(layer, face, cfg)
         layer.face = face.astype(np.float32)
         return layer
+
+
+def adjust_face(layer: FaceLayer, face: np.ndarray, cfg: MergeConfig) -> np.ndarray:
+    """The detail options (sharpen/blur, denoise, bicubic degrade, motion blur; merge/adjust.py) on a face
+    in face space; the face itself when all are off."""
+    motion = A.to_face_space(layer.motion, layer.m_face) if cfg.motion_blur and layer.motion is not None else None
+    return A.adjust_face(face, sharpen=cfg.sharpen, sharpen_mode=cfg.sharpen_mode, denoise_power=cfg.denoise,
+                         degrade=cfg.bicubic_degrade, motion_power=cfg.motion_blur, motion=motion)
+
+
+def face_motions(tracks: Sequence[Sequence[np.ndarray]], i: int) -> list[np.ndarray]:
+    """The movement (frame px per frame) of each face of frame `i`, from its landmarks in frames i-1 and i+1
+    (`tracks`: per frame, the (68, 2) landmarks of each face; faces matched by their centre)."""
+    out = []
+    for lm in tracks[i]:
+        lm = np.asarray(lm, np.float64)
+        size = float(np.ptp(lm[:, 0]) + np.ptp(lm[:, 1])) / 2
+        near = []
+        for j in (i - 1, i + 1):
+            cands = [np.asarray(x, np.float64) for x in tracks[j]] if 0 <= j < len(tracks) and tracks[j] else []
+            k = T.match_track(lm.mean(0), size, [c.mean(0) for c in cands]) if cands else None
+            near.append(None if k is None else cands[k])
+        out.append(A.face_motion(near[0], lm, near[1]))
+    return out
 
 
 def _poisson(layer: FaceLayer, face: np.ndarray, cfg: MergeConfig) -> np.ndarray:
@@ -493,7 +528,8 @@ def _super_resolve(detail, preds: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: Swapper, cfg: MergeConfig,
-                state: MergeState | None = None, *, detail=None, warn=None) -> MergedFrame:
+                state: MergeState | None = None, *, detail=None, warn=None,
+                neighbours: tuple[Sequence[FaceRecord], Sequence[FaceRecord]] | None = None) -> MergedFrame:
     """Merge one frame, without temporal smoothing.
 
     Args:
@@ -503,6 +539,8 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
         cfg: merge options.
         state: reuse one `MergeState` across calls to cache model output while options change.
         detail: a trained `superres.FaceDetail` when cfg.super_resolution.
+        neighbours: the face records of the previous and the next frame (`neighbour_records`): the faces'
+            movement, for cfg.motion_blur (without them the face counts as still).
 
     Returns:
         MergedFrame(image (H, W, 3) uint8, mask (H, W) uint8). Not marked: write it with `write_marked`.
@@ -530,8 +568,13 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
             state.put(key, (pi, mi))
     hands = state.hands(frame_rgb) if cfg.mask in MESH_DST_MODES else []
     before = dict(state.fallbacks)
+    motions: list = [None] * len(records)
+    if cfg.motion_blur and neighbours is not None:
+        tracks = [[np.asarray(r.source_landmarks, np.float32) for r in recs]
+                  for recs in (neighbours[0], records, neighbours[1])]
+        motions = face_motions(tracks, 1)
     layers = [prepare_face(frame_rgb, np.asarray(rec.source_landmarks, np.float32), preds[i], masks[i], res, ftype, cfg,
-                           state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks))
+                           state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks), motion=motions[i])
               for i, rec in enumerate(records)]
     merged = compose_frame(frame_rgb, layers, cfg)
     merged.fallbacks = tuple(k for k, n in state.fallbacks.items() if n > before.get(k, 0))
@@ -646,6 +689,18 @@ def find_frame(ws: Workspace, number: int) -> Path:
                      f"({len(files)} frames); give a number between 1 and {len(files)}.")
 
 
+def neighbour_records(ws: Workspace, by_frame: dict[str, list[FaceRecord]], path: Path
+                      ) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """The face records of the dst frames before and after `path` (`merge_frame`'s neighbours)."""
+    names = [p.name for p in ws.frame_files("dst")]
+    try:
+        i = names.index(Path(path).name)
+    except ValueError:
+        return [], []
+    return (by_frame.get(names[i - 1], []) if i > 0 else [],
+            by_frame.get(names[i + 1], []) if i + 1 < len(names) else [])
+
+
 def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, *, swapper: Swapper | None = None,
             reporter: Reporter | None = None) -> MergedFrame:
     """`merge --frame N --preview OUT.png`: merge one frame with the options and write it (marked)."""
@@ -655,10 +710,12 @@ def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, 
     path = find_frame(ws, number)
     swapper = swapper or load_swapper(ws, cfg)
     detail = load_face_detail(ws, cfg, swapper.resolution, rep) if cfg.super_resolution else None
-    records = frame_records(ws, rep).get(path.name, [])
+    by_frame = frame_records(ws, rep)
+    records = by_frame.get(path.name, [])
     if not records:
         rep.warn(f"Frame {path.name} has no aligned face; the preview is the frame itself.")
-    merged = merge_frame(read_image(path), records, swapper, cfg, detail=detail, warn=rep.warn)
+    merged = merge_frame(read_image(path), records, swapper, cfg, detail=detail, warn=rep.warn,
+                         neighbours=neighbour_records(ws, by_frame, path))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_marked(out_path, merged.image, run_id, signer=signer)
@@ -770,9 +827,10 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
         return job
 
     def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
+        motions = face_motions(lms, job.index) if cfg.motion_blur else [None] * len(job.landmarks)
         layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands,
-                               m_in=crop_matrix(swapper, lm))
-                  for lm, p, m in zip(job.landmarks, job.preds, job.masks)]
+                               m_in=crop_matrix(swapper, lm), motion=v)
+                  for lm, p, m, v in zip(job.landmarks, job.preds, job.masks, motions)]
         return job.image, layers
 
     def submit_finalize(i: int) -> None:

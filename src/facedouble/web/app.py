@@ -307,8 +307,11 @@ class Tuner:
                 detail = superres.FaceDetail.load(path)
             frame_path = merger.find_frame(self.ws, number)
             frame = self.frames.get(frame_path)
-            records = self._records().get(frame_path.name, [])
-            merged = merger.merge_frame(frame, records, self.swapper, cfg, self.state, detail=detail)
+            by_frame = self._records()
+            records = by_frame.get(frame_path.name, [])
+            neighbours = merger.neighbour_records(self.ws, by_frame, frame_path) if cfg.motion_blur else None
+            merged = merger.merge_frame(frame, records, self.swapper, cfg, self.state, detail=detail,
+                                        neighbours=neighbours)
             marked = merger.mark_output(merged.image, self.run_id)
             signed = merger.sign_output(_jpeg(marked, 92), f"preview_{number:06d}.jpg", self.run_id,
                                         merger.output_signer(self.run_id, cfg))  # C2PA credentials, ~2 ms
