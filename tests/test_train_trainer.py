@@ -366,8 +366,17 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def _torchrun(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """torchrun in a session of its own, so a timeout ends its worker processes too, not only the launcher."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(TORCHRUN + args, capture_output=True, env=env, timeout=timeout)
+    proc = subprocess.Popen(TORCHRUN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_distributed_training_with_lr_dropout_under_torchrun_on_cpu(ws):
