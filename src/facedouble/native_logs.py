@@ -92,6 +92,7 @@ class _Filter:
         os.dup2(write, 2)                          # native code and children now write into the pipe
         os.close(write)
         self.read = read
+        self.closing = False
         self.saved_stderr = sys.stderr
         sys.stderr = io.TextIOWrapper(io.FileIO(self.real, "w", closefd=False), encoding=sys.stderr.encoding,
                                       errors=sys.stderr.errors, line_buffering=True, write_through=True)
@@ -102,7 +103,9 @@ class _Filter:
     def _pump(self) -> None:
         pending = b""
         while True:
-            ready = select.select([self.read], [], [], 0.2)[0]
+            ready = select.select([self.read], [], [], 0.05 if self.closing else 0.2)[0]
+            if not ready and self.closing:  # all written so far is read (a child may hold the pipe open)
+                break
             if not ready:  # a partial line that sat for 0.2 s (a prompt, a \r status): pass it on
                 if pending and not _may_be_noise(pending):
                     self._write(pending)
@@ -136,7 +139,8 @@ class _Filter:
             pass
         os.dup2(self.real, 2)                      # the pipe's write end now lives only in children, if any
         sys.stderr = self.saved_stderr
-        self.thread.join(timeout=1.0)              # forwards what is left (EOF once no child holds the pipe)
+        self.closing = True
+        self.thread.join(timeout=1.0)              # forwards what is left, then stops
 
 
 def _may_be_noise(partial: bytes) -> bool:
