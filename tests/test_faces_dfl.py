@@ -70,7 +70,8 @@ def test_dfl_face_imports(tmp_path, dfl_face, protocol):
     assert np.allclose(rec.landmarks, info["landmarks"]) and np.allclose(rec.source_landmarks, lm)
     assert np.allclose(rec.matrix, m)
     assert rec.mask_polys == [[[10.0, 10.0], [200.0, 12.0], [120.0, 240.0]]]
-    assert rec.extra["mask_exclude_polys"] == [[[50.0, 50.0], [60.0, 50.0], [55.0, 60.0]]]
+    assert rec.exclude_polys == [[[50.0, 50.0], [60.0, 50.0], [55.0, 60.0]]]  # XSeg labels kept, explicit
+    assert "mask_exclude_polys" not in rec.extra
     assert rec.extra["eyebrows_expand_mod"] == 1.0
     # the xseg mask (a 64 px square in the middle of 128 px) becomes an outline in face pixels (x2)
     outline = np.array(rec.extra["xseg_polys"][0])

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import (DenoiseConfig, ExtractConfig, MergeConfig, ReportConfig, RunConfig, SortConfig, TrainConfig,
-                     VideoBuildConfig, VideoCutConfig, VideoExtractConfig)
+                     VideoBuildConfig, VideoCutConfig, VideoExtractConfig, XSegTrainConfig)
 from .errors import FaceDoubleError
 from .progress import Reporter
 from .workspace import Workspace
@@ -37,6 +37,13 @@ _STAGES = {
     "sort_faces": ("facedouble.sort.sorting", "sort_faces"),
     "undo_sort": ("facedouble.sort.sorting", "undo_sort"),
     "train": ("facedouble.train.trainer", "train"),
+    "xseg_train": ("facedouble.xseg.train", "train_xseg"),
+    "xseg_apply": ("facedouble.xseg.apply", "apply_xseg"),
+    "xseg_remove": ("facedouble.xseg.apply", "remove_xseg"),
+    "xseg_fetch": ("facedouble.xseg.labels", "fetch_labelled"),
+    "xseg_export_labels": ("facedouble.xseg.labels", "export_labels"),
+    "xseg_import_labels": ("facedouble.xseg.labels", "import_labels"),
+    "load_xseg": ("facedouble.xseg.network", "load_xseg"),
     "export_onnx": ("facedouble.train.export", "export_onnx"),
     "load_swapper": ("facedouble.train.checkpoint", "load_swapper"),
     "merge": ("facedouble.merge.merger", "merge"),
@@ -48,7 +55,7 @@ _STAGES = {
 
 __all__ = sorted(_STAGES) + ["Workspace", "Reporter", "FaceDoubleError", "DenoiseConfig", "ExtractConfig",
                              "MergeConfig", "ReportConfig", "RunConfig", "SortConfig", "TrainConfig",
-                             "VideoBuildConfig", "VideoCutConfig", "VideoExtractConfig"]
+                             "VideoBuildConfig", "VideoCutConfig", "VideoExtractConfig", "XSegTrainConfig"]
 
 
 def __getattr__(name: str) -> Any:

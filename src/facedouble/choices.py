@@ -29,7 +29,9 @@ ExportFormat = Literal["onnx", "dfm"]   # export-onnx --format: facedouble's gra
 MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
 RawLayer = Literal["rgb", "mask", "predicted"]
 SharpenMode = Literal["box", "gaussian"]   # merge --sharpen-mode: the low-pass of the unsharp mask / blur
-MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "learned-mesh-dst", "learned-dst"]
+MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "learned-mesh-dst", "learned-dst",
+                   "xseg-prd", "xseg-dst", "xseg-prd-dst", "learned-xseg-prd", "learned-xseg-dst",
+                   "learned-xseg-prd-dst"]
 
 
 def values(literal) -> tuple[str, ...]:

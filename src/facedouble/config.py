@@ -351,7 +351,8 @@ class TrainConfig(StageConfig):
                                group="advanced", unit="backups")
     preview_every: int = option(200, "Write the preview and loss plot every N iterations (0 = only when saving)",
                                 lo=0, hi=1_000_000, ask=False, group="advanced", unit="iterations")
-    override_options: bool = option(False, "Change the training options of an existing model (architecture options stay fixed)",
+    override_options: bool = option(False, "Ask the training options of an existing model again (-i); options given "
+                                           "always apply, architecture options stay fixed",
                             ask=False, group="advanced")
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import typer
 import typer.core
 
 # Top-level commands in pipeline order (groups and plain commands mixed); unknown names go last.
-PIPELINE_ORDER = ("workspace", "video", "extract", "sort", "train", "export-onnx", "merge", "run", "report",
+PIPELINE_ORDER = ("workspace", "video", "extract", "sort", "xseg", "train", "export-onnx", "merge", "run", "report",
                   "verify", "ui", "util", "doctor")
 
 
@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "video_cmd",
     "extract_cmd",
     "sort_cmd",
+    "xseg_cmd",
     "train_cmd",
     "merge_cmd",
     "run_cmd",

@@ -33,7 +33,7 @@ from ..errors import InputError, MetadataError
 from ..imagefile import encode_png, header_size
 from ..files import atomic_write_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: XSeg labels as explicit include (mask_polys) and exclude_polys, applied xseg_mask
 IDENT = b"facedouble\x00"
 APP_MARKER = 0xE9  # APP9; APP11 is C2PA's (JUMBF), APP15 the original tool's
 PNG_KEYWORD = b"facedouble"
@@ -64,7 +64,9 @@ class FaceRecord:
     detector: str = ""
     landmarker: str = ""
     identity: Optional[np.ndarray] = None      # (128,) float32 identity embedding, or None
-    mask_polys: list = dataclasses.field(default_factory=list)   # [[x, y], ...] polygons, aligned pixels
+    mask_polys: list = dataclasses.field(default_factory=list)   # XSeg include polygons [[[x, y], ...], ...], aligned px
+    exclude_polys: list = dataclasses.field(default_factory=list)  # XSeg exclude polygons, same form
+    xseg_mask: Optional[dict] = None           # applied XSeg mask: {"png": base64 grey PNG, "model": model id}
     extra: dict = dataclasses.field(default_factory=dict)        # pose, cached sort metrics, ...
     version: int = FORMAT_VERSION
 
@@ -106,7 +108,9 @@ class FaceRecord:
                 landmarker=_text(data.get("landmarker", ""), "landmarker"),
                 identity=None if identity is None else _array(identity, (128,), np.float32, "identity"),
                 mask_polys=_polygons(data.get("mask_polys", []), "mask_polys"),
-                extra=_object(data.get("extra", {}), "extra"),
+                exclude_polys=_polygons(data.get("exclude_polys", []), "exclude_polys") + _v1_exclude(data),
+                xseg_mask=_xseg_mask(data.get("xseg_mask")),
+                extra=_without(_object(data.get("extra", {}), "extra"), "mask_exclude_polys"),
                 version=FORMAT_VERSION,
             )
         except RecursionError:
@@ -194,6 +198,73 @@ def _polygons(v: Any, name: str) -> list:
     if not ok:
         raise MetadataError(f"the face record's {name} is not a list of polygons of (x, y) numbers")
     return v
+
+
+def _v1_exclude(data: dict) -> list:
+    """Exclude polygons that version 1 records (and the importer of the original tool) kept in
+    extra["mask_exclude_polys"]; they move to the exclude_polys field."""
+    extra = data.get("extra")
+    if not isinstance(extra, dict) or "mask_exclude_polys" not in extra:
+        return []
+    return list(_polygons(extra["mask_exclude_polys"], "extra.mask_exclude_polys"))
+
+
+def _without(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key} if key in d else d
+
+
+MAX_MASK_SIDE = 1024  # an applied XSeg mask PNG larger than this is refused
+
+
+def _xseg_mask(v: Any) -> Optional[dict]:
+    """{"png": base64 text of a grey PNG, "model": text} or None; the PNG itself is decoded only when used
+    (`xseg_mask_array`), its header is checked here."""
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not isinstance(v.get("png"), str) or not isinstance(v.get("model", ""), str):
+        raise MetadataError("the face record's xseg_mask is not an object with png and model text")
+    import base64
+    import binascii
+
+    try:
+        head = base64.b64decode(v["png"][:64], validate=True)
+    except (binascii.Error, ValueError):
+        raise MetadataError("the face record's xseg_mask is not base64 text") from None
+    w, h = (header_size(head) or (0, 0)) if head.startswith(PNG_SIGNATURE) else (0, 0)
+    if not (0 < w <= MAX_MASK_SIDE and 0 < h <= MAX_MASK_SIDE):
+        raise MetadataError(f"the face record's xseg_mask is not a PNG of at most {MAX_MASK_SIDE} px a side")
+    return {"png": v["png"], "model": v.get("model", "")}
+
+
+def xseg_mask_field(mask: np.ndarray, model: str) -> dict:
+    """The record's xseg_mask value for an (H, W) float32 [0, 1] mask (stored as an 8-bit grey PNG)."""
+    import base64
+
+    m = np.clip(np.asarray(mask, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return {"png": base64.b64encode(encode_png(m, 6)).decode("ascii"), "model": str(model)}
+
+
+def xseg_mask_array(record: "FaceRecord") -> np.ndarray | None:
+    """The applied XSeg mask of a record as (H, W) float32 [0, 1] (its stored size), None when it has none;
+    MetadataError when the stored PNG cannot be decoded."""
+    import base64
+    import binascii
+
+    import cv2
+
+    if record.xseg_mask is None:
+        return None
+    try:
+        data = base64.b64decode(record.xseg_mask["png"], validate=True)
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise MetadataError("the face record's xseg_mask is not base64 text") from None
+    w, h = (header_size(data) or (0, 0)) if data.startswith(PNG_SIGNATURE) else (0, 0)
+    if not (0 < w <= MAX_MASK_SIDE and 0 < h <= MAX_MASK_SIDE):
+        raise MetadataError(f"the face record's xseg_mask is not a PNG of at most {MAX_MASK_SIDE} px a side")
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if arr is None:
+        raise MetadataError("the face record's xseg_mask PNG cannot be decoded")
+    return arr.astype(np.float32) / 255.0
 
 
 def _object(v: Any, name: str) -> dict:

@@ -321,18 +321,25 @@ def skin_sample_mask(mesh478: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def combine(mode: str, *, learned: np.ndarray | None = None, dst: np.ndarray | None = None,
-            mesh_prd: np.ndarray | None = None, mesh_dst: np.ndarray | None = None) -> np.ndarray:
+            mesh_prd: np.ndarray | None = None, mesh_dst: np.ndarray | None = None,
+            xseg_prd: np.ndarray | None = None, xseg_dst: np.ndarray | None = None) -> np.ndarray:
     """The mask a `MaskMode` names, from the masks it needs (all (H, W) float32, same shape).
 
     learned, dst, mesh-prd, mesh-dst: that mask; mesh-prd-dst: mesh-prd x mesh-dst; learned-mesh-dst:
-    learned x mesh-dst; learned-dst: learned x dst.
+    learned x mesh-dst; learned-dst: learned x dst. XSeg (the trained mask network, facedouble.xseg):
+    xseg-prd (on the predicted face), xseg-dst (the mask applied to the dst face), xseg-prd-dst (their
+    product), learned-xseg-prd, learned-xseg-dst, learned-xseg-prd-dst (each x learned).
     """
     need = {
         "learned": ("learned",), "dst": ("dst",), "mesh-prd": ("mesh_prd",), "mesh-dst": ("mesh_dst",),
         "mesh-prd-dst": ("mesh_prd", "mesh_dst"), "learned-mesh-dst": ("learned", "mesh_dst"),
         "learned-dst": ("learned", "dst"),
+        "xseg-prd": ("xseg_prd",), "xseg-dst": ("xseg_dst",), "xseg-prd-dst": ("xseg_prd", "xseg_dst"),
+        "learned-xseg-prd": ("learned", "xseg_prd"), "learned-xseg-dst": ("learned", "xseg_dst"),
+        "learned-xseg-prd-dst": ("learned", "xseg_prd", "xseg_dst"),
     }
-    given = {"learned": learned, "dst": dst, "mesh_prd": mesh_prd, "mesh_dst": mesh_dst}
+    given = {"learned": learned, "dst": dst, "mesh_prd": mesh_prd, "mesh_dst": mesh_dst, "xseg_prd": xseg_prd,
+             "xseg_dst": xseg_dst}
     if mode not in need:
         raise ValueError(f"unknown mask mode {mode!r}")
     out = None
@@ -342,3 +349,39 @@ def combine(mode: str, *, learned: np.ndarray | None = None, dst: np.ndarray | N
             raise ValueError(f"mask mode {mode!r} needs the {name} mask")
         out = m.astype(np.float32) if out is None else out * m
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def remap_mask(mask: np.ndarray, m_from: np.ndarray, m_to: np.ndarray, size: int) -> np.ndarray:
+    """A face mask stored in one crop of a frame moved into another crop of the same frame.
+
+    Args:
+        mask: (h, w) float32 [0, 1], in the crop that the 2x3 frame -> crop matrix `m_from` makes.
+        m_to: 2x3 frame -> crop matrix of the wanted (size, size) crop.
+
+    Returns:
+        (size, size) float32 [0, 1]; 0 where the stored crop does not reach.
+    """
+    import cv2
+
+    a = np.vstack([np.asarray(m_from, np.float64), [0.0, 0.0, 1.0]])
+    b = np.vstack([np.asarray(m_to, np.float64), [0.0, 0.0, 1.0]])
+    m = (b @ np.linalg.inv(a))[:2]
+    out = cv2.warpAffine(np.asarray(mask, np.float32), m, (int(size), int(size)), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def label_mask(include: list, exclude: list, size: int | tuple[int, int], *, scale: float = 1.0) -> np.ndarray:
+    """The mask of XSeg labels: the include polygons filled, minus the exclude polygons (exclude wins where
+    they overlap), as (H, W) float32 in {0, 1}. Polygons are [[x, y], ...] in pixels, multiplied by `scale`
+    first (labels of a 256 px face drawn into a 128 px mask: 0.5); polygons of fewer than 3 points are ignored."""
+    import cv2
+
+    h, w = (size, size) if isinstance(size, int) else size
+    out = np.zeros((h, w), np.uint8)
+    for polys, value in ((include, 1), (exclude, 0)):
+        pts = [np.round(np.asarray(p, np.float64).reshape(-1, 2) * scale * 16).astype(np.int32)
+               for p in polys if len(p) >= 3]
+        if pts:
+            cv2.fillPoly(out, pts, value, lineType=cv2.LINE_8, shift=4)
+    return out.astype(np.float32)

@@ -46,7 +46,7 @@ from ..files import remove_temporaries
 from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
-from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record
+from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record, xseg_mask_array
 from ..imagefile import decode_file, encode_png
 from ..inference import crop_matrix, load_model
 from ..progress import Reporter
@@ -170,6 +170,7 @@ class MergeState:
         self._cache: "OrderedDict[tuple, Any]" = OrderedDict()
         self.warned: set[str] = set()
         self.fallbacks: dict[str, int] = {}  # mask fallback -> faces it happened to (see `fallback`)
+        self.xseg = None  # the XSeg model (facedouble.xseg.load_xseg) the xseg-prd mask modes run on predicted faces
 
     def get(self, key: tuple) -> Any:
         with self._lock:
@@ -263,11 +264,36 @@ def _mesh(state: MergeState, key: tuple, image: np.ndarray) -> np.ndarray | None
 
 
 MESH_DST_MODES = ("mesh-dst", "mesh-prd-dst", "learned-mesh-dst")
+XSEG_PRD_MODES = ("xseg-prd", "xseg-prd-dst", "learned-xseg-prd", "learned-xseg-prd-dst")
+XSEG_DST_MODES = ("xseg-dst", "xseg-prd-dst", "learned-xseg-dst", "learned-xseg-prd-dst")
+
+
+def dst_xseg(record: FaceRecord) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mask, frame -> mask matrix) of the XSeg mask applied to a dst face (`facedouble xseg apply dst`), None
+    when it has none (or it cannot be decoded)."""
+    try:
+        m = xseg_mask_array(record)
+    except MetadataError:
+        return None
+    if m is None or record.size <= 0:
+        return None
+    return m, np.asarray(record.matrix, np.float64) * (m.shape[1] / float(record.size))
+
+
+def _xseg_prd(state: MergeState, pred: np.ndarray, size: int) -> np.ndarray | None:
+    if state.xseg is None:
+        return None
+    key = ("xseg-prd", _key(pred))
+    hit = state.get(key)
+    if hit is None:
+        hit = state.xseg([pred])[0]
+        state.put(key, hit)
+    return _resize(hit, size)
 
 
 def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, m_mask: np.ndarray,
                size: int, face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
-               hands: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, dict]:
+               hands: Sequence[np.ndarray] = (), xseg_dst: tuple | None = None) -> tuple[np.ndarray, dict]:
     """The `cfg.mask` mask of one face in face space (size x size), and the parts it was made from.
 
     The mesh-dst modes follow the visible face: the face oval of the mesh, less any `hands` (21-point
@@ -286,7 +312,8 @@ def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.
         state.fallback(what, warn)
         return hull()
 
-    if mode in ("learned", "learned-mesh-dst", "learned-dst"):
+    if mode in ("learned", "learned-mesh-dst", "learned-dst", "learned-xseg-prd", "learned-xseg-dst",
+                "learned-xseg-prd-dst"):
         if learned is None:
             parts["learned"] = fallback("The model has no learned mask (--mask learned)")
         else:
@@ -304,8 +331,14 @@ def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.
         pts = _mesh(state, ("mesh-prd", _key(pred)), pred)
         parts["mesh_prd"] = fallback("The face mesh found no face in a predicted face") if pts is None else \
             K.mesh_mask(pts * (size / pred.shape[0]), (size, size))
+    if mode in XSEG_DST_MODES:  # `xseg_dst`: (mask, frame -> mask matrix) of the dst face (see dst_xseg)
+        parts["xseg_dst"] = fallback("A dst face has no applied XSeg mask (run `facedouble xseg apply dst`)") \
+            if xseg_dst is None else K.remap_mask(xseg_dst[0], xseg_dst[1], m_mask, size)
+    if mode in XSEG_PRD_MODES:
+        prd = _xseg_prd(state, pred, size)
+        parts["xseg_prd"] = fallback("No XSeg model is loaded for --mask xseg-prd") if prd is None else prd
     mask = K.combine(mode, learned=parts.get("learned"), dst=parts.get("dst"), mesh_prd=parts.get("mesh_prd"),
-                     mesh_dst=parts.get("mesh_dst"))
+                     mesh_dst=parts.get("mesh_dst"), xseg_prd=parts.get("xseg_prd"), xseg_dst=parts.get("xseg_dst"))
     if mode in MESH_DST_MODES and hands:
         parts["hands"] = K.hand_mask(list(hands), m_mask, size)
         mask = mask * (1.0 - parts["hands"])
@@ -326,8 +359,9 @@ _SKIN_POINTS = [2, 3, 4, 31, 33, 35, 12, 13, 14, 29]
 def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.ndarray | None, res: int,
                  face_type: str, cfg: MergeConfig, state: MergeState, warn=None,
                  hands: Sequence[np.ndarray] = (), m_in: np.ndarray | None = None,
-                 motion: np.ndarray | None = None) -> FaceLayer:
+                 motion: np.ndarray | None = None, xseg_dst: tuple | None = None) -> FaceLayer:
     """Geometry, mask and colour inputs of one face (nothing that needs its neighbours in time).
+    `xseg_dst`: the dst face's applied XSeg mask and its frame -> mask matrix (`dst_xseg`), for those modes.
 
     Args:
         frame: (H, W, 3) uint8 RGB dst frame.
@@ -355,7 +389,8 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
     if cfg.mode == "raw" and cfg.raw in ("rgb", "predicted"):
         layer.face = pred
         return layer
-    mask, parts = face_masks(frame, lm, pred, learned, m_mask, size, face_type, cfg, state, warn, hands)
+    mask, parts = face_masks(frame, lm, pred, learned, m_mask, size, face_type, cfg, state, warn, hands,
+                             xseg_dst=xseg_dst)
     layer.mask = K.modify_mask(mask, cfg.erode, cfg.blur, size / FACE_TYPE_BOX[face_type][2])
     if cfg.debug:
         layer.debug.update({f"mask_{k}": v for k, v in parts.items()})
@@ -574,7 +609,8 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
                   for recs in (neighbours[0], records, neighbours[1])]
         motions = face_motions(tracks, 1)
     layers = [prepare_face(frame_rgb, np.asarray(rec.source_landmarks, np.float32), preds[i], masks[i], res, ftype, cfg,
-                           state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks), motion=motions[i])
+                           state, warn, hands, m_in=crop_matrix(swapper, rec.source_landmarks), motion=motions[i],
+                           xseg_dst=dst_xseg(rec) if cfg.mask in XSEG_DST_MODES else None)
               for i, rec in enumerate(records)]
     merged = compose_frame(frame_rgb, layers, cfg)
     merged.fallbacks = tuple(k for k, n in state.fallbacks.items() if n > before.get(k, 0))
@@ -813,6 +849,10 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     _write_run(ws, run_id, swapper, cfg, previous, status="running")
     start = time.monotonic()
     state = MergeState(capacity=8)
+    if cfg.mask in XSEG_PRD_MODES:  # the XSeg network is a model (layer 2), loaded like the swapper
+        from ..xseg.network import load_xseg
+
+        state.xseg = load_xseg(ws.model)
     warn = rep.warn
     tracker = K.HandTracker(video=True) if cfg.mask in MESH_DST_MODES else None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="merge")
@@ -829,8 +869,9 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
         motions = face_motions(lms, job.index) if cfg.motion_blur else [None] * len(job.landmarks)
         layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands,
-                               m_in=crop_matrix(swapper, lm), motion=v)
-                  for lm, p, m, v in zip(job.landmarks, job.preds, job.masks, motions)]
+                               m_in=crop_matrix(swapper, lm), motion=v,
+                               xseg_dst=dst_xseg(rec) if cfg.mask in XSEG_DST_MODES else None)
+                  for lm, p, m, v, rec in zip(job.landmarks, job.preds, job.masks, motions, job.records)]
         return job.image, layers
 
     def submit_finalize(i: int) -> None:

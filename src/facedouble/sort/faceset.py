@@ -215,6 +215,7 @@ def _resized(record: FaceRecord, width: int) -> FaceRecord:
     out.landmarks = (record.landmarks * np.float32(s)).astype(np.float32)
     out.matrix = scale @ np.vstack([record.matrix, [0.0, 0.0, 1.0]])
     out.mask_polys = [[[float(x) * s, float(y) * s] for x, y in poly] for poly in record.mask_polys]
+    out.exclude_polys = [[[float(x) * s, float(y) * s] for x, y in poly] for poly in record.exclude_polys]
     return out
 
 

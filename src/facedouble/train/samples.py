@@ -20,8 +20,9 @@ import numpy as np
 
 from ..errors import NoFaceError
 from ..faces.align import face_matrix, transform_points, warp_to_face
-from ..faces.meta import read_face
-from ..merge.mask import hull_mask
+from ..faces.meta import MetadataError, read_face, xseg_mask_array
+from ..merge.color import color_transfer
+from ..merge.mask import hull_mask, label_mask, remap_mask
 from .warp import AugmentRanges, augment, centre_affine, crop_margin, warp_sample
 
 # Face types from the narrowest to the widest cut, to warn when faces are re-cut wider than they were saved.
@@ -54,6 +55,34 @@ def face_mask(landmarks: np.ndarray, size: int, face_type: str, polys: Iterable[
     return hull_mask(landmarks, (size, size), forehead=forehead)
 
 
+def blur_out(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The original tool's blur-out-mask: the (R, R, 3) uint8 image blurred outside its (R, R) float32 mask
+    (grown by 1/16 of the side, soft edge), so the background near the face carries no detail to learn."""
+    import cv2
+
+    res = image.shape[0]
+    grown = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (res // 8 + 1, res // 8 + 1)))
+    keep = cv2.GaussianBlur(grown, (0, 0), max(1.0, res / 32))[..., None]
+    blurred = cv2.GaussianBlur(image, (0, 0), max(1.0, res / 16)).astype(np.float32)
+    return np.clip(image * keep + blurred * (1.0 - keep) + 0.5, 0, 255).astype(np.uint8)
+
+
+def random_hsv_shift(image: np.ndarray, rng: np.random.Generator, power: float) -> np.ndarray:
+    """Colour augmentation of an RGB uint8 image: hue turned by up to `power` of a full turn, saturation
+    shifted by up to +-`power` and value by up to +-`power`/2 (0..1 scales), all drawn uniformly from `rng`.
+    power 0 returns the image unchanged."""
+    import cv2
+
+    if power <= 0:
+        return image
+    h, s, v = rng.uniform(-1.0, 1.0, 3) * np.array([power, power, power / 2])
+    hsv = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2HSV)  # H in degrees, S and V in 0..1
+    hsv[..., 0] = (hsv[..., 0] + h * 360.0) % 360.0
+    hsv[..., 1] = np.clip(hsv[..., 1] + s, 0.0, 1.0)
+    hsv[..., 2] = np.clip(hsv[..., 2] + v, 0.0, 1.0)
+    return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     """float32 HW mask of both eyes and the mouth (hulls of points 36-41, 42-47, 48-67), grown by 1/32 of the
     face so the eyelids and lips are included."""
@@ -67,55 +96,6 @@ def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     k = max(3, size // 16) | 1
     mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     return mask.astype(np.float32) / 255.0
-
-
-def rct_stats(image: np.ndarray) -> np.ndarray:
-    """(2, 3) float32: mean and standard deviation of each L*a*b* channel of an RGB uint8 image."""
-    import cv2
-
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
-    mean, std = cv2.meanStdDev(lab)
-    return np.stack([mean.ravel(), std.ravel() + 1e-3]).astype(np.float32)
-
-
-def rct(image: np.ndarray, reference: np.ndarray, stats: np.ndarray | None = None,
-        ref_stats: np.ndarray | None = None) -> np.ndarray:
-    """Reinhard colour transfer: match the mean and standard deviation of each L*a*b* channel of `image` to
-    those of `reference` (RGB uint8 in and out). Done as one lookup table per channel; the statistics may be
-    given precomputed (`rct_stats`)."""
-    import cv2
-
-    s = rct_stats(image) if stats is None else stats
-    r = rct_stats(reference) if ref_stats is None else ref_stats
-    levels = np.arange(256, dtype=np.float32)[:, None]
-    lut = np.clip((levels - s[0]) * (r[1] / s[1]) + r[0], 0, 255).round().astype(np.uint8)  # (256, 3)
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
-    return cv2.cvtColor(cv2.LUT(lab, lut.reshape(256, 1, 3)), cv2.COLOR_LAB2RGB)
-
-
-def lct_stats(image: np.ndarray, eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (3,) and covariance (3, 3) of the RGB values of an image, in [0, 1] units."""
-    x = image.reshape(-1, 3).astype(np.float64) / 255.0
-    return x.mean(0), np.cov(x, rowvar=False) + eps * np.eye(3)
-
-
-def lct(image: np.ndarray, reference: np.ndarray, stats=None, ref_stats=None) -> np.ndarray:
-    """Linear colour transfer: map the RGB mean and covariance of `image` onto those of `reference`
-    (x -> Cr^1/2 Cs^-1/2 (x - ms) + mr, symmetric matrix square roots); RGB uint8 in and out."""
-    import cv2
-
-    ms, cs = lct_stats(image) if stats is None else stats
-    mr, cr = lct_stats(reference) if ref_stats is None else ref_stats
-
-    def sqrtm(c, inverse=False):
-        w, v = np.linalg.eigh(c)
-        w = np.clip(w, 1e-12, None)
-        return (v * (w ** (-0.5 if inverse else 0.5))) @ v.T
-
-    t = sqrtm(cr) @ sqrtm(cs, inverse=True)
-    affine = np.hstack([t, (mr * 255.0 - t @ (ms * 255.0))[:, None]])  # in 0..255 units
-    out = cv2.transform(image.astype(np.float32), affine)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 # -- decoded face sets ------------------------------------------------------------------------------
@@ -132,6 +112,7 @@ class FaceSet:
     resolution: int
     margin: int
     face_type: str
+    xmasks: list | None = None   # per face: (C, C) uint8 target mask from its XSeg labels or applied XSeg mask, or None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -151,7 +132,24 @@ def _recut(path: Path, face_type: str, resolution: int, margin: int):
     polys = [transform_points(np.asarray(p, np.float32).reshape(-1, 2), m) for p in record.mask_polys if len(p) >= 3]
     yaw = record.extra.get("yaw")
     yaw = float(yaw) if isinstance(yaw, (int, float)) and np.isfinite(yaw) else estimate_yaw(record.landmarks)
-    return crop, lm, polys, yaw, record
+    return crop, lm, polys, yaw, record, _xseg_target(record, m, side)
+
+
+def _xseg_target(record, m: np.ndarray, side: int) -> np.ndarray | None:
+    """The face's XSeg target mask in crop pixels (uint8): its labels (include minus exclude) when it has
+    any, else the mask `facedouble xseg apply` stored, else None (the landmark hull is used)."""
+    size = max(int(record.size), 1)
+    if any(len(p) >= 3 for p in record.mask_polys) or any(len(p) >= 3 for p in record.exclude_polys):
+        full = label_mask(record.mask_polys, record.exclude_polys, size)
+        return (remap_mask(full, np.eye(2, 3), m, side) * 255 + 0.5).astype(np.uint8)
+    try:
+        applied = xseg_mask_array(record)
+    except MetadataError:
+        applied = None
+    if applied is None:
+        return None
+    k = applied.shape[1] / float(size)
+    return (remap_mask(applied, np.eye(2, 3) * k, m, side) * 255 + 0.5).astype(np.uint8)
 
 
 def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, *, scale_mod: float = 0.0,
@@ -166,12 +164,13 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
     crops = np.empty((n, side_px, side_px, 3), np.uint8)
     landmarks = np.empty((n, 68, 2), np.float32)
     polys: list[list[np.ndarray]] = [[] for _ in range(n)]
+    xmasks: list = [None] * n
     yaws = np.empty(n, np.float32)
     wider = small = 0
     with futures.ThreadPoolExecutor(max(1, workers)) as pool:  # JPEG decoding and warping release the GIL
         results = pool.map(lambda p: _recut(p, face_type, resolution, margin), files)
         for i, res in enumerate(progress(results) if progress else results):
-            crops[i], landmarks[i], polys[i], yaws[i], record = res
+            crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i] = res
             if record.face_type in FACE_TYPE_ORDER and FACE_TYPE_ORDER.index(record.face_type) < FACE_TYPE_ORDER.index(face_type):
                 wider += 1
             if record.size < resolution:
@@ -182,7 +181,8 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
     if warn and small:
         warn(f"{small} {side} face(s) are smaller than the model's {resolution} px and are upscaled; "
              f"extract with a larger --size.")
-    return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type)
+    return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type,
+                   xmasks if any(x is not None for x in xmasks) else None)
 
 
 # -- batches ----------------------------------------------------------------------------------------
@@ -193,8 +193,10 @@ class SampleOptions:
     random_flip: bool = True
     src_scale_mod: float = 0.0            # fraction, -0.3 .. 0.3
     uniform_yaw: bool = False
-    color_transfer: str = "none"          # none | rct | lct
+    color_transfer: str = "none"          # a merge colour transfer name (choices.ColorTransfer)
+    random_hsv_power: float = 0.0         # 0 .. 0.3: random hue/saturation/value shift of src faces
     eyes_mouth: bool = False              # also make eyes/mouth masks
+    blur_out_mask: bool = False           # blur input and target outside the (XSeg) mask
 
 
 class BatchMaker:
@@ -206,17 +208,13 @@ class BatchMaker:
         self.rank = rank
         self._perm_cache: dict[tuple[int, int], np.ndarray] = {}
         self._yaw_order = np.argsort(src.yaws, kind="stable")
-        self._stats: dict[tuple[str, int], object] = {}
 
     def _color_transfer(self, src_i: int, dst_i: int) -> np.ndarray:
-        """src crop `src_i` with the colours of dst crop `dst_i` (statistics computed once per face)."""
-        kind = self.opts.color_transfer
-        stats_fn = rct_stats if kind == "rct" else lct_stats
-        for side, i, fs in (("src", src_i, self.src), ("dst", dst_i, self.dst)):
-            if (side, i) not in self._stats:
-                self._stats[(side, i)] = stats_fn(fs.crops[i])
-        fn = rct if kind == "rct" else lct
-        return fn(self.src.crops[src_i], self.dst.crops[dst_i], self._stats[("src", src_i)], self._stats[("dst", dst_i)])
+        """src crop `src_i` with the colours of dst crop `dst_i`, by the merge's colour transfer of the same
+        name (merge/color.py works on float RGB in [0, 1]: converted here, and back to uint8)."""
+        out = color_transfer(self.opts.color_transfer, self.src.crops[src_i].astype(np.float32) / 255.0,
+                             self.dst.crops[dst_i].astype(np.float32) / 255.0)
+        return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     def _order(self, side: str, n: int, iteration: int) -> np.ndarray:
         """Indices of the batch: the next `batch_size` faces of a fresh permutation every pass over the side."""
@@ -273,10 +271,17 @@ class BatchMaker:
                 crop = fs.crops[i]
                 if side == "src" and opts.color_transfer != "none":
                     crop = self._color_transfer(int(i), int(rng.integers(0, len(self.dst))))
+                if side == "src" and opts.random_hsv_power > 0:
+                    crop = random_hsv_shift(crop, rng, opts.random_hsv_power)
                 scale_mod = opts.src_scale_mod if side == "src" else 0.0
                 inp[j], tgt[j], lm, m = augment(crop, fs.landmarks[i], rng, res, ranges, scale_mod, flip[j])
-                polys = [transform_points(p, m) for p in fs.polys[i]]
-                mask[j] = face_mask(lm, res, fs.face_type, polys)
+                if fs.xmasks is not None and fs.xmasks[i] is not None:
+                    mask[j] = remap_mask(fs.xmasks[i].astype(np.float32) / 255.0, np.eye(2, 3), m, res)
+                else:
+                    polys = [transform_points(p, m) for p in fs.polys[i]]
+                    mask[j] = face_mask(lm, res, fs.face_type, polys)
+                if opts.blur_out_mask:
+                    inp[j], tgt[j] = blur_out(inp[j], mask[j]), blur_out(tgt[j], mask[j])
                 if em is not None:
                     em[j] = eyes_mouth_mask(lm, res)
             batch[f"{side}_in"], batch[f"{side}_target"], batch[f"{side}_mask"] = inp, tgt, mask

@@ -490,7 +490,8 @@ class ThreadTuner:
 def sample_options(opts: TrainConfig) -> SampleOptions:
     return SampleOptions(random_warp=opts.random_warp, random_flip=opts.random_flip,
                          src_scale_mod=opts.src_scale_mod / 100.0, uniform_yaw=opts.uniform_yaw,
-                         color_transfer=opts.color_transfer, eyes_mouth=opts.eyes_mouth_priority)
+                         color_transfer=opts.color_transfer, eyes_mouth=opts.eyes_mouth_priority,
+                         blur_out_mask=bool(opts.blur_out_mask))
 
 
 def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, max_iterations: int | None = None,

@@ -1,0 +1,214 @@
+"""XSeg: labels in the face record (JPEG and PNG), the JSON import/export, label masks, training, apply/remove/
+fetch, and `merge --mask xseg-dst` using the applied masks. Real faces: the train_faces and dst_ws fixtures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from facedouble.cli import app
+from facedouble.config import MergeConfig, XSegTrainConfig
+from facedouble.errors import InputError, MetadataError
+from facedouble.faces import meta
+from facedouble.merge import mask as K
+from facedouble.merge import merger
+from facedouble.workspace import Workspace
+from facedouble.xseg import apply as A
+from facedouble.xseg import labels as L
+from facedouble.xseg import train as T
+from test_merge_support import IdentitySwapper, dst_ws, dst_ws_template  # noqa: F401
+from test_train_fixtures import train_faces  # noqa: F401
+
+INCLUDE = [[[20.0, 30.0], [230.0, 28.5], [225.0, 240.0], [25.0, 235.0]]]
+EXCLUDE = [[[90.0, 150.0], [170.0, 150.0], [130.0, 220.0]]]
+
+
+@pytest.fixture()
+def ws(tmp_path, train_faces):
+    """A workspace with 8 real src and 4 real dst faces."""
+    w = Workspace(tmp_path / "ws").create()
+    for side, n in (("src", 8), ("dst", 4)):
+        for f in sorted(train_faces[side].glob("*.jpg"))[:n]:
+            shutil.copy2(f, w.aligned(side) / f.name)
+    return w
+
+
+def _labels_for(path):
+    """Labels of a real face: the landmark hull (jaw and brows) minus a box over the mouth."""
+    rec = meta.read_record(path)
+    lm = rec.landmarks
+    hull = [[float(x), float(y)] for x, y in lm[list(range(17)) + list(range(26, 16, -1))]]
+    x0, y0 = lm[48:68].min(0) - 4
+    x1, y1 = lm[48:68].max(0) + 4
+    return {"include": [hull], "exclude": [[[float(x0), float(y0)], [float(x1), float(y0)], [float(x1), float(y1)],
+                                            [float(x0), float(y1)]]]}
+
+
+# -- record and label masks --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_labels_and_applied_mask_round_trip_through_the_file(train_faces, tmp_path, suffix):
+    image, rec = meta.read_face(sorted(train_faces["src"].glob("*.jpg"))[0])
+    rec.mask_polys, rec.exclude_polys = INCLUDE, EXCLUDE
+    applied = np.zeros((64, 64), np.float32)
+    applied[10:50, 20:40] = 1.0
+    rec.xseg_mask = meta.xseg_mask_field(applied, "xseg-7-abc")
+    path = meta.write_face(tmp_path / f"face{suffix}", image, rec)
+    back = meta.read_record(path)
+    assert back.version == meta.FORMAT_VERSION == 2
+    assert back.mask_polys == INCLUDE and back.exclude_polys == EXCLUDE
+    assert back.xseg_mask["model"] == "xseg-7-abc"
+    assert np.array_equal(meta.xseg_mask_array(back), applied)
+    # a record of version 1 kept exclude polygons in extra: they become the exclude field
+    old = rec.to_json()
+    old.update(version=1, exclude_polys=[], extra={"mask_exclude_polys": EXCLUDE, "yaw": 1.0})
+    del old["xseg_mask"]
+    v1 = meta.FaceRecord.from_json(old)
+    assert v1.exclude_polys == EXCLUDE and v1.extra == {"yaw": 1.0}
+    # a damaged applied mask is refused as a MetadataError, not another exception
+    bad = rec.to_json()
+    bad["xseg_mask"] = {"png": "!!!", "model": ""}
+    with pytest.raises(MetadataError, match="xseg_mask"):
+        meta.FaceRecord.from_json(bad)
+
+
+def test_label_mask_is_include_minus_exclude():
+    m = K.label_mask(INCLUDE, EXCLUDE, 256)
+    assert m.dtype == np.float32 and m.shape == (256, 256)
+    assert m[100, 100] == 1.0            # inside include
+    assert m[170, 130] == 0.0            # inside the exclude triangle
+    assert m[5, 5] == 0.0 and m[250, 250] == 0.0
+    tri = 0.5 * 80 * 70
+    assert abs(m.sum() - (205 * 208 - tri)) < 0.03 * m.sum()
+    half = K.label_mask(INCLUDE, EXCLUDE, 128, scale=0.5)
+    assert half[85, 65] == 0.0 and half[50, 50] == 1.0
+    assert K.label_mask([], EXCLUDE, 32).sum() == 0       # exclude alone selects nothing
+    assert K.label_mask([[[1, 1], [5, 5]]], [], 32).sum() == 0  # fewer than 3 points: ignored
+
+
+# -- JSON import / export ---------------------------------------------------------------------------------
+
+def test_labels_import_export_and_refusals(ws, tmp_path):
+    runner = CliRunner()
+    faces = ws.face_files("src")
+    data = {f.name: _labels_for(f) for f in faces[:3]}
+    src_json = tmp_path / "in.json"
+    src_json.write_text(json.dumps(data))
+    r = runner.invoke(app, ["xseg", "labels", "import", "src", str(src_json), "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out.json"
+    r = runner.invoke(app, ["xseg", "labels", "export", "src", "-w", str(ws.root), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    back = json.loads(out.read_text())
+    assert set(back) == set(data)
+    for name, entry in data.items():
+        assert np.allclose(np.array(back[name]["include"][0]), entry["include"][0], atol=1e-3)
+        assert np.allclose(np.array(back[name]["exclude"][0]), entry["exclude"][0], atol=1e-3)
+    before = {f.name: f.read_bytes() for f in faces}
+
+    # a polygon outside the face, or a face that does not exist: one sentence, exit 1, nothing written
+    size = meta.read_record(faces[3]).size
+    bad = {faces[3].name: {"include": [[[1, 1], [size + 40, 2], [3, 9]]]}, faces[0].name: {"include": [], "exclude": []}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    r = runner.invoke(app, ["xseg", "labels", "import", "src", str(tmp_path / "bad.json"), "-w", str(ws.root)])
+    assert r.exit_code == 1 and "outside" in r.output and "Traceback" not in r.output
+    (tmp_path / "missing.json").write_text(json.dumps({faces[0].name: {"include": []}, "nope_0.jpg": {"include": []}}))
+    r = runner.invoke(app, ["xseg", "labels", "import", "src", str(tmp_path / "missing.json"), "-w", str(ws.root)])
+    assert r.exit_code == 1 and "does not exist" in r.output
+    (tmp_path / "broken.json").write_text("{not json")
+    r = runner.invoke(app, ["xseg", "labels", "import", "src", str(tmp_path / "broken.json"), "-w", str(ws.root)])
+    assert r.exit_code == 1 and "JSON" in r.output
+    assert {f.name: f.read_bytes() for f in faces} == before
+
+    # fetch copies the labelled faces only, records inside
+    r = runner.invoke(app, ["xseg", "fetch", "src", "-w", str(ws.root), "--out", str(tmp_path / "fetched")])
+    assert r.exit_code == 0, r.output
+    fetched = sorted(p.name for p in (tmp_path / "fetched").iterdir())
+    assert fetched == sorted(data)
+    assert meta.read_record(tmp_path / "fetched" / fetched[0]).exclude_polys
+    # an entry without polygons removes a face's labels
+    L.import_labels(ws, "src", {faces[0].name: {"include": [], "exclude": []}})
+    assert set(L.export_labels(ws, "src")) == set(data) - {faces[0].name}
+    with pytest.raises(InputError, match="polygon of 2 point"):
+        L.import_labels(ws, "src", {faces[1].name: {"include": [[[1, 1], [2, 2]]]}})
+
+
+# -- training, apply, remove --------------------------------------------------------------------------------
+
+def test_xseg_train_lowers_the_loss_resumes_and_apply_writes_masks(ws):
+    for side in ("src", "dst"):
+        L.import_labels(ws, side, {f.name: _labels_for(f) for f in ws.face_files(side)[:3]})
+    cfg = XSegTrainConfig(target_iteration=25, batch_size=4, resolution=64, pretrain_iterations=0, save_every=10)
+    res = T.train_xseg(ws, cfg)
+    assert res.labelled == 6 and res.iteration == 25
+    assert res.loss_after < 0.8 * res.loss_before, (res.loss_before, res.loss_after)
+    assert (ws.model / "xseg.safetensors").is_file() and res.preview.is_file()
+    state = json.loads((ws.model / "xseg.json").read_text())
+    assert state["iteration"] == 25 and len(state["loss"]) == 25 and state["adam_steps"]
+    # resumes where it stopped
+    res2 = T.train_xseg(ws, XSegTrainConfig(target_iteration=28, batch_size=4, resolution=64, pretrain_iterations=0))
+    assert res2.iteration == 28 and res2.iterations_run == 3
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["xseg", "apply", "dst", "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    recs = [meta.read_record(f) for f in ws.face_files("dst")]
+    assert all(rec.xseg_mask is not None and rec.xseg_mask["model"].startswith("xseg-28-") for rec in recs)
+    m = meta.xseg_mask_array(recs[0])
+    assert m.shape == (64, 64) and 0.0 <= m.min() and m.max() <= 1.0
+    assert A.apply_xseg(ws, "dst").skipped == len(recs)  # resumes: nothing to redo
+    labelled = [f for f in ws.face_files("dst") if L.has_labels(meta.read_record(f))]
+    r = runner.invoke(app, ["xseg", "remove", "dst", "-w", str(ws.root)])
+    assert r.exit_code == 0, r.output
+    assert all(meta.read_record(f).xseg_mask is None for f in ws.face_files("dst"))
+    assert all(L.has_labels(meta.read_record(f)) for f in labelled)  # labels are never removed
+
+
+def test_train_without_labels_says_what_to_do(ws):
+    r = CliRunner().invoke(app, ["xseg", "train", "-w", str(ws.root), "-n", "2"])
+    assert r.exit_code == 1 and "No labelled faces" in r.output
+
+
+# -- merge uses the applied mask ----------------------------------------------------------------------------
+
+class _LowerHalfOut:
+    """Stand-in XSeg model: face everywhere except the lower 40 % of the aligned face (the mouth and chin)."""
+
+    model_id = "test-lower-half"
+
+    def __call__(self, faces):
+        out = []
+        for f in faces:
+            m = np.ones(f.shape[:2], np.float32)
+            m[int(f.shape[0] * 0.6):] = 0.0
+            out.append(m)
+        return out
+
+
+def test_apply_writes_masks_that_merge_xseg_dst_uses(dst_ws):
+    res = A.apply_xseg(dst_ws, "dst", model=_LowerHalfOut())
+    assert res.written == len(dst_ws.face_files("dst"))
+    path = dst_ws.frame_files("dst")[1]
+    frame, recs = merger.read_image(path), merger.frame_records(dst_ws)[path.name]
+    rec = recs[0]
+    assert rec.landmarks[62, 1] > 0.62 * rec.size  # the mouth is in the part the stand-in cuts out
+    mouth = np.round(rec.source_landmarks[[62, 66]].mean(0)).astype(int)
+    eyes = np.round(rec.source_landmarks[36:48].mean(0)).astype(int)
+    out = {}
+    for mode in ("dst", "xseg-dst", "learned-xseg-dst"):
+        out[mode] = merger.merge_frame(frame, recs, IdentitySwapper(128, learn_mask=True), MergeConfig(mode="overlay", mask=mode))
+    assert out["dst"].mask[mouth[1], mouth[0]] > 200            # the landmark hull covers the mouth
+    assert out["xseg-dst"].mask[mouth[1], mouth[0]] < 30         # the applied XSeg mask keeps it out
+    assert out["xseg-dst"].mask[eyes[1], eyes[0]] > 200
+    assert out["learned-xseg-dst"].mask[mouth[1], mouth[0]] < 30
+    # without applied masks the mode falls back to the hull, with a warning
+    A.remove_xseg(dst_ws, "dst")
+    recs = merger.frame_records(dst_ws)[path.name]
+    warnings = []
+    plain = merger.merge_frame(frame, recs, IdentitySwapper(128), MergeConfig(mode="overlay", mask="xseg-dst"),
+                               warn=warnings.append)
+    assert plain.mask[mouth[1], mouth[0]] > 200 and any("xseg apply dst" in w for w in warnings)
