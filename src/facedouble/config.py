@@ -312,6 +312,9 @@ class TrainConfig(StageConfig):
                                                group="losses")
     bg_style_power: Optional[float] = option(None, "Background style power: learn dst's face outline and surroundings", lo=0, hi=100,
                                              group="losses", label="background style power")
+    blur_out_mask: Optional[bool] = option(None, "Blur training faces outside their mask (XSeg labels or applied "
+                                                 "XSeg mask, else the landmark hull): less background to learn",
+                                           group="augmentation", label="blur out mask")
     eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
                                                  group="losses")
     color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst: none, rct, lct",
@@ -426,3 +429,22 @@ class RunConfig(StageConfig):
     color_transfer: Optional[C.ColorTransfer] = option(None, "Merge colour transfer (empty = saved or default)")
     format: C.VideoFormat = option("mp4", "Result video format")
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class XSegTrainConfig(StageConfig):
+    """`facedouble xseg train`: the mask network, learned from the labelled faces of both sides."""
+    target_iteration: int = option(600, "Train XSeg to this iteration (a later run with a higher one continues)",
+                                   lo=1, hi=10_000_000, unit="iterations")
+    batch_size: int = option(8, "Faces per training step", lo=1, hi=256, unit="faces")
+    resolution: int = option(128, "Network input side (fixed once the XSeg model exists)", lo=64, hi=256, fixed=True,
+                             ask=False, unit="px")
+    pretrain_iterations: int = option(200, "Iterations that also learn mesh-mask pseudo labels of unlabelled faces "
+                                           "(their share falls from 3/4 to 0 over these)", lo=0, hi=1_000_000,
+                                      ask=False, unit="iterations")
+    pseudo_faces: int = option(200, "Unlabelled faces given mesh-mask pseudo labels for pretraining", lo=0, hi=100_000,
+                               ask=False, unit="faces")
+    lr: float = option(1e-3, "Learning rate (Adam)", lo=1e-6, hi=1.0, ask=False)
+    save_every: int = option(200, "Save the model and preview every N iterations", lo=1, hi=1_000_000, ask=False,
+                             unit="iterations")
+    seed: int = option(0, "Seed of the augmentation", lo=0, hi=2**31 - 1, ask=False)
