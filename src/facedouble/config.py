@@ -412,25 +412,6 @@ class ReportConfig(StageConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class XSegTrainConfig(StageConfig):
-    """`facedouble xseg train`: the mask network, learned from the labelled faces of both sides."""
-    target_iteration: int = option(600, "Train XSeg to this iteration (a later run with a higher one continues)",
-                                   lo=1, hi=10_000_000, unit="iterations")
-    batch_size: int = option(8, "Faces per training step", lo=1, hi=256, unit="faces")
-    resolution: int = option(128, "Network input side (fixed once the XSeg model exists)", lo=64, hi=256, fixed=True,
-                             ask=False, unit="px")
-    pretrain_iterations: int = option(200, "Iterations that also learn mesh-mask pseudo labels of unlabelled faces "
-                                           "(their share falls from 3/4 to 0 over these)", lo=0, hi=1_000_000,
-                                      ask=False, unit="iterations")
-    pseudo_faces: int = option(200, "Unlabelled faces given mesh-mask pseudo labels for pretraining", lo=0, hi=100_000,
-                               ask=False, unit="faces")
-    lr: float = option(1e-3, "Learning rate (Adam)", lo=1e-6, hi=1.0, ask=False)
-    save_every: int = option(200, "Save the model and preview every N iterations", lo=1, hi=1_000_000, ask=False,
-                             unit="iterations")
-    seed: int = option(0, "Seed of the augmentation", lo=0, hi=2**31 - 1, ask=False)
-
-
-@dataclasses.dataclass(frozen=True)
 class RunConfig(StageConfig):
     """`facedouble run`: the whole pipeline. Each stage uses its saved config when the workspace has one
     (so a run repeats the last settings), else the defaults; the fields here override both."""
