@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from facedouble.train import warp as W
-from facedouble.train.samples import (BatchMaker, Prefetcher, SampleOptions, estimate_yaw, face_mask, lct, load_faceset,
-                                      preview_batch, rct)
+from facedouble.choices import ColorTransfer, values
+from facedouble.train.samples import (BatchMaker, Prefetcher, SampleOptions, estimate_yaw, face_mask, load_faceset,
+                                      preview_batch)
 from test_train_fixtures import train_faces  # noqa: F401  (session fixture: real aligned faces)
 
 
@@ -163,15 +164,33 @@ def test_yaw_estimate_has_the_right_sign():
     assert estimate_yaw(lm) > 15
 
 
-def test_colour_transfer_moves_src_colours_to_dst():
-    rng = np.random.default_rng(0)
-    src = np.clip(rng.normal(100, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
-    ref = np.clip(rng.normal(160, 10, (64, 64, 3)) * np.array([1.0, 0.8, 0.6]), 0, 255).astype(np.uint8)
-    for fn in (rct, lct):
-        out = fn(src, ref)
-        assert out.shape == src.shape and out.dtype == np.uint8
-        assert np.abs(out.reshape(-1, 3).mean(0) - ref.reshape(-1, 3).mean(0)).max() < 8, fn.__name__
-        assert np.abs(out.reshape(-1, 3).std(0) - ref.reshape(-1, 3).std(0)).max() < 5, fn.__name__
+@pytest.mark.parametrize("kind", [k for k in values(ColorTransfer) if k != "none"])
+def test_colour_transfer_moves_src_colours_to_dst(train_faces, kind):
+    """Every merge colour transfer (merge/color.py, the one module) recolours src batches towards dst."""
+    src = load_faceset(sorted(train_faces["src"].glob("*.jpg"))[:6], "src", "full", 64)
+    dst = load_faceset(sorted(train_faces["dst"].glob("*.jpg"))[:6], "dst", "full", 64)
+    base = dict(random_warp=False, random_flip=False)
+    plain = BatchMaker(src, dst, 6, 0, SampleOptions(**base)).make(0)
+    moved = BatchMaker(src, dst, 6, 0, SampleOptions(**base, color_transfer=kind)).make(0)
+    mean = lambda a: a.reshape(-1, 3).astype(np.float64).mean(0)  # noqa: E731
+    target = mean(dst.crops)
+    before, after = np.abs(mean(plain["src_in"]) - target).sum(), np.abs(mean(moved["src_in"]) - target).sum()
+    assert after < 0.5 * before, (kind, before, after)
+    assert np.array_equal(moved["src_in"], moved["src_target"])  # input and target recoloured alike
+    assert np.array_equal(plain["dst_in"], moved["dst_in"])       # dst untouched
+
+
+def test_unknown_colour_transfer_is_refused_not_replaced(train_faces):
+    from facedouble.config import TrainConfig
+    from facedouble.errors import OptionError
+    from facedouble.train import samples
+
+    assert not hasattr(samples, "rct") and not hasattr(samples, "lct")  # one implementation: merge/color.py
+    with pytest.raises(OptionError, match="--color-transfer"):
+        TrainConfig(color_transfer="fancy")
+    src = load_faceset(sorted(train_faces["src"].glob("*.jpg"))[:2], "src", "full", 64)
+    with pytest.raises(ValueError, match="fancy"):
+        BatchMaker(src, src, 2, 0, SampleOptions(color_transfer="fancy")).make(0)
 
 
 def test_mask_polygons_win_over_the_hull():
