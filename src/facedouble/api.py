@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import (DenoiseConfig, ExtractConfig, MergeConfig, ReportConfig, RunConfig, SortConfig, TrainConfig,
+from .config import (DenoiseConfig, ExtractConfig, LiveConfig, MergeConfig, ReportConfig, RunConfig, SortConfig, TrainConfig,
                      VideoBuildConfig, VideoCutConfig, VideoExtractConfig, XSegTrainConfig)
 from .errors import FaceDoubleError
 from .progress import Reporter
@@ -45,6 +45,10 @@ _STAGES = {
     "xseg_import_labels": ("facedouble.xseg.labels", "import_labels"),
     "load_xseg": ("facedouble.xseg.network", "load_xseg"),
     "export_onnx": ("facedouble.train.export", "export_onnx"),
+    "export_dfm": ("facedouble.train.export", "export_dfm"),
+    "load_model": ("facedouble.inference", "load_model"),
+    "live": ("facedouble.live.pipeline", "live"),
+    "LiveSession": ("facedouble.live.pipeline", "LiveSession"),
     "load_swapper": ("facedouble.train.checkpoint", "load_swapper"),
     "merge": ("facedouble.merge.merger", "merge"),
     "merge_frame": ("facedouble.merge.merger", "merge_frame"),
@@ -53,7 +57,7 @@ _STAGES = {
     "run": ("facedouble.pipeline", "run"),
 }
 
-__all__ = sorted(_STAGES) + ["Workspace", "Reporter", "FaceDoubleError", "DenoiseConfig", "ExtractConfig",
+__all__ = sorted(_STAGES) + ["Workspace", "Reporter", "FaceDoubleError", "DenoiseConfig", "ExtractConfig", "LiveConfig",
                              "MergeConfig", "ReportConfig", "RunConfig", "SortConfig", "TrainConfig",
                              "VideoBuildConfig", "VideoCutConfig", "VideoExtractConfig", "XSegTrainConfig"]
 

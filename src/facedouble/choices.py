@@ -25,6 +25,7 @@ ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = Literal["none", "rct", "lct"]
 OptimizerMode = Literal["1", "2", "3"]
 ExportFormat = Literal["onnx", "dfm"]   # export-onnx --format: facedouble's graph, or a DFM file for live apps
+LiveMask = Literal["learned", "dst"]     # live --mask: the masks fast enough for every frame
 
 MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
 RawLayer = Literal["rgb", "mask", "predicted"]

@@ -448,3 +448,34 @@ class XSegTrainConfig(StageConfig):
     save_every: int = option(200, "Save the model and preview every N iterations", lo=1, hi=1_000_000, ask=False,
                              unit="iterations")
     seed: int = option(0, "Seed of the augmentation", lo=0, hi=2**31 - 1, ask=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveConfig(StageConfig):
+    """`facedouble live`: swap the face of a camera, stream or file as it plays (facedouble.live)."""
+    source: str = option("0", "Camera (0, /dev/video0), video file, or stream URL (udp://, rtsp://, rtmp://, http://)",
+                         ask=False, group="input")
+    out: str = option("live.mp4", "Result: a .mp4/.mov file, a stream URL (udp://HOST:PORT, rtmp://...), or vcam",
+                      ask=False, group="output")
+    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="model")
+    model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False,
+                                       group="model")
+    model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
+                                       ask=False, group="model")
+    device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")
+    detector: C.Detector = option("mediapipe", "Face detector (re-run only when tracking the landmarks fails)",
+                                  group="faces")
+    redetect_frames: int = option(30, "Run the detector at least every N frames even while tracking", lo=1, hi=1000,
+                                  group="faces", unit="frames")
+    mask: C.LiveMask = option("learned", "Mask: the model's learned mask, or the dst landmark hull", group="mask")
+    color_transfer: C.ColorTransfer = option("rct", "Colour transfer of the predicted face towards dst", group="colour")
+    erode: int = option(0, "Erode (+) or dilate (-) the mask, relative to face size", lo=-200, hi=200, group="mask")
+    blur: int = option(50, "Blur the mask edge, relative to face size", lo=-200, hi=200, group="mask")
+    face_scale: int = option(0, "Scale the output face by this percent", lo=-50, hi=50, group="mask", unit="%")
+    opacity: int = option(100, "Opacity of the swapped face", lo=0, hi=100, group="blend", unit="%")
+    morph: int = option(75, "Morph factor of morphable DFM models (0 = dst's face, 100 = src's)", lo=0, hi=100,
+                        group="model", unit="%")
+    delay_ms: int = option(0, "Hold each frame this long after capture before output (keeps audio in sync)",
+                           lo=0, hi=5000, group="output", unit="ms")
+    max_frames: int = option(0, "Stop after this many source frames (0 = until the source ends or Ctrl-C)",
+                             lo=0, hi=100_000_000, ask=False, group="advanced", unit="frames")

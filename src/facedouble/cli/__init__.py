@@ -12,7 +12,7 @@ import typer
 import typer.core
 
 # Top-level commands in pipeline order (groups and plain commands mixed); unknown names go last.
-PIPELINE_ORDER = ("workspace", "video", "extract", "sort", "xseg", "train", "export-onnx", "merge", "run", "report",
+PIPELINE_ORDER = ("workspace", "video", "extract", "sort", "xseg", "train", "export-onnx", "merge", "live", "run", "report",
                   "verify", "ui", "util", "doctor")
 
 
@@ -46,6 +46,7 @@ COMMAND_MODULES = (
     "xseg_cmd",
     "train_cmd",
     "merge_cmd",
+    "live_cmd",
     "run_cmd",
     "util_cmd",
     "provenance_cmd",

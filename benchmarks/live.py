@@ -1,0 +1,134 @@
+"""Live swap speed: frames per second and latency (source frame -> output frame, median and 95th percentile)
+with each step's median time, at 640x480 and 1280x720, for the default CPU model (quick96, untrained weights:
+speed does not depend on them) and a 224-px whole-face model.
+
+The source is the sample clip scaled to each size and played at its own speed (30 fps) like a camera, so
+frames are dropped when the pipeline is busy and latency is what a viewer sees; the output is an mp4 file
+(H.264, C2PA signed at the end). Baseline in the same run: the steps' median times added up, i.e. the frame
+rate one thread doing the steps one after another would reach; the ratio is what the pipeline gains.
+
+    python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models quick96,wf224]
+
+Writes benchmarks/results/live.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+MODELS = {
+    "quick96": dict(preset="quick96"),
+    "wf224": dict(preset="sae", resolution=224, face_type="whole-face", ae_dims=256, e_dims=42, d_dims=21,
+                  d_mask_dims=16),
+}
+
+
+def make_model(name: str):
+    import torch
+
+    from facedouble.train.checkpoint import Swapper
+    from facedouble.train.models.registry import ModelSpec, build_model, preset
+
+    opts = dict(MODELS[name])
+    values = preset(opts.pop("preset"))
+    values.update(opts)
+    spec = ModelSpec(**{k: v for k, v in values.items() if k in ModelSpec.fields()})
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Swapper(model, spec, torch.device("cpu"), name, 0)
+
+
+def make_clip(src: Path, size: tuple[int, int], seconds: float, folder: Path) -> Path:
+    """The sample clip scaled (and looped) to `size` at 30 fps, with no audio."""
+    import av
+    import cv2
+
+    out_path = folder / f"clip_{size[0]}x{size[1]}.mp4"
+    with av.open(str(src)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    out = av.open(str(out_path), "w")
+    s = out.add_stream("libx264", rate=30)
+    s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+    s.codec_context.options = {"crf": "18", "preset": "veryfast"}
+    n = int(seconds * 30)
+    for i in range(n):
+        j = i % (2 * len(frames) - 2)
+        img = frames[j if j < len(frames) else 2 * len(frames) - 2 - j]  # forth and back: no jump
+        f = av.VideoFrame.from_ndarray(cv2.resize(img, size, interpolation=cv2.INTER_CUBIC), format="rgb24")
+        f = f.reformat(format="yuv420p")
+        f.pts = i
+        for p in s.encode(f):
+            out.mux(p)
+    for p in s.encode(None):
+        out.mux(p)
+    out.close()
+    return out_path
+
+
+def run_one(clip: Path, model, out: Path) -> dict:
+    from facedouble.config import LiveConfig
+    from facedouble.live import LiveSession
+
+    session = LiveSession(LiveConfig(source=str(clip), out=str(out)), model=model, realtime=True)
+    session.start()
+    summary = session.wait()
+    steps = summary.step_ms
+    sequential = sum(v for k, v in steps.items())
+    return {
+        "fps": round(summary.fps, 2), "frames_in": summary.frames_in, "frames_out": summary.frames_out,
+        "dropped": summary.dropped, "faces": summary.faces,
+        "latency_ms_median": round(summary.latency_ms_median, 1), "latency_ms_p95": round(summary.latency_ms_p95, 1),
+        "step_ms": steps, "sequential_fps": round(1000.0 / sequential, 2) if sequential else None,
+        "pipeline_gain": round(summary.fps / (1000.0 / sequential), 2) if sequential else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--sizes", default="640x480,1280x720")
+    ap.add_argument("--models", default="quick96,wf224")
+    args = ap.parse_args()
+    os.environ.setdefault("FACEDOUBLE_CONFIG_DIR", tempfile.mkdtemp(prefix="fd-bench-cfg-"))
+    from media import media_dir
+
+    import torch
+
+    from facedouble.device import cpu_has_bf16
+
+    results = {"machine": {"cpus": os.cpu_count(), "load_1min": os.getloadavg()[0], "torch_threads": torch.get_num_threads(),
+                           "bf16": bool(cpu_has_bf16())}, "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for size_text in args.sizes.split(","):
+            w, h = (int(v) for v in size_text.split("x"))
+            clip = make_clip(media_dir() / "single_face.mp4", (w, h), args.seconds, folder)
+            for name in args.models.split(","):
+                model = make_model(name)
+                r = run_one(clip, model, folder / f"out_{name}_{w}x{h}.mp4")
+                r.update(size=f"{w}x{h}", model=name, model_resolution=model.resolution)
+                results["runs"].append(r)
+                print(f"{name:8s} {w}x{h}: {r['fps']:5.1f} fps (sequential {r['sequential_fps']} fps, x{r['pipeline_gain']}), "
+                      f"latency median {r['latency_ms_median']:.0f} ms, p95 {r['latency_ms_p95']:.0f} ms, "
+                      f"dropped {r['dropped']}/{r['frames_in']}; steps ms {r['step_ms']}", flush=True)
+    results["machine"]["load_1min_after"] = os.getloadavg()[0]
+    out = ROOT / "benchmarks" / "results" / "live.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

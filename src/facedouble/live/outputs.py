@@ -1,0 +1,284 @@
+"""Live outputs: a video file, a network stream, a virtual camera. Every frame given to them is already
+watermarked (the pipeline marks each frame before any output sees it).
+
+`open_output(spec, source, run_id)`: a URL (udp, tcp, srt: MPEG-TS; rtmp: FLV) is a stream; `vcam` is the
+system's virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows/macOS); anything else is a file
+(.mp4 or .mov). A file keeps the source's timing (a file source's own timestamps, a live source's arrival
+times) and a file source's audio, carries the AI-generated container tag and is signed with C2PA content
+credentials when it is closed; until then it is written under a temporary name, so a run that stops leaves a
+complete, closed file with the frames made so far.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OptionError
+from .sources import STREAM_SCHEMES, Source, SourceFrame
+
+FILE_SUFFIXES = {".mp4": "mp4", ".mov": "mov"}
+LIVE_TIME_BASE = Fraction(1, 1000)
+VCAM = ("vcam", "virtual", "virtualcam")
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    if h % 2 or w % 2:
+        import cv2
+
+        image = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+    return image
+
+
+def _yuv(image: np.ndarray):
+    from ..video.pixels import image_to_frame
+
+    return image_to_frame(np.ascontiguousarray(_even(image)[..., ::-1]), "yuv420p", colorspace="ITU709", color_range=1)
+
+
+class FileOutput:
+    """A video file (see the module doc)."""
+
+    def __init__(self, path: Path, source: Source, run_id: str):
+        import av
+
+        from ..provenance import container_metadata
+
+        self.path, self.source, self.run_id = Path(path), source, run_id
+        self.format = FILE_SUFFIXES[self.path.suffix.lower()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tags = container_metadata(run_id)
+        self._video = self.path.with_name(f".{self.path.name}.{os.getpid()}.video.mp4")
+        self._container = av.open(str(self._video), "w", format="mp4")
+        self.time_base = source.time_base if not source.live else LIVE_TIME_BASE
+        stream = self._container.add_stream("libx264", rate=Fraction(source.fps).limit_denominator(1001))
+        stream.width, stream.height = source.width + source.width % 2, source.height + source.height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        stream.codec_context.color_range = 1
+        stream.codec_context.options = {"preset": "veryfast", "crf": "18"}
+        self._stream = stream
+        self._first_pts: int | None = None
+        self._last_pts = -1
+        self.frames = 0
+        self.end_time = 0.0
+        self._closed = False
+
+    def write(self, image: np.ndarray, sf: SourceFrame) -> None:
+        if self.source.live or sf.pts is None:
+            pts = int(round(sf.t / float(self.time_base)))
+        else:
+            if self._first_pts is None:
+                self._first_pts = sf.pts
+            pts = sf.pts - self._first_pts
+        pts = max(pts, self._last_pts + 1)
+        frame = _yuv(image)
+        frame.pts, frame.time_base = pts, self.time_base
+        self._last_pts = pts
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+        self.end_time = float(pts * self.time_base) + 1.0 / self.source.fps
+
+    def close(self, *, complete: bool = True) -> Path | None:
+        """Finish the file: flush, add the source's audio and the tag, sign, move into place. Returns the path
+        (None when no frame was written: nothing is left behind)."""
+        if self._closed:
+            return self.path if self.frames else None
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+        try:
+            if not self.frames:
+                return None
+            from ..provenance import sign_result
+
+            # the signer reads the type from the suffix: a pid-named temporary with the final suffix
+            tmp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.final{self.path.suffix}")
+            try:
+                self._finish(tmp, complete)
+                sign_result(tmp, self.source.path if self.source.kind == "file" else None, None, self.run_id,
+                            title=self.path.name)
+                os.replace(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return self.path
+        finally:
+            self._video.unlink(missing_ok=True)
+
+    def _finish(self, tmp: Path, complete: bool) -> None:
+        """The encoded video and the source's audio (file sources), interleaved by time, with the tags."""
+        import av
+
+        from ..video.audio import AudioEncoder, can_copy
+
+        vin = av.open(str(self._video))
+        src = av.open(str(self.source.path)) if self.source.kind == "file" and self.source.has_audio else None
+        out = av.open(str(tmp), "w", format=self.format)
+        try:
+            out.metadata.update(self.tags)
+            vs = out.add_stream_from_template(vin.streams.video[0])
+            video = _timed(vin.demux(vin.streams.video[0]), vs)
+            audio = iter(())
+            if src is not None:
+                ain = src.streams.audio[0]
+                vstart = src.streams.video[0].start_time
+                zero = float(vstart * src.streams.video[0].time_base) if vstart is not None else 0.0
+                end = None if complete else self.end_time
+                if can_copy(ain, ("aac", "mp3", "alac")):
+                    audio = _copied_audio(src, ain, out.add_stream_from_template(ain), zero, end)
+                else:
+                    enc = AudioEncoder(out, "aac", ain, zero=zero, end=end)
+                    audio = _encoded_audio(src, ain, enc)
+            _interleave(out, video, audio)
+        finally:
+            out.close()
+            vin.close()
+            if src is not None:
+                src.close()
+
+
+def _timed(packets, stream):
+    for p in packets:
+        if p.dts is None and p.size == 0:
+            continue
+        p.stream = stream
+        yield (float((p.dts if p.dts is not None else p.pts) * p.time_base), p)
+
+
+def _copied_audio(src, ain, stream, zero: float, end: float | None):
+    shift = round(zero / ain.time_base) if ain.time_base else 0
+    for p in src.demux(ain):
+        if p.dts is None and p.size == 0:
+            continue
+        if p.pts is not None:
+            p.pts -= shift
+        if p.dts is not None:
+            p.dts -= shift
+        t = float((p.dts if p.dts is not None else p.pts) * p.time_base)
+        if end is not None and t >= end:
+            break
+        p.stream = stream
+        yield (t, p)
+
+
+def _encoded_audio(src, ain, enc):
+    for packet in src.demux(ain):
+        for frame in packet.decode():
+            for p in enc.push(frame):
+                yield (float((p.pts or 0) * p.time_base), p)
+    for p in enc.flush():
+        yield (float((p.pts or 0) * p.time_base), p)
+
+
+def _interleave(out, a, b) -> None:
+    """Mux two (time, packet) iterators in time order."""
+    na, nb = next(a, None), next(b, None)
+    while na is not None or nb is not None:
+        if nb is None or (na is not None and na[0] <= nb[0]):
+            out.mux(na[1])
+            na = next(a, None)
+        else:
+            out.mux(nb[1])
+            nb = next(b, None)
+
+
+class StreamOutput:
+    """H.264 over the network: MPEG-TS for udp/tcp/srt URLs, FLV for rtmp; the container carries the tag."""
+
+    def __init__(self, url: str, source: Source, run_id: str):
+        import av
+
+        from ..provenance import container_metadata
+
+        self.url = url
+        fmt = "flv" if url.lower().startswith("rtmp") else "mpegts"
+        try:
+            self._container = av.open(url, "w", format=fmt)
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"The output stream {url} could not be opened ({type(e).__name__}: {e}); check the "
+                             f"address.") from None
+        self._container.metadata.update(container_metadata(run_id))
+        fps = max(1, round(source.fps))
+        s = self._container.add_stream("libx264", rate=fps)
+        s.width, s.height = source.width + source.width % 2, source.height + source.height % 2
+        s.pix_fmt = "yuv420p"
+        s.time_base = s.codec_context.time_base = LIVE_TIME_BASE
+        s.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(fps)}
+        self._stream = s
+        self._start: float | None = None
+        self._last = -1
+        self.frames = 0
+
+    def write(self, image: np.ndarray, sf: SourceFrame) -> None:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        pts = max(self._last + 1, int((now - self._start) * 1000))
+        frame = _yuv(image)
+        frame.pts, frame.time_base = pts, LIVE_TIME_BASE
+        self._last = pts
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self, *, complete: bool = True) -> None:
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        except Exception:  # noqa: BLE001 - a receiver that went away must not hide the run's own outcome
+            pass
+        finally:
+            self._container.close()
+
+
+class VirtualCamOutput:
+    """The system's virtual camera through pyvirtualcam."""
+
+    def __init__(self, source: Source):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise InputError("There is no virtual camera here: install pyvirtualcam (and v4l2loopback on Linux, "
+                             "OBS on Windows/macOS), or give a file or stream with --out.") from None
+        try:
+            self._cam = pyvirtualcam.Camera(width=source.width, height=source.height, fps=source.fps)
+        except Exception as e:  # noqa: BLE001
+            raise InputError(f"The virtual camera could not be started ({e}); load v4l2loopback (Linux) or install "
+                             f"OBS (Windows/macOS).") from None
+        self.frames = 0
+
+    def write(self, image: np.ndarray, sf: SourceFrame) -> None:
+        self._cam.send(np.ascontiguousarray(image))
+        self.frames += 1
+
+    def close(self, *, complete: bool = True) -> None:
+        self._cam.close()
+
+
+def open_output(spec: str, source: Source, run_id: str):
+    """The output for `--out` (see the module doc)."""
+    spec = str(spec)
+    if spec.lower() in VCAM:
+        return VirtualCamOutput(source)
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0].lower()
+        if scheme not in STREAM_SCHEMES or scheme in ("http", "https", "rtsp"):
+            raise OptionError(f"--out {spec}: streams go out over udp://, tcp://, srt:// (MPEG-TS) or rtmp:// (FLV).")
+        return StreamOutput(spec, source, run_id)
+    path = Path(spec)
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise OptionError(f"--out {spec}: write the result as .mp4 or .mov (or give a udp:// / rtmp:// stream, "
+                          f"or vcam).")
+    if source.kind == "file" and source.path is not None and path.resolve() == source.path.resolve():
+        raise OptionError(f"--out {spec} is the source itself; give another file name.")
+    return FileOutput(path, source, run_id)

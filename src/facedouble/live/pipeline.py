@@ -1,0 +1,463 @@
+"""The live frame pipeline: source -> screen + find the face -> model -> blend + mark -> outputs.
+
+Each step runs in its own thread, joined by short queues, so the frame rate is set by the slowest step and
+not by their sum (OpenCV, dlib, onnxruntime and torch release the GIL while they work). A live source
+(camera, stream) drops frames at the entry when the pipeline is busy, so the output never falls behind; a
+file source waits, so no frame is dropped and the output has every frame with its own timestamp.
+
+Per frame: the explicit-content screen (on the source frame, `safety.StreamScreen`: the first frame and one
+a second; no off switch); the face: the previous frame's landmarks re-fitted (dlib's 68-point predictor,
+~3 ms) while they stay on the face, the detector (`--detector`, mediapipe by default) when they do not or
+every `redetect_frames` frames; the model's crop (`inference.crop_matrix`: DFM models take the original
+tool's whole-face crop); the model; colour transfer towards the dst face, mask erode/blur, opacity, the
+blend; the invisible watermark on the whole frame (every frame any output sees is marked).
+
+`LiveSession` is what a UI drives: start(), stop(), update(**settings) while it runs, latest_frame(),
+stats(); `live(cfg)` runs one session to its end (the CLI and the Python API).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import LiveConfig
+from ..errors import Cancelled, FaceDoubleError, OptionError
+from ..progress import Reporter
+from .sources import Source, SourceFrame, open_source
+
+STEPS = ("read", "screen", "face", "model", "blend", "mark", "write")
+SETTINGS = ("color_transfer", "erode", "blur", "face_scale", "opacity", "morph", "mask", "delay_ms")
+_END = object()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One face onto one frame (pure: arrays in, arrays out)
+# ----------------------------------------------------------------------------------------------------------
+
+def compose_face(frame: np.ndarray, landmarks: np.ndarray, pred: np.ndarray, learned: np.ndarray | None,
+                 m_face: np.ndarray, face_type: str, settings: LiveConfig) -> np.ndarray:
+    """Blend the model's face onto a copy of `frame` (RGB uint8 HWC).
+
+    Args:
+        landmarks: (68, 2) in the frame; m_face: the frame -> crop transform the model was fed through.
+        pred: (r, r, 3) float32 [0, 1] RGB predicted face; learned: (r, r) float32 mask or None.
+        settings: mask, color_transfer, erode, blur, face_scale, opacity (LiveConfig's fields).
+    """
+    from ..faces.align import FACE_TYPE_BOX, transform_points, warp_to_face
+    from ..merge import blend as B
+    from ..merge import color as C
+    from ..merge import mask as K
+
+    r = pred.shape[0]
+    m = B.scale_matrix(m_face, r, settings.face_scale) if settings.face_scale else m_face
+    if settings.mask == "learned" and learned is not None:
+        mask = np.asarray(learned, np.float32)
+    else:
+        mask = K.hull_mask(transform_points(landmarks, m), (r, r), forehead=0.25 if face_type in ("whole-face", "head") else 0.0)
+    mask = K.modify_mask(mask, settings.erode, settings.blur, r / FACE_TYPE_BOX.get(face_type, (0, 0, 1.0))[2])
+    face = pred
+    if settings.color_transfer != "none":
+        dst = warp_to_face(frame, m, r).astype(np.float32) / 255.0
+        sel = (mask > 0.5).astype(np.float32)
+        if sel.sum() >= 16:
+            face = np.clip(C.color_transfer(settings.color_transfer, pred, dst, sel, sel), 0.0, 1.0)
+    mask = mask * K.edge_feather(r) * (settings.opacity / 100.0)
+    out, _, _ = B.composite(frame.copy(), face, m, mask, m)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Following the face
+# ----------------------------------------------------------------------------------------------------------
+
+class FaceFollower:
+    """68 landmarks of the largest face, frame after frame: the previous landmarks re-fitted while they stay
+    on the face (box overlap >= 0.5, size within 30%), the detector otherwise and every `redetect` frames."""
+
+    def __init__(self, detector: str = "mediapipe", redetect: int = 30):
+        from ..faces.detect import make_detector
+        from ..faces.landmarks import default_landmarker
+
+        self.detector = make_detector(detector)
+        self.landmarker = default_landmarker()
+        self.redetect = max(1, int(redetect))
+        self.previous: np.ndarray | None = None
+        self.since = 0
+        self.detections = 0
+
+    @staticmethod
+    def _box(lm: np.ndarray) -> np.ndarray:
+        return np.array([*lm.min(0), *lm.max(0)], np.float32)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        from ..faces.detect import iou
+
+        if self.previous is not None and self.since < self.redetect:
+            lm = self.landmarker.refine(image, self.previous)
+            a, b = self._box(lm), self._box(self.previous)
+            size_a, size_b = float(np.ptp(lm[:, 0])), float(np.ptp(self.previous[:, 0]))
+            if iou(a, b) >= 0.5 and size_b > 0 and 0.7 <= size_a / size_b <= 1.3:
+                self.previous, self.since = lm, self.since + 1
+                return lm
+        self.detections += 1
+        dets = self.detector.detect(image)
+        if not dets:
+            self.previous = None
+            return None
+        det = max(dets, key=lambda d: d.area)
+        eyes = det.points[:2] if det.points is not None and len(det.points) >= 2 else None
+        lm = self.landmarker(image, det.rect, det.detector, eyes=eyes)
+        self.previous, self.since = lm, 0
+        return lm
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The session
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Item:
+    sf: SourceFrame
+    landmarks: np.ndarray | None = None
+    m_face: np.ndarray | None = None
+    pred: np.ndarray | None = None
+    learned: np.ndarray | None = None
+    image: np.ndarray | None = None
+    times: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LiveSummary:
+    source: str
+    out: str
+    frames_in: int = 0          # frames read from the source
+    frames_out: int = 0         # frames written
+    dropped: int = 0            # frames dropped at the entry (live sources only)
+    faces: int = 0              # frames with a face swapped
+    seconds: float = 0.0
+    fps: float = 0.0
+    latency_ms_median: float = 0.0
+    latency_ms_p95: float = 0.0
+    step_ms: dict[str, float] = field(default_factory=dict)   # median time of each step
+    run_id: str = ""
+    stopped: str | None = None  # why a live source ended early (one sentence), if it did
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LiveSession:
+    """A live swap: `start()`, then `update(**settings)` while it runs, `latest_frame()`, `stats()`, `stop()`;
+    `wait()` returns the LiveSummary (and raises what stopped it, after the outputs are closed)."""
+
+    def __init__(self, cfg: LiveConfig, *, model=None, workspace_model: Path | None = None,
+                 reporter: Reporter | None = None, realtime: bool = False):
+        self.cfg = cfg
+        self._settings = cfg
+        self._model = model
+        self._workspace_model = workspace_model
+        self.rep = reporter or Reporter()
+        self.realtime = realtime
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._latest: tuple[int, np.ndarray] | None = None
+        self._threads: list[threading.Thread] = []
+        self._times: dict[str, deque] = {s: deque(maxlen=500) for s in STEPS}
+        self._latency: deque = deque(maxlen=2000)
+        self.summary = LiveSummary(str(cfg.source), str(cfg.out))
+        self.source: Source | None = None
+        self.output = None
+        self._started = 0.0
+        self._done = threading.Event()
+        self._source_ended = False
+        self._out_times: list[float] = []
+
+    # -- controls ---------------------------------------------------------------------------------------
+    def update(self, **settings: Any) -> LiveConfig:
+        """Change blend settings while running (any of SETTINGS); validated like the config; returns them."""
+        unknown = set(settings) - set(SETTINGS)
+        if unknown:
+            raise OptionError(f"{', '.join(sorted(unknown))} cannot change while live runs; stop and start again "
+                              f"(changeable: {', '.join(SETTINGS)}).")
+        with self._lock:
+            self._settings = self._settings.override(**settings)
+            if self._model is not None and hasattr(self._model, "morph_factor"):
+                self._model.morph_factor = self._settings.morph / 100.0
+            return self._settings
+
+    @property
+    def settings(self) -> LiveConfig:
+        with self._lock:
+            return self._settings
+
+    def latest_frame(self) -> tuple[int, np.ndarray] | None:
+        """(frame index, RGB uint8 HWC, watermarked) of the newest output frame, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def stats(self) -> dict[str, Any]:
+        """Frames in/out, dropped, fps and latency so far, and each step's median time in ms."""
+        self._fill_summary()
+        return self.summary.to_dict()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._done.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- running ----------------------------------------------------------------------------------------
+    def start(self) -> "LiveSession":
+        from ..inference import load_model
+        from ..provenance import new_run_id
+        from .outputs import open_output
+
+        cfg = self.cfg
+        if self._model is None:
+            folder = Path(cfg.model) if cfg.model else self._workspace_model
+            self._model = load_model(folder, model_file=cfg.model_file, device=cfg.device, name=cfg.model_name,
+                                     morph_factor=cfg.morph / 100.0)
+        self.summary.run_id = new_run_id()
+        self.source = open_source(cfg.source, realtime=self.realtime)
+        try:
+            self._follower = FaceFollower(cfg.detector, cfg.redetect_frames)
+            from ..safety import StreamScreen
+
+            self._screen = StreamScreen(f"the live source {self.source.label}")
+            self._warm_up()
+            self.output = open_output(cfg.out, self.source, self.summary.run_id)
+        except BaseException:
+            self.source.close()
+            raise
+        depth = 1 if self.source.live else 4
+        qs = [queue.Queue(maxsize=depth if i == 0 else 2) for i in range(4)]
+        steps = [(self._read, None, qs[0]), (self._find, qs[0], qs[1]), (self._swap, qs[1], qs[2]),
+                 (self._blend, qs[2], qs[3]), (self._write, qs[3], None)]
+        self._started = time.monotonic()
+        for fn, qin, qout in steps:
+            t = threading.Thread(target=self._run_step, args=(fn, qin, qout), name=f"live-{fn.__name__[1:]}",
+                                 daemon=True)
+            self._threads.append(t)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _warm_up(self) -> None:
+        """Load every model once before the first frame (screen, detector, landmarks, the swap model): their
+        first runs take seconds, which a camera would otherwise spend dropping frames."""
+        from ..safety import detect
+
+        blank = np.zeros((max(64, self.source.height), max(64, self.source.width), 3), np.uint8)
+        detect(blank)
+        self._follower.detector.detect(blank)
+        r = int(self._model.resolution)
+        self._model.swap_numpy([np.zeros((r, r, 3), np.uint8)])
+
+    def wait(self, reporter: Reporter | None = None) -> LiveSummary:
+        """Block until the source ends or `stop()`; close the outputs; return the summary or raise what stopped it."""
+        rep = reporter
+        try:
+            while any(t.is_alive() for t in self._threads):
+                if rep is not None:
+                    try:
+                        rep.check()
+                    except Cancelled:
+                        self.stop()
+                        rep = None
+                time.sleep(0.05)
+        finally:
+            self.stop()
+            for t in self._threads:
+                t.join()
+            self._finish()
+        return self.summary
+
+    def _finish(self) -> None:
+        error = self._error
+        complete = self._source_ended  # else the audio of a file source is cut where the video ends
+        try:
+            if self.output is not None:
+                self.output.close(complete=complete)
+        finally:
+            if self.source is not None:
+                self.source.close()
+            self._fill_summary()
+            self._done.set()
+        if error is not None:
+            from .sources import SourceStopped
+
+            if isinstance(error, SourceStopped):
+                self.summary.stopped = error.message
+            raise error
+
+    def _fill_summary(self) -> None:
+        s = self.summary
+        s.seconds = time.monotonic() - self._started if self._started else 0.0
+        span = self._out_times[1] - self._out_times[0] if self._out_times else 0.0
+        s.fps = (s.frames_out - 1) / span if span > 0 else 0.0  # output rate, first to last frame out
+        lat = np.array(self._latency, np.float64)
+        if lat.size:
+            s.latency_ms_median = float(np.median(lat))
+            s.latency_ms_p95 = float(np.percentile(lat, 95))
+        s.step_ms = {k: round(float(np.median(v)), 2) for k, v in self._times.items() if len(v)}
+
+    def _run_step(self, fn, qin, qout) -> None:
+        try:
+            if qin is None:
+                fn(qout)
+                return
+            while True:
+                item = qin.get()
+                if item is _END:
+                    break
+                out = fn(item)  # after a stop too: the queues hold a few frames at most
+                if qout is not None and out is not None:
+                    qout.put(out)
+        except BaseException as e:  # noqa: BLE001 - the first error stops every step and is raised by wait()
+            with self._lock:
+                if self._error is None:
+                    self._error = e
+            self._stop.set()
+            if qin is not None:  # keep the upstream step from blocking on a full queue
+                while True:
+                    try:
+                        if qin.get(timeout=0.2) is _END:
+                            break
+                    except queue.Empty:
+                        if not any(t.is_alive() for t in self._threads if t is not threading.current_thread()):
+                            break
+        finally:
+            if qout is not None:
+                qout.put(_END)
+
+    def _timed(self, item: _Item, step: str, t0: float) -> None:
+        dt = (time.perf_counter() - t0) * 1000.0
+        item.times[step] = dt
+        self._times[step].append(dt)
+
+    # -- the steps --------------------------------------------------------------------------------------
+    def _read(self, qout: queue.Queue) -> None:
+        src = self.source
+        assert src is not None
+        limit = self.cfg.max_frames
+        it = src.frames()
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                sf = next(it)
+            except StopIteration:
+                self._source_ended = True
+                break
+            item = _Item(sf)
+            self._timed(item, "read", t0)
+            self.summary.frames_in += 1
+            if src.live:
+                try:
+                    qout.put_nowait(item)
+                except queue.Full:
+                    try:
+                        qout.get_nowait()   # the older frame goes: the output never falls behind
+                        self.summary.dropped += 1
+                    except queue.Empty:
+                        pass
+                    qout.put(item)
+            else:
+                while not self._stop.is_set():
+                    try:
+                        qout.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+            if limit and self.summary.frames_in >= limit:
+                break
+
+    def _find(self, item: _Item) -> _Item:
+        t0 = time.perf_counter()
+        self._screen.offer(item.sf.image, item.sf.t)
+        self._timed(item, "screen", t0)
+        t0 = time.perf_counter()
+        item.landmarks = self._follower(item.sf.image)
+        self._timed(item, "face", t0)
+        return item
+
+    def _swap(self, item: _Item) -> _Item:
+        from ..faces.align import warp_to_face
+        from ..inference import crop_matrix
+
+        t0 = time.perf_counter()
+        if item.landmarks is not None:
+            model = self._model
+            item.m_face = crop_matrix(model, item.landmarks)
+            crop = warp_to_face(item.sf.image, item.m_face, int(model.resolution))
+            preds, masks = model.swap_numpy([crop])
+            item.pred = np.clip(np.asarray(preds[0], np.float32), 0.0, 1.0)
+            learned = masks[0] if masks and getattr(model, "learn_mask", True) else None
+            item.learned = None if learned is None else np.asarray(learned, np.float32).reshape(item.pred.shape[:2])
+        self._timed(item, "model", t0)
+        return item
+
+    def _blend(self, item: _Item) -> _Item:
+        from ..provenance import mark_frame
+
+        t0 = time.perf_counter()
+        settings = self.settings
+        if item.pred is not None:
+            item.image = compose_face(item.sf.image, item.landmarks, item.pred, item.learned, item.m_face,
+                                      str(self._model.face_type), settings)
+            self.summary.faces += 1
+        else:
+            item.image = item.sf.image
+        self._timed(item, "blend", t0)
+        t0 = time.perf_counter()
+        item.image = np.asarray(mark_frame(np.ascontiguousarray(item.image), self.summary.run_id), np.uint8)
+        self._timed(item, "mark", t0)
+        return item
+
+    def _write(self, item: _Item) -> None:
+        delay = self.settings.delay_ms / 1000.0
+        if delay and self.source is not None and self.source.live:
+            wait = item.sf.arrived + delay - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        t0 = time.perf_counter()
+        self.output.write(item.image, item.sf)
+        self._timed(item, "write", t0)
+        self.summary.frames_out += 1
+        now = time.monotonic()
+        self._out_times = [self._out_times[0] if self._out_times else now, now]
+        self._latency.append((time.monotonic() - item.sf.arrived) * 1000.0)
+        with self._lock:
+            self._latest = (item.sf.index, item.image)
+        return None
+
+
+def live(cfg: LiveConfig, *, model=None, workspace_model: Path | None = None,
+         reporter: Reporter | None = None) -> LiveSummary:
+    """Run a live swap from `cfg.source` to `cfg.out` until the source ends, `cfg.max_frames`, or the reporter
+    is cancelled (Ctrl-C, SIGTERM, UI). The output is closed properly in every case; a live source that stops
+    raises SourceStopped (one sentence) after that."""
+    rep = reporter or Reporter()
+    session = LiveSession(cfg, model=model, workspace_model=workspace_model, reporter=rep)
+    session.start()
+    src = session.source
+    rep.info(f"live: {src.label} ({src.width}x{src.height}, {src.fps:.2f} fps) -> {cfg.out}; model "
+             f"{getattr(session._model, 'name', '?')} ({session._model.resolution} px)")
+    summary = session.wait(rep)
+    rep.info(f"live: {summary.frames_out} frame(s) written ({summary.faces} with a face, {summary.dropped} dropped) "
+             f"in {summary.seconds:.1f} s: {summary.fps:.1f} fps, latency median {summary.latency_ms_median:.0f} ms, "
+             f"p95 {summary.latency_ms_p95:.0f} ms")
+    return summary
+
+
+__all__ = ["FaceFollower", "LiveSession", "LiveSummary", "compose_face", "live"]
