@@ -165,6 +165,16 @@ def test_state_and_options(web_ws):
 
     assert [f["name"] for f in opts["merge"]] == [f.name for f in dataclasses.fields(MergeConfig)]
     assert option_schema(MergeConfig) == opts["merge"]
+    # the forms' sections, units and labels come from config.py's field metadata
+    train = {f["name"]: f for f in opts["train"]}
+    assert [g for g in dict.fromkeys(f["group"] for f in opts["train"])] == \
+        ["model shape", "training", "augmentation", "losses", "advanced"]
+    assert (train["resolution"]["unit"], train["resolution"]["group"]) == ("px", "model shape")
+    assert (train["lr"]["label"], train["gan_power"]["group"]) == ("learning rate", "losses")
+    assert train["batch_size"]["label"] == "batch size" and train["autosave_minutes"]["unit"] == "min"
+    build = {f["name"]: f for f in opts["build"]}
+    assert build["bitrate"]["unit"] == "Mbit/s" and build["bitrate"]["group"] == "options"
+    assert build["input_dir"]["group"] == "advanced"                  # not asked by the CLI: folded away
 
 
 def test_build_config_validates():
@@ -337,7 +347,21 @@ def test_training_monitor_files(web_ws):
     c = make_client(web_ws)
     st = c.get("/api/train/status").json()
     assert st["names"] == [] and c.get("/api/train/preview").status_code == 404
+    # the training form's values: the preset's while there is no model (seed drawn at the start) ...
+    from facedouble.config import TrainConfig
+    from facedouble.train.models.registry import preset
+
+    default = TrainConfig().model
+    new = c.get("/api/train/options").json()
+    assert (new["model"], new["existing"], new["values"]["resolution"], new["values"]["seed"]) == \
+        (default, False, preset(default)["resolution"], None)
+    assert new["values"]["batch_size"] == preset(default).get("batch_size", new["values"]["batch_size"])
     train_tiny(web_ws)
+    # ... and the model's own once it exists
+    cur = c.get("/api/train/options").json()
+    assert (cur["model"], cur["existing"]) == ("sae", True)
+    assert (cur["values"]["resolution"], cur["values"]["ae_dims"], cur["values"]["batch_size"]) == (64, 32, 2)
+    assert isinstance(cur["values"]["seed"], int)
     st = c.get("/api/train/status").json()
     assert st["name"] == "sae" and st["iteration"] == 2 and st["training"] is False
     assert len(st["loss"]["src"]) == 2 and st["history"] == ["sae_00000001.png", "sae_00000002.png"]
@@ -416,6 +440,8 @@ def test_merge_tuner_preview_is_fast_marked_and_follows_options(web_ws):
     c = make_client(web_ws)
     fr = c.get("/api/merge/frames").json()
     assert fr["numbers"] == [1, 2, 3, 4, 5] and fr["with_face"] == [1, 2, 3, 4]
+    r1 = fr["rects"]["1"]                                            # the face the tuner zooms on
+    assert sorted(fr["rects"]) == ["1", "2", "3", "4"] and r1[2] > r1[0] + 20 and r1[3] > r1[1] + 20
     orig = _img(c.get("/api/merge/original/1"))
     base = {"mode": "overlay", "mask": "dst", "smooth_frames": 0}
     r = c.post("/api/merge/preview", json={"frame": 1, "options": base})

@@ -91,7 +91,9 @@ def _field_kind(tp: Any) -> tuple[str, list[str] | None, bool]:
 
 
 def option_schema(cls: type[K.StageConfig]) -> list[dict[str, Any]]:
-    """The fields of a stage config as form descriptions: name, kind, choices, default, help, lo, hi."""
+    """The fields of a stage config as form descriptions: name, label, kind, choices, default, help, lo, hi,
+    unit and group (the form's section: the field's `group` metadata, else "options", or "advanced" for the
+    options the CLI does not ask)."""
     hints = typing.get_type_hints(cls)
     default = cls() if cls is not K.StageConfig else None
     out = []
@@ -102,7 +104,9 @@ def option_schema(cls: type[K.StageConfig]) -> list[dict[str, Any]]:
         out.append({"name": f.name, "flag": "--" + f.name.replace("_", "-"), "kind": kind, "choices": options,
                     "optional": optional, "default": K._jsonable(getattr(default, f.name)),
                     "help": f.metadata.get("help", ""), "lo": f.metadata.get("lo"), "hi": f.metadata.get("hi"),
-                    "ask": f.metadata.get("ask", True), "fixed": f.metadata.get("fixed", False)})
+                    "ask": f.metadata.get("ask", True), "fixed": f.metadata.get("fixed", False),
+                    "unit": f.metadata.get("unit", ""), "label": f.metadata.get("label") or f.name.replace("_", " "),
+                    "group": f.metadata.get("group") or ("options" if f.metadata.get("ask", True) else "advanced")})
     return out
 
 
@@ -620,6 +624,21 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         info["identity"] = _identity_curve(ws, info.get("name"))
         return info
 
+    @app.get("/api/train/options")
+    def train_options(model: Optional[str] = None):
+        """The values a training run would use now: the existing model's saved options, else the preset's
+        (`model`, default: the workspace's model or quick96), so the form shows real values, not "default"."""
+        from ..train.checkpoint import find_models, resolve_options
+
+        names = find_models(ws.model) if ws.model.is_dir() else []
+        preset = model or (names[0] if names else K.TrainConfig().model)
+        cfg = build_config(K.TrainConfig, {"model": preset}, ws)
+        resolved, existing = resolve_options(ws.model, cfg)
+        values = resolved.to_dict()
+        if not existing:
+            values["seed"] = None                     # a new model draws its seed when it starts
+        return {"model": preset, "existing": existing, "values": values}
+
     def model_file(kind: str, name: str | None) -> Path:
         from ..train.checkpoint import ModelFiles, find_models
 
@@ -656,7 +675,10 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         names = _images(ws.frames("dst"))
         numbers = [int(Path(n).stem) for n in names if Path(n).stem.isdigit()]
         records = tuner._records()
-        return {"numbers": numbers, "with_face": sorted(int(Path(n).stem) for n in records if Path(n).stem.isdigit())}
+        # the first face's rectangle in each frame: the tuner's "zoom on the face" crops both pictures to it
+        rects = {int(Path(n).stem): [round(float(v), 1) for v in recs[0].source_rect]
+                 for n, recs in records.items() if Path(n).stem.isdigit() and recs}
+        return {"numbers": numbers, "with_face": sorted(rects), "rects": {str(k): v for k, v in rects.items()}}
 
     @app.get("/api/merge/original/{number}")
     def merge_original(number: int):

@@ -37,47 +37,83 @@ function flash(target, text, isError) {
   t.className = isError ? "error" : "";
 }
 
-const S = { options: null, state: null, tab: "workspace", jobSeq: 0, jobId: null, jobState: null, onJobDone: [] };
+// One non-blocking place for results and errors (the page never calls alert()): a notice in the corner that
+// goes away by itself (errors stay longer) or with its close button.
+function notify(text, kind = "info") {
+  const box = $("#notices");
+  const n = el("div", { class: "notice " + kind, role: kind === "error" ? "alert" : "status" }, el("span", { text }));
+  const close = () => n.remove();
+  n.append(el("button", { type: "button", "aria-label": "close", text: "\u00d7", onclick: close }));
+  box.append(n);
+  while (box.children.length > 4) box.firstChild.remove();
+  setTimeout(close, kind === "error" ? 15000 : 6000);
+  return n;
+}
+
+const S = { options: null, state: null, tab: "workspace", jobSeq: 0, jobId: null, jobState: null, onJobDone: [],
+            onJobChange: [] };
 
 // ---------------------------------------------------------------- option forms from the config schema
-function buildForm(container, fields, values = {}, onChange = null) {
+// Every form is generated from /api/options (config.py's field metadata): fields are put in their group's
+// section (in the order the groups first appear, "advanced" last and folded), each as one row of a label
+// column, the control with its unit and range, and the help text shown while the field has focus.
+let fieldSeq = 0;
+
+function rangeText(f) {
+  const num = (v) => (Math.abs(v) >= 1e5 ? v.toExponential(0) : String(v));
+  if (f.lo === null || f.hi === null) return f.unit || "";
+  return `${f.unit ? f.unit + ", " : ""}${num(f.lo)}\u2013${num(f.hi)}`;
+}
+
+function buildForm(container, fields, values = {}, onChange = null, opts = {}) {
   const inputs = {};
-  const more = el("details", {}, el("summary", { text: "more options" }));
+  const groups = new Map();
+  const order = [...new Set(fields.map((f) => f.group))].sort((a, b) => (a === "advanced") - (b === "advanced"));
+  for (const g of order) {
+    const box = g === "advanced" || (opts.folded || []).includes(g)
+      ? el("details", { class: "group", "data-group": g }, el("summary", { text: g }))
+      : el("fieldset", { class: "group", "data-group": g }, el("legend", { text: g }));
+    groups.set(g, box);
+    container.append(box);
+  }
+  const emptyText = opts.emptyText || "(empty)";
   for (const f of fields) {
     const v = values[f.name] !== undefined ? values[f.name] : f.default;
+    const id = `f${++fieldSeq}-${f.name}`;
     let input;
     if (f.kind === "choice") {
-      input = el("select", { name: f.name });
-      if (f.optional) input.append(el("option", { value: "", text: "(default)" }));
+      input = el("select", { name: f.name, id });
+      if (f.optional) input.append(el("option", { value: "", text: emptyText }));
       for (const c of f.choices) input.append(el("option", { value: c, text: c }));
-      input.value = v === null || v === undefined ? "" : v;
+    } else if (f.kind === "bool" && f.optional) {
+      input = el("select", { name: f.name, id }, el("option", { value: "", text: emptyText }),
+        el("option", { value: "true", text: "yes" }), el("option", { value: "false", text: "no" }));
     } else if (f.kind === "bool") {
-      if (f.optional) {
-        input = el("select", { name: f.name }, el("option", { value: "", text: "(default)" }),
-          el("option", { value: "true", text: "yes" }), el("option", { value: "false", text: "no" }));
-        input.value = v === null || v === undefined ? "" : String(v);
-      } else {
-        input = el("input", { type: "checkbox", name: f.name });
-        input.checked = !!v;
-      }
+      input = el("input", { type: "checkbox", name: f.name, id, role: "switch" });
     } else if (f.kind === "int" || f.kind === "float") {
-      input = el("input", { type: "number", name: f.name, step: f.kind === "int" ? "1" : "any",
-        min: f.lo ?? undefined, max: f.hi ?? undefined, placeholder: f.optional ? "default" : "" });
-      input.value = v === null || v === undefined ? "" : v;
+      input = el("input", { type: "number", name: f.name, id, step: f.kind === "int" ? "1" : "any",
+        min: f.lo ?? undefined, max: f.hi ?? undefined, placeholder: f.optional ? emptyText : "" });
     } else {
-      input = el("input", { type: "text", name: f.name, placeholder: f.optional ? "default" : "" });
-      input.value = v === null || v === undefined ? "" : v;
+      input = el("input", { type: "text", name: f.name, id, placeholder: f.optional ? emptyText : "" });
     }
-    input.title = f.help + (f.lo !== null && f.hi !== null ? ` [${f.lo}..${f.hi}]` : "");
-    inputs[f.name] = { input, f };
-    if (onChange) input.addEventListener(input.type === "number" || input.type === "text" ? "input" : "change", onChange);
-    const label = el("label", { title: input.title }, el("span", { text: f.name.replaceAll("_", " ") }), input);
-    (f.ask ? container : more).append(label);
+    const helpId = id + "-help";
+    input.setAttribute("aria-describedby", helpId);
+    const row = el("div", { class: "field", "data-name": f.name },
+      el("label", { for: id, text: f.label || f.name.replaceAll("_", " "), title: f.flag }),
+      el("div", { class: "control" }, input, el("span", { class: "unit", text: rangeText(f) })),
+      el("p", { class: "help", id: helpId, text: f.help }));
+    inputs[f.name] = { input, f, row };
+    setValue(inputs[f.name], v);
+    input.addEventListener(input.type === "number" || input.type === "text" ? "input" : "change", () => {
+      if (opts.onEdit) opts.onEdit(f.name);
+      if (onChange) onChange(f.name);
+    });
+    groups.get(f.group).append(row);
   }
-  if (more.children.length > 1) container.append(more);
   const get = () => {
     const out = {};
     for (const [name, { input, f }] of Object.entries(inputs)) {
+      if (input.disabled && !opts.sendDisabled) continue;
       if (input.type === "checkbox") out[name] = input.checked;
       else if (input.value === "") out[name] = f.optional ? null : undefined;
       else if (f.kind === "int") out[name] = parseInt(input.value, 10);
@@ -88,17 +124,18 @@ function buildForm(container, fields, values = {}, onChange = null) {
     }
     return out;
   };
-  get.set = (vals) => {
-    for (const [name, v] of Object.entries(vals || {})) {
-      const it = inputs[name];
-      if (!it) continue;
-      if (it.input.type === "checkbox") it.input.checked = !!v;
-      else it.input.value = v === null || v === undefined ? "" : String(v);
-    }
-  };
+  get.set = (vals) => { for (const [name, v] of Object.entries(vals || {})) if (inputs[name]) setValue(inputs[name], v); };
+  get.inputs = inputs;
   return get;
 }
 
+function setValue(it, v) {
+  if (it.input.type === "checkbox") it.input.checked = !!v;
+  else if (it.f.kind === "bool" && it.f.optional) it.input.value = v === null || v === undefined ? "" : String(v);
+  else it.input.value = v === null || v === undefined ? "" : String(v);
+}
+
+// The stages of the Workspace tab, in pipeline order: [stage, title, has a side]. Training has its own tab.
 const STAGES = [
   ["video-extract", "Extract frames", true], ["extract", "Extract faces", true], ["sort", "Sort faces", true],
   ["train", "Train", false], ["merge", "Merge", false], ["build", "Build video", false], ["report", "Quality report", false],
@@ -110,41 +147,47 @@ async function startJob(stage, side, options, extra) {
     S.jobSeq = 0;
     S.jobId = r.job.id;
     S.jobState = "running";     // so a job that ends before the first poll still counts as finished
+    notify(`${r.job.name} started`);
     pollJob();
     return r.job;
-  } catch (e) { alert(e.message); return null; }
+  } catch (e) { notify(e.message, "error"); return null; }
 }
 
 function renderStageForms() {
   const box = $("#stage-forms");
   box.textContent = "";
   for (const [stage, title, sided] of STAGES) {
-    const fs = el("fieldset", { class: "form", id: "form-" + stage }, el("legend", { text: title }));
+    const fs = el("details", { class: "stage form", id: "form-" + stage, name: "stage", open: stage === "video-extract" },
+      el("summary", { text: title }));
+    box.append(fs);
+    if (stage === "train") {
+      fs.append(el("p", { class: "hint", text: "Training has its own tab: the model's options with their current " +
+        "values, start, save and stop, the preview and the loss and identity plots." }),
+        el("button", { type: "button", class: "small", text: "Open the Training tab", onclick: () => showTab("train") }));
+      continue;
+    }
     let sideSel = null;
     if (sided) {
-      sideSel = el("select", { name: "side" }, el("option", { text: "src" }), el("option", { text: "dst" }));
-      fs.append(el("label", {}, el("span", { text: "side" }), sideSel));
+      sideSel = el("select", { name: "side", id: `side-${stage}` }, el("option", { text: "src" }), el("option", { text: "dst" }));
+      fs.append(el("div", { class: "field side" }, el("label", { for: `side-${stage}`, text: "side" }),
+        el("div", { class: "control" }, sideSel, el("span", { class: "unit", text: "src: the face put in; dst: the video" }))));
     }
     const get = buildForm(fs, S.options[stage]);
     const prefill = () => api(`/api/saved/${stage}` + (sideSel ? "?side=" + sideSel.value : ""))
       .then((r) => r.saved && get.set(r.options)).catch(() => {});
     if (stage === "extract" || stage === "merge") { prefill(); if (sideSel) sideSel.addEventListener("change", prefill); }
     const extra = {};
-    if (stage === "train") {
-      extra.max_iterations = el("input", { type: "number", name: "max_iterations", min: 1 });
-      fs.append(el("label", {}, el("span", { text: "stop after iterations" }), extra.max_iterations));
-    }
+    const actions = el("div", { class: "stage-actions" });
     if (stage === "merge") {
-      extra.force = el("input", { type: "checkbox", name: "force" });
-      fs.append(el("label", {}, el("span", { text: "merge every frame again" }), extra.force));
+      extra.force = el("input", { type: "checkbox", name: "force", id: "merge-force", role: "switch" });
+      actions.append(el("label", { class: "inline", for: "merge-force" }, extra.force, "merge every frame again"));
     }
-    fs.append(el("button", { class: "run", text: "Run " + title.toLowerCase(), onclick: () => {
+    actions.prepend(el("button", { type: "button", class: "run small", text: "Run " + title.toLowerCase(), onclick: () => {
       const ex = {};
-      if (extra.max_iterations && extra.max_iterations.value) ex.max_iterations = parseInt(extra.max_iterations.value, 10);
       if (extra.force) ex.force = extra.force.checked;
       startJob(stage, sideSel ? sideSel.value : null, get(), ex);
     } }));
-    box.append(fs);
+    fs.append(actions);
   }
 }
 
@@ -152,21 +195,25 @@ async function refreshState() {
   const st = await api("/api/state");
   S.state = st;
   $("#ws-path").textContent = st.workspace;
+  $("#ws-path").title = st.workspace;
   const tb = $("#stage-table tbody");
   tb.textContent = "";
   const row = (name, a, b) => tb.append(el("tr", {}, el("td", { text: name }), el("td", { text: a }), el("td", { text: b })));
   const sd = st.sides;
-  row("video", sd.src.video.join(", ") || "—", sd.dst.video.join(", ") || "—");
+  row("video", sd.src.video.join(", ") || "\u2014", sd.dst.video.join(", ") || "\u2014");
   row("frames", sd.src.frames, sd.dst.frames);
   row("faces (aligned)", sd.src.faces, sd.dst.faces);
   row("trash", sd.src.trash, sd.dst.trash);
-  row("frames with no face", sd.src.no_face ?? "—", sd.dst.no_face ?? "—");
+  row("frames with no face", sd.src.no_face ?? "\u2014", sd.dst.no_face ?? "\u2014");
   row("model", st.model.name ? `${st.model.name}, iteration ${st.model.iteration}` : "none", "");
   row("merged frames", "", st.merged);
-  row("result", "", st.results.map((r) => `${r.name} (${(r.bytes / 1e6).toFixed(1)} MB)`).join(", ") || "—");
+  row("result", "", st.results.map((r) => `${r.name} (${(r.bytes / 1e6).toFixed(1)} MB)`).join(", ") || "\u2014");
   const name = resultName();
   const video = $("#result-video");
   if (name && !video.getAttribute("src")) video.src = "/api/result/" + name;
+  video.hidden = !name;
+  $("#result-none").hidden = !!name;
+  $("#verify-run").disabled = !name;
 }
 
 function resultName() {
@@ -176,7 +223,9 @@ function resultName() {
 }
 
 // ---------------------------------------------------------------- jobs: polling, progress, log, cancel
-let pollTimer = null;
+let pollTimer = null, barTimer = null;
+const jobRunning = () => S.jobState === "running";
+
 async function pollJob() {
   clearTimeout(pollTimer);
   let r;
@@ -186,9 +235,12 @@ async function pollJob() {
     if (job.id !== S.jobId) { S.jobId = job.id; S.jobSeq = 0; }
     const log = $("#log");
     for (const line of job.log) { log.textContent += line.text + "\n"; S.jobSeq = line.seq; }
+    if (log.textContent) { log.hidden = false; $("#log-empty").hidden = true; }
     if (job.log.length) log.scrollTop = log.scrollHeight;
-    const p = job.progress;
-    $("#jobbar").hidden = false;
+    const p = job.progress, bar = $("#jobbar");
+    const finishedNow = S.jobState === "running" && job.state !== "running";
+    if (job.state === "running" || finishedNow) { bar.hidden = false; clearTimeout(barTimer); }
+    bar.className = job.state === "running" ? "" : job.state === "done" ? "done" : "failed";
     $("#job-name").textContent = `${job.name}: ${job.state}`;
     $("#job-progress").max = p.total || 1;
     $("#job-progress").value = p.total ? p.done : (job.state === "running" ? 0 : 1);
@@ -200,13 +252,18 @@ async function pollJob() {
       $("#job-text").append(" ", el("a", { id: "job-report-link", href: "/api/report?v=" + job.id, target: "_blank",
         rel: "noopener", text: "open the report" }));
     }
-    $("#job-cancel").disabled = job.state !== "running";
-    if (S.jobState === "running" && job.state !== "running") {
+    $("#job-cancel").hidden = job.state !== "running";
+    $("#job-close").hidden = job.state === "running";
+    if (finishedNow) {
+      notify(`${job.name}: ${job.state}${job.message ? " \u2014 " + job.message : ""}`, job.state === "done" ? "ok" : "error");
+      barTimer = setTimeout(() => { bar.hidden = true; }, 12000);
+      S.jobState = job.state;
       refreshState();
       for (const fn of S.onJobDone) fn(job);
     }
     S.jobState = job.state;
   }
+  for (const fn of S.onJobChange) fn(job);
   pollTimer = setTimeout(pollJob, job && job.state === "running" ? 500 : 3000);
 }
 
@@ -218,7 +275,35 @@ async function loadFaces() {
   const r = await api(`/api/faces/${side}?folder=${folder}`);
   F.names = r.names; F.version = r.version; F.selected.clear(); F.last = -1;
   $("#faces-count").textContent = `${r.count} faces`;
+  if (F.current && !F.names.includes(F.current)) clearFaceDetail();     // it moved away: show what is there
+  const empty = $("#faces-empty");
+  empty.hidden = F.names.length > 0;
+  empty.textContent = folder === "trash"
+    ? `The ${side} trash is empty: faces moved to the trash by sorting or by hand are kept here, never deleted.`
+    : `No aligned ${side} faces yet: run Extract faces for ${side} in the Workspace tab.`;
+  updateFaceButtons();
   renderFaces(true);
+}
+
+function updateFaceButtons() {
+  const folder = $("#faces-folder").value, none = F.selected.size === 0;
+  $("#faces-trash").hidden = folder !== "aligned";
+  $("#faces-restore").hidden = folder !== "trash";
+  $("#faces-trash").disabled = none || jobRunning();
+  $("#faces-restore").disabled = none || jobRunning();
+  $("#faces-sort-run").disabled = folder !== "aligned" || !F.names.length || jobRunning();
+  const n = F.selected.size;
+  $("#faces-trash").textContent = n > 1 ? `Move ${n} selected to trash` : "Move selected to trash";
+  $("#faces-restore").textContent = n > 1 ? `Restore ${n} selected` : "Restore selected";
+}
+
+function clearFaceDetail() {
+  F.current = null; F.info = null;
+  $("#faces-big").hidden = true;
+  $("#faces-big").removeAttribute("src");
+  $("#faces-info").textContent = "";
+  $("#faces-none").hidden = false;
+  $("#faces-open-frame").disabled = true;
 }
 
 function renderFaces(force) {
@@ -266,6 +351,7 @@ function clickFace(ev, i) {
   }
   F.last = i;
   markSelection();
+  updateFaceButtons();
   showFace(name);
 }
 
@@ -274,12 +360,15 @@ async function showFace(name) {
   F.current = name;
   const lm = $("#faces-landmarks").checked ? "&landmarks=true" : "";
   $("#faces-big").src = `/api/faces/${side}/image/${encodeURIComponent(name)}?folder=${folder}${lm}&v=${F.version}`;
+  $("#faces-big").hidden = false;
+  $("#faces-none").hidden = true;
   try {
     const info = await api(`/api/faces/${side}/info/${encodeURIComponent(name)}?folder=${folder}`);
     F.info = info.record;
     $("#faces-info").textContent = info.record
       ? `${name}\nframe ${info.record.source_filename}, face ${info.record.face_index}, ${info.record.face_type} ${info.record.size}px, ${info.record.detector}`
       : `${name} (no face record)`;
+    $("#faces-open-frame").disabled = !info.record;
   } catch (e) { flash("#faces-info", e.message, true); }
 }
 
@@ -288,8 +377,11 @@ async function moveSelected(kind) {
   const names = [...F.selected];
   if (!names.length) return;
   try {
-    await api(`/api/faces/${side}/${kind}`, { json: { names } });
-  } catch (e) { alert(e.message); }
+    const r = await api(`/api/faces/${side}/${kind}`, { json: { names } });
+    const what = kind === "trash" ? "moved to the trash" : "restored";
+    notify(`${r.moved.length} face${r.moved.length === 1 ? "" : "s"} ${what}` +
+      (r.missing.length ? `; ${r.missing.length} were no longer there` : "") + " (Undo reverses it)", "ok");
+  } catch (e) { notify(e.message, "error"); }
   await loadFaces();
   refreshState();
 }
@@ -297,8 +389,11 @@ async function moveSelected(kind) {
 // ---------------------------------------------------------------- manual extraction editor
 const M = { frames: [], list: [], index: 0, img: null, rect: null, lm: null, scale: 1, drag: null, busy: false, pending: false };
 
+const SET_NAMES = { no_face: "frames with no face", all: "all frames", deleted_debug: "deleted debug frames" };
+
 async function loadManual(keepFrame) {
   const side = $("#manual-side").value;
+  if (!M.list.length) flash("#manual-msg", `reading the frames of data_${side} ...`);
   const r = await api(`/api/frames/${side}`);
   const set = document.querySelector("input[name=manual-set]:checked").value;
   M.list = set === "all" ? r.frames : r[set];
@@ -307,14 +402,45 @@ async function loadManual(keepFrame) {
   for (const n of M.list) sel.append(el("option", { value: n, text: n }));
   let i = keepFrame ? M.list.indexOf(keepFrame) : 0;
   if (i < 0) i = Math.min(M.index, M.list.length - 1);
-  flash("#manual-msg", M.list.length ? `${M.list.length} frames` : "no frames in this set");
+  flash("#manual-msg", M.list.length ? `${M.list.length} frames` : "");
+  showManualEmpty(M.list.length ? null : { side, set, counts: { no_face: r.no_face.length, all: r.frames.length,
+    deleted_debug: r.deleted_debug.length } });
   if (M.list.length) openFrame(Math.max(0, i)); else clearCanvas();
+}
+
+// With nothing to edit: say what the tab is for and offer the frame sets that do hold frames.
+function showManualEmpty(info) {
+  const empty = $("#manual-empty");
+  empty.hidden = !info;
+  $("#manual-editor").hidden = !!info;
+  for (const id of ["#manual-prev", "#manual-next", "#manual-confirm", "#manual-skip", "#manual-frame"]) $(id).disabled = !!info;
+  if (!info) return;
+  const { side, set, counts } = info;
+  $("#manual-empty-title").textContent = counts.all === 0
+    ? `data_${side} has no frames yet`
+    : set === "no_face" ? `Every ${side} frame has a face` : `No ${SET_NAMES[set]} in data_${side}`;
+  $("#manual-empty-text").textContent = counts.all === 0
+    ? `Extract the frames of data_${side} first (Workspace tab, Extract frames).`
+    : set === "no_face" ? `Face extraction found a face in all ${counts.all} frames of data_${side}. ` +
+      "To fix a wrong face, open a frame from all frames, or delete its image from aligned_debug and use deleted debug."
+    : set === "deleted_debug" ? `No aligned_debug image of data_${side} was deleted. Deleting the debug image of a ` +
+      "frame whose face is wrong marks it for re-extraction here." : "";
+  const actions = $("#manual-empty-actions");
+  actions.textContent = "";
+  for (const [key, label] of Object.entries(SET_NAMES)) {
+    if (key === set || !counts[key]) continue;
+    actions.append(el("button", { type: "button", class: "secondary small", text: `Show ${label} (${counts[key]})`,
+      onclick: () => { document.querySelector(`input[name=manual-set][value=${key}]`).checked = true; loadManual(); } }));
+  }
+  const other = side === "dst" ? "src" : "dst";
+  actions.append(el("button", { type: "button", class: "secondary outline small", text: `Switch to ${other}`,
+    onclick: () => { $("#manual-side").value = other; loadManual(); } }));
 }
 
 function clearCanvas() {
   const c = $("#manual-canvas");
   c.getContext("2d").clearRect(0, 0, c.width, c.height);
-  M.img = null;
+  M.img = null; M.rect = null; M.lm = null;
 }
 
 function openFrame(i) {
@@ -398,11 +524,13 @@ function setupManualCanvas() {
 }
 
 async function confirmManual() {
+  if (!M.list.length || !M.img) return;
   if (!M.rect) { flash("#manual-msg", "Draw the face rectangle first.", true); return; }
   const side = $("#manual-side").value, name = M.list[M.index];
   try {
     const r = await api(`/api/manual/${side}/confirm`, { json: { frame: name, rect: M.rect.map((v) => Math.round(v)) } });
     flash("#manual-msg", `saved ${r.face}`);
+    notify(`saved ${r.face}`, "ok");
     refreshState();
     const set = document.querySelector("input[name=manual-set]:checked").value;
     if (set === "all") openFrame(M.index + 1);
@@ -410,84 +538,212 @@ async function confirmManual() {
   } catch (e) { flash("#manual-msg", e.message, true); }
 }
 
+// ---------------------------------------------------------------- plots
+// A line chart drawn at the canvas's displayed size (sharp on high-DPI screens): axes with ticks and labels,
+// a legend, optional dashed reference lines. series: [{label, color, points: [[x, y], ...] (y null = gap)}].
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count), mag = 10 ** Math.floor(Math.log10(raw || 1)), f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+function tickText(v, step) {
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  if (Math.abs(v) >= 10000) return (v / 1000).toFixed(v % 1000 ? 1 : 0) + "k";
+  return v.toFixed(Math.min(digits, 4));
+}
+
+function lineChart(canvas, { series, xLabel, yLabel, refs = [], yMin = null, yMax = null, empty = "no data yet",
+                              integerX = false }) {
+  const dpr = window.devicePixelRatio || 1, W = canvas.clientWidth || 480, H = canvas.clientHeight || 240;
+  canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+  const g = canvas.getContext("2d");
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
+  g.font = "12px system-ui, sans-serif"; g.textBaseline = "middle";
+  const pts = series.flatMap((s) => s.points.filter((p) => p[1] !== null && Number.isFinite(p[1])));
+  if (!pts.length) { g.fillStyle = "#667085"; g.textAlign = "center"; g.fillText(empty, W / 2, H / 2); return; }
+  let x0 = Math.min(...pts.map((p) => p[0])), x1 = Math.max(...pts.map((p) => p[0]));
+  let y0 = yMin ?? Math.min(...pts.map((p) => p[1]), ...refs.map((r) => r.y));
+  let y1 = yMax ?? Math.max(...pts.map((p) => p[1]), ...refs.map((r) => r.y));
+  if (x1 === x0) { x0 -= integerX ? 1 : 0.5; x1 += integerX ? 1 : 0.5; }
+  if (y1 === y0) { y1 += 0.5; y0 -= 0.5; }
+  const ys = niceStep(y1 - y0, 5);
+  if (yMin === null) y0 = Math.floor(y0 / ys) * ys;
+  if (yMax === null) y1 = Math.ceil(y1 / ys) * ys;
+  // legend above the plot, wrapped onto as many rows as it needs
+  g.font = "12px system-ui, sans-serif";
+  const rows = [[]];
+  let used = 0;
+  for (const s of series) {
+    const w = 23 + g.measureText(s.label).width + 16;
+    if (used + w > W - 56 && rows[rows.length - 1].length) { rows.push([]); used = 0; }
+    rows[rows.length - 1].push(s); used += w;
+  }
+  const L = 56, R = 12, T = 12 + rows.length * 18, B = 40;
+  const X = (v) => L + ((v - x0) / (x1 - x0)) * (W - L - R), Y = (v) => T + (1 - (v - y0) / (y1 - y0)) * (H - T - B);
+  // grid and ticks
+  g.strokeStyle = "#eaecf0"; g.fillStyle = "#475467"; g.lineWidth = 1;
+  g.textAlign = "right";
+  for (let v = y0; v <= y1 + ys * 1e-6; v += ys) {
+    g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(W - R, Y(v)); g.stroke();
+    g.fillText(tickText(v, ys), L - 6, Y(v));
+  }
+  const xs = Math.max(integerX ? 1 : 0, niceStep(x1 - x0, Math.max(2, Math.floor((W - L - R) / 90))));
+  g.textAlign = "center"; g.textBaseline = "top";
+  for (let v = Math.ceil(x0 / xs) * xs; v <= x1 + xs * 1e-6; v += xs) {
+    g.beginPath(); g.moveTo(X(v), T); g.lineTo(X(v), H - B); g.stroke();
+    g.fillText(tickText(v, xs), X(v), H - B + 5);
+  }
+  g.strokeStyle = "#98a2b3";
+  g.beginPath(); g.moveTo(L, T); g.lineTo(L, H - B); g.lineTo(W - R, H - B); g.stroke();
+  // axis labels
+  g.fillStyle = "#344054"; g.fillText(xLabel, L + (W - L - R) / 2, H - 17);
+  g.save(); g.translate(13, T + (H - T - B) / 2); g.rotate(-Math.PI / 2); g.textBaseline = "middle";
+  g.fillText(yLabel, 0, 0); g.restore();
+  // reference lines
+  g.textBaseline = "bottom"; g.textAlign = "right";
+  for (const r of refs) {
+    g.strokeStyle = "#667085"; g.setLineDash([5, 4]);
+    g.beginPath(); g.moveTo(L, Y(r.y)); g.lineTo(W - R, Y(r.y)); g.stroke(); g.setLineDash([]);
+    g.fillStyle = "#475467"; g.fillText(r.label, W - R - 2, Y(r.y) - 2);
+  }
+  // series
+  for (const s of series) {
+    g.strokeStyle = s.color; g.fillStyle = s.color; g.lineWidth = 2; g.beginPath();
+    let open = false;
+    for (const [x, y] of s.points) {
+      if (y === null || !Number.isFinite(y)) { open = false; continue; }
+      if (open) g.lineTo(X(x), Y(y)); else g.moveTo(X(x), Y(y));
+      open = true;
+    }
+    g.stroke();
+    if (s.points.length <= 40) for (const [x, y] of s.points) if (y !== null) g.fillRect(X(x) - 2.5, Y(y) - 2.5, 5, 5);
+  }
+  // legend, above the plot
+  g.textAlign = "left"; g.textBaseline = "middle"; g.lineWidth = 2;
+  rows.forEach((row, k) => {
+    let lx = L;
+    const ly = 10 + k * 18;
+    for (const s of row) {
+      g.strokeStyle = s.color; g.beginPath(); g.moveTo(lx, ly); g.lineTo(lx + 18, ly); g.stroke();
+      g.fillStyle = "#344054"; g.fillText(s.label, lx + 23, ly);
+      lx += 23 + g.measureText(s.label).width + 16;
+    }
+  });
+}
+
 // ---------------------------------------------------------------- training monitor
-const T = { history: [], getForm: null, timer: null, lastMtime: 0 };
+const T = { history: [], getForm: null, timer: null, lastMtime: 0, current: null, existing: false, model: null,
+            training: false };
 
 function drawLoss(loss) {
-  const c = $("#train-loss"), g = c.getContext("2d");
-  g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);
-  if (!loss || !loss.src.length) { g.fillStyle = "#999"; g.fillText("no loss history yet", 10, 20); return; }
-  const all = loss.src.concat(loss.dst), hi = Math.max(...all), lo = Math.min(...all, 0);
-  const n = loss.src.length, x = (i) => 30 + (i / Math.max(1, n - 1)) * (c.width - 40);
-  const y = (v) => c.height - 20 - ((v - lo) / Math.max(1e-9, hi - lo)) * (c.height - 30);
-  for (const [series, color] of [[loss.src, "#d33"], [loss.dst, "#33d"]]) {
-    g.strokeStyle = color; g.beginPath();
-    series.forEach((v, i) => (i ? g.lineTo(x(i), y(v)) : g.moveTo(x(i), y(v))));
-    g.stroke();
-  }
-  g.fillStyle = "#333";
-  g.fillText(`src ${loss.src[n - 1]}  dst ${loss.dst[n - 1]}  (${loss.iterations} iterations)`, 34, 12);
+  const c = $("#train-loss");
+  const n = loss ? loss.src.length : 0;
+  c.dataset.points = String(n);
+  const at = (i) => i * (loss.step || 1) + 1;
+  const pts = (arr) => arr.map((v, i) => [at(i), v]);
+  lineChart(c, { series: n ? [{ label: `src loss ${loss.src[n - 1]}`, color: "#d33", points: pts(loss.src) },
+    { label: `dst loss ${loss.dst[n - 1]}`, color: "#33d", points: pts(loss.dst) }] : [],
+  xLabel: "iteration", yLabel: "loss (lower is better)", integerX: true,
+  empty: "no loss history yet: it starts with training" });
 }
 
 const SAME_PERSON = 0.6;     // dlib's same-person distance
 
 function drawIdentity(rows) {
-  const c = $("#train-identity"), g = c.getContext("2d");
-  c.dataset.points = String((rows || []).length);
-  g.fillStyle = "#fff"; g.fillRect(0, 0, c.width, c.height);
-  if (!rows || !rows.length) { g.fillStyle = "#999"; g.fillText("no identity scores yet", 10, 20); return; }
-  const dist = rows.flatMap((r) => [r.mean_src, r.mean_dst]).filter((v) => v !== null);
-  const top = Math.max(1, ...dist), first = rows[0].iteration, last = rows[rows.length - 1].iteration;
-  const x = (it) => 30 + (last > first ? (it - first) / (last - first) : 1) * (c.width - 40);
-  const y = (v) => c.height - 20 - (v / top) * (c.height - 40);
-  g.fillStyle = "#666";
-  g.fillText("0", 18, y(0) + 3); g.fillText(top.toFixed(1), 6, y(top) + 3);
-  g.fillText(`iteration ${first}`, 30, c.height - 5); g.fillText(String(last), c.width - 40, c.height - 5);
-  g.strokeStyle = "#999"; g.setLineDash([4, 4]);
-  g.beginPath(); g.moveTo(30, y(SAME_PERSON)); g.lineTo(c.width - 10, y(SAME_PERSON)); g.stroke();
-  g.setLineDash([]);
-  g.fillText("0.6 same person", c.width - 95, y(SAME_PERSON) - 3);
-  for (const [key, color] of [["mean_dst", "#99c"], ["mean_src", "#d33"], ["nearer_src", "#2a2"]]) {
-    g.strokeStyle = color; g.fillStyle = color; g.beginPath();
-    let open = false;
-    for (const r of rows) {
-      if (r[key] === null) { open = false; continue; }
-      if (open) g.lineTo(x(r.iteration), y(r[key])); else g.moveTo(x(r.iteration), y(r[key]));
-      open = true;
-      if (rows.length <= 40) g.fillRect(x(r.iteration) - 2, y(r[key]) - 2, 4, 4);
-    }
-    g.stroke();
+  const c = $("#train-identity");
+  rows = rows || [];
+  c.dataset.points = String(rows.length);
+  const pts = (key) => rows.map((r) => [r.iteration, r[key]]);
+  const end = rows[rows.length - 1], num = (v) => (v === null || v === undefined ? "\u2014" : v.toFixed(2));
+  lineChart(c, { series: rows.length ? [
+    { label: `nearer src ${end.nearer_src === null ? "\u2014" : Math.round(end.nearer_src * 100) + "%"}`, color: "#2a2", points: pts("nearer_src") },
+    { label: `distance to src ${num(end.mean_src)}`, color: "#d33", points: pts("mean_src") },
+    { label: `to dst ${num(end.mean_dst)}`, color: "#99c", points: pts("mean_dst") }] : [],
+  refs: [{ y: SAME_PERSON, label: "0.6: same person below" }], yMin: 0,
+  xLabel: "iteration", yLabel: "share / dlib distance", integerX: true,
+  empty: "no identity scores yet: one per training preview" });
+}
+
+// The training form shows the values a run would use now: the existing model's, else the preset's. A changed
+// training option is sent with override_options; the model shape of an existing model is fixed (shown, disabled).
+async function loadTrainOptions(preset) {
+  let r;
+  try { r = await api("/api/train/options" + (preset ? "?model=" + encodeURIComponent(preset) : "")); }
+  catch (e) { $("#train-form-note").textContent = e.message; $("#train-form-note").className = "error"; return; }
+  T.current = r.values; T.existing = r.existing; T.model = r.model;
+  T.getForm.set(r.values);
+  for (const { input, f, row } of Object.values(T.getForm.inputs)) {
+    const lock = r.existing && (f.fixed || f.name === "model");
+    input.disabled = lock;
+    row.classList.toggle("fixed", lock);
+    row.classList.remove("changed");
+    if (f.name === "override_options") row.hidden = true;      // set by the page when a value is changed
   }
-  const end = rows[rows.length - 1], num = (v, d) => (v === null ? "—" : v.toFixed(d));
-  g.fillStyle = "#333";
-  g.fillText(`nearer src ${end.nearer_src === null ? "—" : Math.round(end.nearer_src * 100) + "%"} (green)  ` +
-    `distance to src ${num(end.mean_src, 3)} (red), dst ${num(end.mean_dst, 3)}`, 34, 12);
+  $("#train-form-note").className = "hint";
+  $("#train-form-note").textContent = r.existing
+    ? `Model ${r.model}: its current options. Model shape is fixed once a model exists; a changed training option ` +
+      "applies from the next start (it is sent with override)."
+    : `No model yet: a new ${r.model} model starts with these values (change any; choose another preset above).`;
+}
+
+function trainOptions() {
+  const all = T.getForm(), out = {}, cur = T.current || {};
+  let changed = false;
+  for (const [name, v] of Object.entries(all)) {
+    const f = T.getForm.inputs[name].f;
+    if (name === "override_options") continue;
+    if (name === "model" || f.group === "advanced" && !f.fixed && name !== "seed") { out[name] = v; continue; }
+    if (v !== cur[name] && !(v === null && cur[name] === undefined)) { out[name] = v; if (!f.fixed) changed = true; }
+  }
+  out.model = T.model || all.model;       // the model select is disabled (so not in `all`) once a model exists
+  if (T.existing && changed) out.override_options = true;
+  return out;
+}
+
+function markTrainChanges(name) {
+  if (name === "model" && !T.existing) { loadTrainOptions(T.getForm().model); return; }
+  const all = T.getForm(), cur = T.current || {};
+  for (const [n, { row }] of Object.entries(T.getForm.inputs)) row.classList.toggle("changed", n in all && all[n] !== cur[n]);
+}
+
+function updateTrainButtons() {
+  $("#train-start").disabled = jobRunning();
+  $("#train-save").disabled = !T.training;
+  $("#train-stop").disabled = !T.training;
 }
 
 async function refreshTrain() {
   let st;
   try { st = await api("/api/train/status"); } catch (e) { return; }
   const rate = st.rate ? `${st.rate} it/s` : "";
+  T.training = st.training;
+  updateTrainButtons();
   $("#train-stats").textContent = st.name
     ? `${st.name}: iteration ${st.iteration} ${rate} ${st.training ? "(training)" : ""} ${st.status || ""}` : "no model yet";
   if (st.preview && st.preview_mtime !== T.lastMtime) {
     T.lastMtime = st.preview_mtime;
     $("#train-preview").src = "/api/train/preview?t=" + st.preview_mtime;
   }
+  $("#train-preview").hidden = !st.preview;
+  $("#train-preview-none").hidden = !!st.preview;
   drawLoss(st.loss);
   drawIdentity(st.identity);
   T.history = st.history || [];
   const s = $("#train-scrub");
   const atEnd = +s.value >= +s.max;
   s.max = Math.max(0, T.history.length - 1);
+  s.disabled = T.history.length < 2;
   if (atEnd) s.value = s.max;
   showHistory();
+  if ((T.shownModel === undefined || (st.name || null) !== T.shownModel) && !st.training) { T.shownModel = st.name || null; loadTrainOptions(); }
 }
 
 function showHistory() {
   const s = $("#train-scrub");
   const name = T.history[+s.value];
   $("#train-scrub-label").textContent = name ? `${+s.value + 1}/${T.history.length}: ${name}` : "no preview history (turn on write preview history)";
+  $("#train-history").hidden = !name;
   if (name && $("#train-history").dataset.name !== name) {
     $("#train-history").dataset.name = name;
     $("#train-history").src = "/api/train/history/" + encodeURIComponent(name);
@@ -495,7 +751,10 @@ function showHistory() {
 }
 
 // ---------------------------------------------------------------- merge tuner
-const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [] };
+// The slider's value is an index into the dst frame numbers (0 = the first frame), so Home and End reach the
+// first and the last frame. Original and result sit side by side with the same zoom; a failed preview marks
+// the result left on screen as stale.
+const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [], rects: {} };
 
 function mergeFrame() { return G.numbers[+$("#merge-frame").value] ?? 1; }
 
@@ -504,12 +763,35 @@ function scheduleMergePreview() {
   G.timer = setTimeout(mergePreview, 120);
 }
 
+function applyZoom() {
+  const number = mergeFrame(), rect = G.rects[String(number)], zoom = $("#merge-zoom").checked;
+  for (const img of [$("#merge-original"), $("#merge-result")]) {
+    const view = img.parentElement, W = img.naturalWidth, H = img.naturalHeight;
+    if (W && H) view.style.aspectRatio = `${W} / ${H}`;
+    if (!zoom || !rect || !W) { img.style.transform = ""; continue; }
+    const k = view.clientWidth / W;                       // view px per image px
+    const side = Math.max(rect[2] - rect[0], rect[3] - rect[1]) * 1.25;  // the face and a margin fill the height
+    const z = Math.max(1, H / side);
+    const cx = (rect[0] + rect[2]) / 2, cy = (rect[1] + rect[3]) / 2;
+    const ox = Math.min(Math.max(0, cx - W / z / 2), W - W / z), oy = Math.min(Math.max(0, cy - H / z / 2), H - H / z);
+    img.style.transform = `scale(${z}) translate(${-ox * k}px, ${-oy * k}px)`;
+  }
+}
+
+function markStale(text) {
+  const box = $("#merge-result-box");
+  box.classList.toggle("stale", !!text);
+  $("#merge-stale").textContent = text ? `Out of date: ${text}` : "";
+}
+
 async function mergePreview() {
   if (!G.getForm || !G.numbers.length) return;
   const seq = ++G.seq, number = mergeFrame();
-  $("#merge-frame-label").textContent = `frame ${number}`;
+  $("#merge-frame-label").textContent = `frame ${number} (${+$("#merge-frame").value + 1} of ${G.numbers.length})`;
+  $("#merge-frame").dataset.frame = String(number);
   const orig = "/api/merge/original/" + number;
   if ($("#merge-original").getAttribute("src") !== orig) $("#merge-original").src = orig;
+  applyZoom();
   try {
     const r = await api("/api/merge/preview", { json: { frame: number, options: G.getForm() }, raw: true });
     const blob = await r.blob();
@@ -519,19 +801,33 @@ async function mergePreview() {
     const img = $("#merge-result");
     img.src = G.url;
     img.dataset.seq = String(seq);
+    img.dataset.frame = String(number);
+    markStale(null);
     flash("#merge-msg", `preview in ${r.headers.get("X-Merge-Ms")} ms`);
-  } catch (e) { if (seq === G.seq) flash("#merge-msg", e.message, true); }
+  } catch (e) {
+    if (seq !== G.seq) return;
+    flash("#merge-msg", e.message, true);
+    markStale(e.message);
+  }
 }
 
 async function loadMerge() {
   const [frames, cfg] = await Promise.all([api("/api/merge/frames"), api("/api/merge/config")]);
   G.numbers = frames.numbers;
+  G.rects = frames.rects || {};
   const s = $("#merge-frame");
+  s.min = 0;
   s.max = Math.max(0, G.numbers.length - 1);
+  s.disabled = !G.numbers.length;
   if (!G.getForm) {
     const box = $("#merge-form");
     box.textContent = "";
-    G.getForm = buildForm(box, S.options.merge, cfg.options, scheduleMergePreview);
+    G.getForm = buildForm(box, S.options.merge, cfg.options, scheduleMergePreview, { folded: ["output"] });
+  }
+  if (!G.numbers.length) {
+    markStale(null);
+    flash("#merge-msg", "data_dst has no frames yet: extract the dst video's frames first (Workspace tab).", true);
+    return;
   }
   if (frames.with_face.length && !s.dataset.init) {
     s.dataset.init = "1";
@@ -610,6 +906,13 @@ async function loadReport() {
 }
 
 // ---------------------------------------------------------------- wiring
+function updateJobButtons() {
+  const busy = jobRunning();
+  for (const b of document.querySelectorAll("#stage-forms button.run, #merge-all, #merge-build, #report-run, #manual-refix"))
+    b.disabled = busy;
+  $("#manual-confirm").disabled = busy || !M.list.length;
+}
+
 function showTab(name) {
   S.tab = name;
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
@@ -627,7 +930,12 @@ async function main() {
   renderStageForms();
   await refreshState();
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
-  $("#job-cancel").addEventListener("click", () => api("/api/job/cancel", { json: {} }).then(pollJob));
+  $("#job-cancel").addEventListener("click", () => api("/api/job/cancel", { json: {} })
+    .then(() => { notify("Cancelling: the stage stops at its next safe point"); pollJob(); })
+    .catch((e) => notify(e.message, "error")));
+  $("#job-close").addEventListener("click", () => { $("#jobbar").hidden = true; });
+  // what cannot apply while a job runs is disabled, and enabled again when it ends
+  S.onJobChange.push(() => { updateFaceButtons(); updateTrainButtons(); updateJobButtons(); });
   // faces
   const sortSel = $("#faces-sort");
   for (const c of S.options.sort.find((f) => f.name === "by").choices) sortSel.append(el("option", { value: c, text: c }));
@@ -639,8 +947,12 @@ async function main() {
   $("#faces-trash").addEventListener("click", () => moveSelected("trash"));
   $("#faces-restore").addEventListener("click", () => moveSelected("restore"));
   $("#faces-undo").addEventListener("click", async () => {
-    try { await api(`/api/faces/${$("#faces-side").value}/undo`, { json: {} }); } catch (e) { alert(e.message); }
+    try {
+      const r = await api(`/api/faces/${$("#faces-side").value}/undo`, { json: {} });
+      notify(r.summary || "undone", "ok");
+    } catch (e) { notify(e.message, "error"); }
     loadFaces();
+    refreshState();
   });
   $("#faces-sort-run").addEventListener("click", () =>
     startJob("sort", $("#faces-side").value, { by: sortSel.value }, {}));
@@ -670,16 +982,29 @@ async function main() {
     else if (ev.key === ".") openFrame(M.index + 1);
   });
   // training
-  T.getForm = buildForm($("#train-form"), S.options.train.filter((f) => !f.fixed));
-  $("#train-start").addEventListener("click", () => startJob("train", null, T.getForm(), {}));
-  $("#train-save").addEventListener("click", () => api("/api/job/save", { json: {} }).catch((e) => alert(e.message)));
-  $("#train-stop").addEventListener("click", () => api("/api/job/cancel", { json: {} }));
+  T.getForm = buildForm($("#train-form"), S.options.train, {}, markTrainChanges, { emptyText: "(not set)" });
+  $("#train-start").addEventListener("click", () => {
+    const ex = {}, it = $("#train-max-it").value, min = $("#train-max-min").value;
+    if (it) ex.max_iterations = parseInt(it, 10);
+    if (min) ex.max_seconds = parseFloat(min) * 60;
+    startJob("train", null, trainOptions(), ex).then((job) => job && refreshTrain());
+  });
+  $("#train-save").addEventListener("click", () => api("/api/job/save", { json: {} })
+    .then(() => notify("Saving the model at the end of this iteration", "ok")).catch((e) => notify(e.message, "error")));
+  $("#train-stop").addEventListener("click", () => api("/api/job/cancel", { json: {} })
+    .then(() => notify("Training saves and stops at the end of this iteration", "ok")).catch((e) => notify(e.message, "error")));
   $("#train-scrub").addEventListener("input", showHistory);
   // merge
   $("#merge-frame").addEventListener("input", scheduleMergePreview);
+  $("#merge-zoom").addEventListener("change", applyZoom);
+  for (const img of [$("#merge-original"), $("#merge-result")]) img.addEventListener("load", applyZoom);
+  window.addEventListener("resize", () => { if (S.tab === "merge") applyZoom(); if (S.tab === "train") refreshTrain(); });
   $("#merge-save").addEventListener("click", async () => {
-    try { const r = await api("/api/merge/config", { json: { options: G.getForm() } }); flash("#merge-msg", "saved " + r.saved); }
-    catch (e) { flash("#merge-msg", e.message, true); }
+    try {
+      const r = await api("/api/merge/config", { json: { options: G.getForm() } });
+      flash("#merge-msg", "saved " + r.saved);
+      notify("Merge settings saved to " + r.saved, "ok");
+    } catch (e) { flash("#merge-msg", e.message, true); notify(e.message, "error"); }
   });
   $("#merge-all").addEventListener("click", () => startJob("merge", null, G.getForm(), {}));
   $("#merge-build").addEventListener("click", () => startJob("build", null, {}, {}));
