@@ -246,6 +246,10 @@ class MergeConfig(StageConfig):
                                        group="advanced")
     model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
                                        ask=False, group="advanced")
+    morph_factor: Optional[float] = option(None, "Morph factor of morphable models (amp, morphable DFM files): 0 = "
+                                                 "dst's own face, 1 = the full swap (empty = 1 for an amp model, "
+                                                 "0.75 for a DFM file)", lo=0, hi=1, group="blend",
+                                           label="morph factor")
     sign_cert: Optional[str] = option(None, "Certificate chain (PEM, leaf first) to sign the merged images with C2PA "
                                             "content credentials (default: the local facedouble certificate)",
                                       ask=False, group="output", label="signing certificate")
@@ -317,8 +321,13 @@ class TrainConfig(StageConfig):
                                            group="augmentation", label="blur out mask")
     eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
                                                  group="losses")
-    color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst: none, rct, lct",
+    color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst (the merge's "
+                                                                  "transfers): none, rct, lct, mkl, idt, sot",
                                                             group="augmentation")
+    random_hsv_power: Optional[float] = option(None, "Random HSV power: shift the hue, saturation and value of src faces "
+                                                     "at random by up to this much (0.05 = slight; helps when src's "
+                                                     "lighting varies little)", lo=0, hi=0.3, group="augmentation",
+                                               label="random HSV power")
     lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False,
                                  group="training", label="learning rate")
     lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
@@ -331,6 +340,11 @@ class TrainConfig(StageConfig):
                                                              group="training")
     gan_power: Optional[float] = option(None, "GAN power: a patch discriminator sharpens src faces (try 0.1 late in training)",
                                         lo=0, hi=10, group="losses", label="GAN power")
+    gan_patch_size: Optional[int] = option(None, "GAN patch size: the side of the face patch each critic output judges "
+                                                 "(0 = about a seventh of the face; the original suggests resolution / 8)",
+                                           lo=0, hi=640, group="losses", unit="px", label="GAN patch size")
+    gan_dims: Optional[int] = option(None, "GAN dims: channels of the critic's first layer (more = a stronger critic, "
+                                           "slower)", lo=4, hi=512, group="losses", unit="dims", label="GAN dims")
     true_face_power: Optional[float] = option(None, "True face power (df): a code discriminator makes the swap look more like "
                                                     "src (try 0.01)", lo=0, hi=1, group="losses")
     seed: Optional[int] = option(None, "Random seed of a new model (sample order, augmentation, initial weights)",

@@ -131,16 +131,18 @@ def is_dfm(path: str | Path | None) -> bool:
 
 
 def load_model(model: str | Path | None = None, *, model_file: str | Path | None = None, device: str = "auto",
-               name: str | None = None, morph_factor: float = DEFAULT_MORPH):
+               name: str | None = None, morph_factor: float | None = None):
     """The model to swap with: `model_file` (a .dfm file) when given, else the trained model in the folder
-    `model` (the newest, or `name`). A .dfm path given as `model` is loaded as a DFM file too."""
+    `model` (the newest, or `name`). A .dfm path given as `model` is loaded as a DFM file too. `morph_factor`
+    (0..1) is used by morphable models (amp, morphable DFM files); None: 1 for an amp model folder, 0.75 for a
+    DFM file."""
     if model_file is None and is_dfm(model) and Path(model).is_file():  # type: ignore[arg-type]
         model_file = model
     if model_file is not None:
         p = Path(model_file)
         if p.is_dir():
             raise ModelError(f"--model-file {p} is a folder; give a .dfm file, or use --model for a model folder.")
-        return load_dfm(p, morph_factor=morph_factor)
+        return load_dfm(p, morph_factor=DEFAULT_MORPH if morph_factor is None else morph_factor)
     if model is None:
         raise ModelError("No model given; give --model FOLDER (a trained model) or --model-file FILE.dfm.")
     try:
@@ -148,7 +150,7 @@ def load_model(model: str | Path | None = None, *, model_file: str | Path | None
     except ImportError:
         raise ModelError("Loading models needs facedouble.train.checkpoint, which is not installed; reinstall "
                          "facedouble.") from None
-    return load_swapper(Path(model), device=device, name=name)
+    return load_swapper(Path(model), device=device, name=name, morph_factor=morph_factor)
 
 
 def crop_matrix(model, landmarks: np.ndarray, size: int | None = None) -> np.ndarray:

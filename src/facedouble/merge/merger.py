@@ -586,10 +586,14 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
     if not records:
         return MergedFrame(frame_rgb.copy(), np.zeros(frame_rgb.shape[:2], np.uint8))
     res, ftype = int(swapper.resolution), str(swapper.face_type)
+    morph = getattr(cfg, "morph_factor", None)
+    if morph is not None and hasattr(swapper, "morph_factor"):  # morphable models: this frame's factor (the tuner)
+        swapper.morph_factor = float(morph)
     todo, preds, masks = [], {}, {}
     for i, rec in enumerate(records):
         lm = np.asarray(rec.source_landmarks, np.float32)
-        key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, bool(cfg.super_resolution))
+        key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, bool(cfg.super_resolution),
+               getattr(swapper, "morph_factor", None))
         hit = state.get(key)
         if hit is None:
             todo.append((i, key, warp_to_face(frame_rgb, crop_matrix(swapper, lm), res)))
@@ -677,7 +681,8 @@ def load_swapper(ws: Workspace, cfg: MergeConfig) -> Swapper:
     """The model: `cfg.model_file` (a DFM file) when given, else the trained model in `cfg.model` (default
     workspace/model); see facedouble.inference."""
     model_dir = Path(cfg.model) if cfg.model else ws.model
-    return load_model(model_dir, model_file=getattr(cfg, "model_file", None), device=cfg.device, name=cfg.model_name)
+    return load_model(model_dir, model_file=getattr(cfg, "model_file", None), device=cfg.device, name=cfg.model_name,
+                      morph_factor=getattr(cfg, "morph_factor", None))
 
 
 def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None):

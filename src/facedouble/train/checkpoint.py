@@ -42,7 +42,7 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     random_warp=True, pixel_loss=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=False,
     blur_out_mask=False,
     color_transfer="none", lr_dropout=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
-    true_face_power=0.0,
+    true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )
 RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
                 "preview_every", "override_options")
@@ -330,8 +330,11 @@ class Swapper:
     Without a learned mask the mask is `ellipse_mask`. `swap_numpy` does the same for lists of RGB uint8 HWC
     images and returns float32 HWC faces and HW masks."""
 
-    def __init__(self, model, spec: ModelSpec, device, name: str, iteration: int, *, amp: bool = True):
+    def __init__(self, model, spec: ModelSpec, device, name: str, iteration: int, *, amp: bool = True,
+                 morph_factor: float | None = None):
         self.model, self.spec, self.device, self.name, self.iteration = model, spec, device, name, iteration
+        # morphable models (amp): 0 = dst's own face .. 1 = the full swap; ignored by the others
+        self.morph_factor = 1.0 if morph_factor is None else float(morph_factor)
         self.resolution, self.face_type, self.learn_mask = spec.resolution, spec.face_type, spec.learn_mask
         self._amp = amp_dtype_for(device, amp)
         self._mask = ellipse_mask(self.resolution)
@@ -346,7 +349,10 @@ class Swapper:
         # no_grad rather than inference_mode: callers may change the returned tensors in place
         with torch.no_grad(), torch.autocast(self.device.type, dtype=self._amp or torch.float32,
                                                     enabled=self._amp is not None):
-            face, mask = self.model.swap(x)
+            if self.morphable:
+                face, mask = self.model.swap(x, morph=self.morph_factor)
+            else:
+                face, mask = self.model.swap(x)
         face = face.float().clamp(0, 1)
         if mask is None:
             mask = torch.from_numpy(self._mask).to(face.device)[None, None].expand(face.shape[0], 1, -1, -1)
@@ -354,6 +360,10 @@ class Swapper:
 
     def swap_numpy(self, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return _swap_numpy(self, faces)
+
+    @property
+    def morphable(self) -> bool:
+        return bool(getattr(self.model, "morphable", False))
 
 
 def _check_faces(faces, resolution: int) -> None:
@@ -377,9 +387,11 @@ def _swap_numpy(swapper, faces: list[np.ndarray]) -> tuple[list[np.ndarray], lis
     return list(face_np), list(mask_np)
 
 
-def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None, *, amp: bool = True) -> Swapper:
+def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None, *, amp: bool = True,
+                 morph_factor: float | None = None) -> Swapper:
     """The trained model in `model_dir` (the newest saved one when several and `name` is None), ready to swap.
-    `amp=False` keeps float32 everywhere (e.g. to compare with an exported float32 model)."""
+    `amp=False` keeps float32 everywhere (e.g. to compare with an exported float32 model). `morph_factor`
+    (0..1, default 1) is the morph of an amp model; other architectures ignore it."""
     from ..device import parse_device
 
     model_dir = Path(model_dir)
@@ -420,7 +432,7 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
         model = model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
-    return Swapper(model, spec, dev, name, int(meta.get("iteration", 0)), amp=amp)
+    return Swapper(model, spec, dev, name, int(meta.get("iteration", 0)), amp=amp, morph_factor=morph_factor)
 
 
 __all__ = ["IdentitySwapper", "ModelFiles", "Swapper", "TRAINING_DEFAULTS", "ellipse_mask", "find_models",

@@ -87,7 +87,8 @@ def run_onnx(path: Path, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # `out_celeb_face_mask:0` [N, R, R, 1] (its mask). A facedouble model of any face type is converted: the
 # graph resamples the whole-face crop to the model's own crop (a fixed similarity, `dfl_to_face_matrix`),
 # runs the model, and resamples its face and masks back (the masks are 0 where the model's crop does not
-# reach). R is chosen so that one model pixel is about one DFM pixel.
+# reach). R is chosen so that one model pixel is about one DFM pixel. An amp model's DFM has a second input,
+# `morph_value:0` float32 [1]: 0 gives dst's own face, 1 the full swap (models/amp.py).
 DFM_INPUT = "in_face:0"
 DFM_MORPH = "morph_value:0"
 DFM_OUTPUTS = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
@@ -111,12 +112,15 @@ def _sampling_grid(m: np.ndarray, out_size: int, in_size: int) -> np.ndarray:
     return grid[None].astype(np.float32)
 
 
-def swap_parts(model, faces):
+def swap_parts(model, faces, morph=None):
     """(swapped face, its mask, dst's own mask) for BCHW RGB faces; masks None without a learned mask.
     df/vg: the src decoder's face and mask, the dst decoder's mask; liae: the [ab, ab] decoding and the
-    mask of [b, ab]; any other model: its `swap` (the product mask for both masks)."""
+    mask of [b, ab]; amp: the decoding of inter_src * morph + inter_dst * (1 - morph) (morph None = 1) and
+    the mask of inter_dst; any other model: its `swap` (the product mask for both masks)."""
     import torch
 
+    if getattr(model, "morphable", False):
+        return model.morph_parts(faces, 1.0 if morph is None else morph)
     if hasattr(model, "decoder_src") and hasattr(model, "decoder_dst"):
         z = model.inter(model.encoder(faces))
         face, mask, _ = model.decoder_src(z)
@@ -153,12 +157,13 @@ class _DFMGraph:
                 self.register_buffer("grid_out", torch.from_numpy(grid_out))
                 self.register_buffer("fallback_mask", torch.from_numpy(fallback)[None, None])
 
-            def forward(self, in_face):
+            def forward(self, in_face, morph_value=None):
                 n = in_face.shape[0]
+                morph = None if morph_value is None else morph_value.reshape(1, 1, 1, 1).clamp(0, 1)
                 x = in_face.flip(-1).permute(0, 3, 1, 2)                      # BGR NHWC -> RGB NCHW
                 x = F.grid_sample(x, self.grid_in.expand(n, -1, -1, -1), mode="bilinear",
                                   padding_mode="border", align_corners=False)
-                face, celeb_mask, dst_mask = swap_parts(self.model, x)
+                face, celeb_mask, dst_mask = swap_parts(self.model, x, morph)
                 if celeb_mask is None:
                     celeb_mask = self.fallback_mask.expand(n, -1, -1, -1)
                 if dst_mask is None:
@@ -185,8 +190,12 @@ def export_dfm(model_dir: Path, out: Path | None = None, name: str | None = None
                          f"give --out NAME.dfm.")
     size = dfm_resolution(swapper.face_type, swapper.resolution)
     module = _DFMGraph.build(swapper.model.float(), swapper.face_type, swapper.resolution, size)
-    example = torch.rand(1, size, size, 3)
-    _export(module, example, out, swapper.name, [DFM_INPUT], list(DFM_OUTPUTS))
+    example = (torch.rand(1, size, size, 3),)
+    inputs = [DFM_INPUT]
+    if swapper.morphable:  # amp: the morph factor is the graph's second input, float32 [1], 0 = dst .. 1 = src
+        example += (torch.tensor([0.5]),)
+        inputs.append(DFM_MORPH)
+    _export(module, example, out, swapper.name, inputs, list(DFM_OUTPUTS))
     return out
 
 
@@ -198,9 +207,9 @@ def _export(module, example, out: Path, name: str, inputs: list[str], outputs: l
         with atomic_path(out) as tmp:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
-                torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=OPSET,
-                                  input_names=inputs, output_names=outputs,
-                                  dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+                torch.onnx.export(module, example if isinstance(example, tuple) else (example,), str(tmp),
+                                  dynamo=False, opset_version=OPSET, input_names=inputs, output_names=outputs,
+                                  dynamic_axes={n: {0: "batch"} for n in inputs + outputs if n != DFM_MORPH})
             import onnx
 
             onnx.checker.check_model(str(tmp))

@@ -178,7 +178,8 @@ class TrainSession:
         self.gan = self.gan_opt = self.code_d = self.code_opt = None
         self.updating = False  # True while `step` changes the weights
         if opts.gan_power > 0:
-            self.gan = PatchDiscriminator(opts.resolution).to(device, memory_format=self.memory_format)
+            self.gan = PatchDiscriminator(opts.resolution, ch=opts.gan_dims or 32, patch=opts.gan_patch_size or 0
+                                          ).to(device, memory_format=self.memory_format)
             self.gan_opt = Optimizer(self.gan.parameters(), opts.lr)
         if opts.true_face_power > 0:
             self.code_d = CodeDiscriminator(opts.ae_dims).to(device)
@@ -346,7 +347,10 @@ class TrainSession:
                 continue  # a critic switched on only now starts fresh
             if net is not None:
                 prefix = f"disc.{which}."
-                net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+                try:
+                    net.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+                except RuntimeError:
+                    continue  # its shape changed (--gan-dims, --gan-patch-size): this critic starts fresh
             state = ckpt.unflatten_optimizer(which, tensors, groups[which])
             for g in state["param_groups"]:  # the learning rate may have been changed with --override
                 g["lr"] = self.opts.lr
@@ -491,6 +495,7 @@ def sample_options(opts: TrainConfig) -> SampleOptions:
     return SampleOptions(random_warp=opts.random_warp, random_flip=opts.random_flip,
                          src_scale_mod=opts.src_scale_mod / 100.0, uniform_yaw=opts.uniform_yaw,
                          color_transfer=opts.color_transfer, eyes_mouth=opts.eyes_mouth_priority,
+                         random_hsv_power=float(opts.random_hsv_power or 0.0),
                          blur_out_mask=bool(opts.blur_out_mask))
 
 

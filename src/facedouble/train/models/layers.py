@@ -168,19 +168,41 @@ class Decoder(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """GAN critic on faces: strided convolutions down to a grid of real/fake logits, each judging a patch
-    (about a seventh of the face wide at any resolution)."""
+    """GAN critic on faces: strided 4x4 convolutions down to a grid of real/fake logits, each judging one
+    patch of the face. `ch` is the width of the first layer (the GAN dims; doubled per downscale, up to 8x).
+    `patch` is the side in pixels of the square each logit sees (its receptive field), the GAN patch size:
+    n strided layers and a 3x3 head see 5 * 2^n - 2 pixels, and each extra 3x3 layer at the coarsest scale adds
+    2^(n+1), so the critic gets the most downscales whose field fits in `patch` and then the extra layers that
+    bring its field nearest to `patch` (within 2^n pixels). patch 0: about a seventh of the face at any resolution
+    (the critic before the option existed)."""
 
-    def __init__(self, res: int, ch: int = 32):
+    def __init__(self, res: int, ch: int = 32, patch: int = 0):
         super().__init__()
+        if patch <= 0:
+            n_down, n_extra = max(2, min(4, (res // 24).bit_length())), 0
+        else:
+            n_down, n_extra = self.layout(res, patch)
         layers, cin = [], 3
-        n_down = max(2, min(4, (res // 24).bit_length()))
         for i in range(n_down):
             cout = ch * 2 ** min(i, 3)
             layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2)]
             cin = cout
+        for _ in range(n_extra):
+            layers += [nn.Conv2d(cin, cin, 3, 1, 1), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(cin, 1, 3, 1, 1))
         self.net = nn.Sequential(*layers)
+        self.receptive_field = 5 * 2 ** n_down - 2 + n_extra * 2 ** (n_down + 1)
+
+    @staticmethod
+    def layout(res: int, patch: int) -> tuple[int, int]:
+        """(downscales, extra 3x3 layers) whose receptive field is nearest to `patch` pixels; at least one
+        downscale, and at most as many as leave a 2 x 2 grid of logits at `res`."""
+        max_down = max(1, (res // 2).bit_length() - 1)
+        n_down = 1
+        while n_down < max_down and 5 * 2 ** (n_down + 1) - 2 <= patch:
+            n_down += 1
+        rest = patch - (5 * 2 ** n_down - 2)
+        return n_down, max(0, min(16, round(rest / 2 ** (n_down + 1))))
 
     def forward(self, x):
         return self.net(x)
