@@ -365,8 +365,9 @@ def test_sigterm_saves_and_exits(ws):
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
-def _torchrun(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    """torchrun in a session of its own, so a timeout ends its worker processes too, not only the launcher."""
+def _torchrun(args: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    """torchrun in a session of its own, so a timeout ends its worker processes too, not only the launcher. Each
+    run needs ~10-25 s of CPU (12-28 s on 2 idle cores); the timeout allows for a heavily shared machine."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(TORCHRUN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)
