@@ -19,8 +19,8 @@ SortMethod = Literal[
     "black", "source-rect-size", "origname", "oneface", "identity", "final",
 ]
 
-ModelPreset = Literal["quick96", "h64", "h128", "df", "liaef128", "sae"]
-Archi = Literal["df", "liae", "vg"]
+ModelPreset = Literal["quick96", "h64", "h128", "df", "liaef128", "amp", "sae"]
+Archi = Literal["df", "liae", "vg", "amp"]
 ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = ColorTransfer   # training uses the merge's colour transfers (merge/color.py), every one
 OptimizerMode = Literal["1", "2", "3"]

@@ -263,7 +263,7 @@ class TrainConfig(StageConfig):
     and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
-    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, sae (every option)", ask=False,
+    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
                                   group="model shape")
     # -- architecture: fixed once the model exists --------------------------------------------------------
     resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
@@ -271,7 +271,8 @@ class TrainConfig(StageConfig):
     face_type: Optional[C.FaceType] = option(None, "Face type the model learns: half, mid-full, full, whole-face, head", fixed=True,
                                              group="model shape")
     archi: Optional[C.Archi] = option(None, "Architecture: df (a decoder per person, most like src), liae (shared decoder, "
-                                            "keeps dst's expression), vg (df with a deeper residual encoder)", fixed=True,
+                                            "keeps dst's expression), vg (df with a deeper residual encoder), amp (shared decoder, an inter per person: "
+                                            "the swap can be morphed between dst and src at merge time)", fixed=True,
                                             group="model shape")
     ae_dims: Optional[int] = option(None, "Autoencoder dims: size of the code every face is packed into", lo=32, hi=1024, fixed=True,
                                     group="model shape", unit="dims")

@@ -12,11 +12,12 @@ from typing import Any
 import torch.nn as nn
 
 from ...errors import ModelError
+from .amp import AMP
 from .df import DF
 from .liae import LIAE
 from .vg import VG
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"df": DF, "liae": LIAE, "vg": VG}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"df": DF, "liae": LIAE, "vg": VG, "amp": AMP}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "liaef128": dict(resolution=128, face_type="full", archi="liae", ae_dims=256, e_dims=64, d_dims=48,
                      d_mask_dims=16, learn_mask=True, residual_blocks=True, lightweight_encoder=False,
                      multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=5e-5),
+    # The original's AMP model (archi amp: shared encoder and decoder, an inter per person, a morph factor at
+    # merge time), in the CPU default's shape: 192 px full face with the double-resolution lean decoder.
+    "amp": dict(resolution=192, face_type="full", archi="amp", ae_dims=128, e_dims=32, d_dims=24,
+                d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
+                multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
+                batch_size=8, lr=3e-4),
     "sae": dict(resolution=128, face_type="full", archi="df", ae_dims=256, e_dims=42, d_dims=21, d_mask_dims=16,
                 learn_mask=True, residual_blocks=False, lightweight_encoder=False, multiscale_decoder=False,
                 remove_gray_border=False, batch_size=8, lr=5e-5),
