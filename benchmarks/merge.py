@@ -5,7 +5,7 @@
 What it measures (single_face.mp4 upscaled to 1280x720, PNG frames as `video extract` writes them, aligned
 records from dlib landmarks):
   * baseline: read every frame and write it again (PNG, same settings and thread pool as the merge);
-  * merge overlay and merge seamless + rct, with the model's inference included: the real quick96 network of
+  * merge overlay and merge seamless + rct, with the model's inference included: the real default CPU network (cpu192) of
     facedouble.train (untrained weights: the speed is the same), the provenance mark, C2PA signing, the mask PNGs;
   * where the time goes: each step of one frame timed alone on one thread;
   * merge_frame latency (the UI's live preview) at 720p;
@@ -47,20 +47,23 @@ from media import media_dir  # noqa: E402
 from test_merge_support import CastSwapper, decode, landmarks, write_dst_workspace  # noqa: E402
 
 
-def quick96():
-    """The real quick96 network (untrained weights) behind the merge's model interface."""
+def default_model():
+    """The real default CPU network (untrained weights) behind the merge's model interface."""
     import torch
 
     from facedouble.train.checkpoint import Swapper
     from facedouble.train.models.registry import ModelSpec, build_model, preset
 
-    p = preset("quick96")
+    from facedouble.config import RunConfig
+
+    name = RunConfig().model
+    p = preset(name)
     spec = ModelSpec(**{k: v for k, v in p.items() if k in ModelSpec.fields()})
     torch.manual_seed(0)
     model = build_model(spec).eval()
     for q in model.parameters():
         q.requires_grad_(False)
-    return Swapper(model, spec, torch.device("cpu"), "quick96", 0)
+    return Swapper(model, spec, torch.device("cpu"), name, 0)
 
 
 def make_workspace(root: Path, n: int) -> Workspace:
@@ -272,8 +275,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fd-merge-bench-"))
     try:
         ws = make_workspace(tmp / "ws", args.frames)
-        sw = quick96()
-        results: dict = {"frames": len(ws.frame_files("dst")), "size": "1280x720", "model": "quick96 (untrained weights)",
+        sw = default_model()
+        results: dict = {"frames": len(ws.frame_files("dst")), "size": "1280x720", "model": f"{sw.name} (untrained weights)",
                          "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
                          "platform": platform.platform()}
         if not args.no_speed:

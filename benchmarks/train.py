@@ -1,24 +1,24 @@
 """Training speed and memory on this CPU: facedouble's training step against the same model without its
 speed-ups, in the same run.
 
-For each preset (quick96 and h64 with 30 timed iterations; h128 and sae with 8; df and liaef128 with 3), on
+For each preset (lean96 and h64 with 30 timed iterations, cpu192 and quick96 with 20; h128 and sae with 8; df and liaef128 with 3), on
 real aligned faces of the sample media (the woman as src, the man as dst; made with dlib like the tests):
   * fast      what `facedouble train` does on a CPU: bf16 autocast, channels-last, one loader thread making
               batches ahead, model threads chosen by timing (ThreadTuner: all cores unless others compete)
   * baseline  the same model and batches in float32, contiguous layout, batches made in the training thread
               (no loader worker), model threads = cores
-quick96 also runs the alternatives that the defaults were chosen against: a loader *process* instead of a
+cpu192 (the default) also runs the alternatives that the defaults were chosen against: a loader *process* instead of a
 thread, no loader worker, all threads fixed, one thread fixed (torch.compile is not tried: DESIGN measured it
 slower here).
 
 A sample is one src face and one dst face through forward, losses, backward and Adam (batch size x
 iterations per second; faceswap's "EGs/s" counts the same way). Each configuration runs in its own process,
 so its peak resident memory (ru_maxrss) is its own. Other jobs sharing the two cores slow the wall clock
-several-fold at times, so the modes run in interleaved rounds (quick96 and h64: 3, h128 and sae: 2) and the
+several-fold at times, so the modes run in interleaved rounds (cpu192, quick96, lean96 and h64: 3, h128 and sae: 2) and the
 best round is reported beside the median; CPU seconds per iteration and the load average are recorded too.
 Prints the figures and writes benchmarks/results/train.json.
 
-    .venv/bin/python benchmarks/train.py [--presets quick96,h64,...] [--quick]
+    .venv/bin/python benchmarks/train.py [--presets cpu192,h64,...] [--quick]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 FACES = ROOT / ".cache" / "train_bench_faces"
-ITERATIONS = {"quick96": 30, "h64": 30, "h128": 8, "sae": 8, "df": 3, "liaef128": 3}
+ITERATIONS = {"cpu192": 20, "lean96": 30, "quick96": 20, "h64": 30, "h128": 8, "sae": 8, "df": 3, "liaef128": 3}
 CORES = os.cpu_count() or 1
 # threads 0 = train()'s automatic choice (ThreadTuner: all cores, or half while other programs compete)
 MODES = {
@@ -143,12 +143,12 @@ def spawn(preset: str, mode: str, iterations: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-ROUNDS = {"quick96": 3, "h64": 3, "h128": 2, "sae": 2, "df": 1, "liaef128": 1}
+ROUNDS = {"cpu192": 3, "lean96": 3, "quick96": 3, "h64": 3, "h128": 2, "sae": 2, "df": 1, "liaef128": 1}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--presets", default="quick96,h64,h128,sae,df,liaef128")
+    ap.add_argument("--presets", default="cpu192,quick96,lean96,h64,h128,sae,df,liaef128")
     ap.add_argument("--quick", action="store_true", help="a third of the iterations, one round")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -164,7 +164,7 @@ def main() -> None:
     for preset in args.presets.split(","):
         iters = max(2, ITERATIONS[preset] // (3 if args.quick else 1))
         rounds = 1 if args.quick else ROUNDS[preset]
-        modes = ["baseline", "fast"] + (list(EXTRA_MODES) if preset == "quick96" else [])
+        modes = ["baseline", "fast"] + (list(EXTRA_MODES) if preset == "cpu192" else [])
         got: dict[str, list[dict]] = {m: [] for m in modes}
         for r in range(rounds):  # interleaved, order reversed every other round: drifts in the machine's load
             for mode in (modes if r % 2 == 0 else modes[::-1]):  # hit every mode alike

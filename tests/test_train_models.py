@@ -170,3 +170,65 @@ def test_thread_tuner_keeps_all_cores_unless_fewer_are_clearly_faster():
     assert ThreadTuner(1, torch.device("cpu")).candidates == [1]
     tuner.restore()
     torch.set_num_threads(before)
+
+
+def test_double_resolution_decoder_works_at_half_the_face():
+    """The original's "d" flag: the decoder's layers run at half the face's side and the heads predict 2x2
+    pixels each, so a face of twice the side costs about what the plain decoder's does."""
+    plain = build_model(ModelSpec(resolution=64, e_dims=8, d_dims=8, d_mask_dims=4, ae_dims=32))
+    double = build_model(ModelSpec(resolution=64, e_dims=8, d_dims=8, d_mask_dims=4, ae_dims=32, double_resolution=True))
+    sizes = []
+    double.decoder_src.ups[-1].register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+    x = torch.rand(2, 3, 64, 64)
+    out = double(x, x, with_swap=True)
+    assert sizes == [32, 32]  # the src decoder's last layer, for src -> src and for the swap: half of 64
+    assert out["src_src"].shape == (2, 3, 64, 64) and out["src_src_mask"].shape == (2, 1, 64, 64)
+    face, mask = double.swap(x)
+    assert face.shape == (2, 3, 64, 64) and mask.shape == (2, 1, 64, 64)
+    # the same layers as the plain model at half the bottleneck size, plus 2x2 heads: similar size
+    assert 0.5 < count_parameters(double) / count_parameters(plain) < 1.5
+    # a model saved before the option existed is a plain one
+    assert ModelSpec.from_options({k: v for k, v in dataclasses.asdict(ModelSpec()).items()
+                                   if k != "double_resolution"}).double_resolution is False
+
+
+def test_adabelief_step_follows_its_formula_and_differs_from_adam():
+    from facedouble.train.optim import BETAS, EPS, AdaBelief
+
+    g1, g2 = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([1.0, 2.0, 0.5])
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = AdaBelief([w], lr=0.1)
+    m = s = torch.zeros(3)
+    expect = torch.zeros(3)
+    for t, g in enumerate((g1, g2), start=1):
+        w.grad = g.clone()
+        opt.step()
+        m = BETAS[0] * m + (1 - BETAS[0]) * g
+        s = BETAS[1] * s + (1 - BETAS[1]) * (g - m) ** 2 + EPS
+        expect = expect - 0.1 * (m / (1 - BETAS[0] ** t)) / ((s / (1 - BETAS[1] ** t)).sqrt() + EPS)
+    assert torch.allclose(w.detach(), expect, atol=1e-6)
+    assert set(opt.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}  # Adam's checkpoint layout
+    # a weight whose gradient keeps flipping sign (all surprise) moves far less, relative to one whose gradient
+    # is steady, than under Adam
+    def noisy_over_steady(opt_class) -> float:
+        p = torch.nn.Parameter(torch.zeros(2))
+        opt = opt_class([p], lr=0.01, betas=BETAS, eps=EPS)
+        for t in range(30):
+            p.grad = torch.tensor([1.0, (-1.0) ** t])
+            opt.step()
+        return float(abs(p[1]) / abs(p[0]))
+
+    assert noisy_over_steady(AdaBelief) < 0.5 * noisy_over_steady(torch.optim.Adam)
+
+
+def test_adabelief_option_trains():
+    session = TrainSession(_options(adabelief=True), torch.device("cpu"))
+    from facedouble.train.optim import AdaBelief
+
+    assert isinstance(session.opt.adam, AdaBelief)
+    before = [p.detach().clone() for p in session.model.parameters()]
+    first = session.step(_batch(64), 0)
+    for i in range(1, 6):
+        last = session.step(_batch(64, seed=0), i)
+    assert sum(last) < sum(first)
+    assert sum(not torch.equal(a, b) for a, b in zip(before, session.model.parameters())) > len(before) // 2

@@ -78,27 +78,27 @@ def _masked_errors(model_dir: Path, ws, res: int) -> tuple[float, float]:
 
 
 def _loss_falls(ws, resolution: int, iterations: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    res = train(ws, TrainConfig(model="quick96", resolution=resolution, batch_size=4, seed=0, workers=1, threads=1,
+    res = train(ws, TrainConfig(model="lean96", resolution=resolution, batch_size=4, seed=0, workers=1, threads=1,
                                 preview_every=0, autosave_minutes=0, backup_hours=0), max_iterations=iterations)
-    hist = np.asarray(_weights(ws.model, "quick96")["history"])
+    hist = np.asarray(_weights(ws.model, "lean96")["history"])
     assert res.iteration == iterations and hist.shape == (iterations, 2)
     return hist[:10].mean(0), hist[-20:].mean(0), *_masked_errors(ws.model, ws, resolution)
 
 
 def test_loss_falls_on_real_faces(ws):
-    """quick96's architecture at 64 px (to keep the test under a minute), batch 4, 150 iterations, bf16: the loss
+    """lean96's architecture at 64 px (to keep the test under a minute), batch 4, 150 iterations, bf16: the loss
     of both people halves, and the reconstruction inside the face beats the best flat colour."""
     first, last, err, flat = _loss_falls(ws, 64, 150)
     assert np.all(last < 0.7 * first), (first, last)
     assert err < 0.9 * flat, (err, flat)
     # the final preview's dst->src faces were scored for identity beside the loss
-    log = json.loads((ws.model / "quick96_identity.json").read_text())
+    log = json.loads((ws.model / "lean96_identity.json").read_text())
     assert log[-1]["iteration"] == 150 and 0.0 <= log[-1]["nearer_src"] <= 1.0 and log[-1]["mean_src"] > 0
 
 
 @pytest.mark.slow
-def test_loss_falls_on_real_faces_quick96_full_size(ws):
-    """The real quick96 (96 px), 600 iterations: the reconstruction is clearly a face."""
+def test_loss_falls_on_real_faces_lean96_full_size(ws):
+    """The real lean96 (96 px), 600 iterations: the reconstruction is clearly a face."""
     first, last, err, flat = _loss_falls(ws, 96, 600)
     assert np.all(last < 0.5 * first), (first, last)
     assert err < 0.7 * flat, (err, flat)
@@ -532,3 +532,40 @@ def test_swapper_runs_bf16_on_a_cpu_that_has_it_within_a_level_of_float32(ws):
     assert f1.dtype == torch.float32 and m1.dtype == torch.float32
     assert float((f1 - f2).abs().max()) * 255 < 2.0 and float((f1 - f2).abs().mean()) * 255 < 0.5
     assert float((m1 - m2).abs().max()) * 255 < 2.0
+
+
+def test_pretrain_on_a_faceset_then_start_a_pair_from_it(tmp_path, train_faces):  # noqa: F811
+    """`--pretrain --faceset DIR` learns from one folder of anyone's faces (the workspace needs no pair);
+    `--from MODEL_DIR` starts a new model with every network weight of it, and fresh counters."""
+    from facedouble.workspace import Workspace
+
+    pre = Workspace(tmp_path / "pre").create()  # no data_src/aligned, no data_dst/aligned
+    res = train(pre, TrainConfig(**TINY, pretrain=True, faceset=str(train_faces["src"])), max_iterations=3)
+    assert res.iteration == 3 and not (pre.model / "sae_identity.json").exists()
+    pretrained = _weights(pre.model)
+
+    pair = make_workspace(tmp_path / "pair", train_faces)
+    seen = []
+
+    class Lines(Reporter):
+        def info(self, text):
+            seen.append(text)
+
+    res = train(pair, TrainConfig(**TINY, from_model=str(pre.model)), max_iterations=0, reporter=Lines())
+    assert res.iteration == 0
+    started = _weights(pair.model)
+    nets = [k for k in pretrained if k.startswith("model.")]
+    assert nets and all(torch.equal(started[k], pretrained[k]) for k in nets)
+    assert any("started from" in s and "iteration 3" in s for s in seen), seen
+    state = json.loads((pair.model / "sae_state.json").read_text())
+    assert state["iteration"] == 0
+
+
+def test_from_a_model_of_another_architecture_is_refused(tmp_path, train_faces):  # noqa: F811
+    pre = make_workspace(tmp_path / "pre", train_faces)
+    train(pre, TrainConfig(**TINY), max_iterations=1)
+    pair = make_workspace(tmp_path / "pair", train_faces)
+    with pytest.raises(OptionError, match="another architecture.*--ae-dims 32"):
+        train(pair, TrainConfig(**{**TINY, "ae_dims": 64}, from_model=str(pre.model)), max_iterations=1)
+    with pytest.raises(OptionError, match="--faceset"):
+        train(pair, TrainConfig(**TINY, pretrain=True), max_iterations=1)

@@ -19,7 +19,7 @@ SortMethod = Literal[
     "black", "source-rect-size", "origname", "oneface", "identity", "final",
 ]
 
-ModelPreset = Literal["quick96", "h64", "h128", "df", "liaef128", "amp", "sae"]
+ModelPreset = Literal["cpu192", "quick96", "lean96", "h64", "h128", "df", "liaef128", "amp", "sae"]
 Archi = Literal["df", "liae", "vg", "amp"]
 ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = ColorTransfer   # training uses the merge's colour transfers (merge/color.py), every one
@@ -29,10 +29,10 @@ LiveMask = Literal["learned", "dst"]     # live --mask: the masks fast enough fo
 
 MergeMode = Literal["overlay", "hist-match", "hist-match-bw", "seamless", "seamless-hist-match", "raw"]
 RawLayer = Literal["rgb", "mask", "predicted"]
-SharpenMode = Literal["box", "gaussian"]   # merge --sharpen-mode: the low-pass of the unsharp mask / blur
 MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "learned-mesh-dst", "learned-dst",
                    "xseg-prd", "xseg-dst", "xseg-prd-dst", "learned-xseg-prd", "learned-xseg-dst",
                    "learned-xseg-prd-dst"]
+SharpenMode = Literal["box", "gaussian"]   # merge --sharpen-mode: the low-pass of the unsharp mask / blur
 
 
 def values(literal) -> tuple[str, ...]:

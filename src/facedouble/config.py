@@ -263,7 +263,7 @@ class TrainConfig(StageConfig):
     and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
-    model: C.ModelPreset = option("quick96", "Model preset: quick96 (CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
+    model: C.ModelPreset = option("cpu192", "Model preset: cpu192 (CPU default), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
                                   group="model shape")
     # -- architecture: fixed once the model exists --------------------------------------------------------
     resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
@@ -331,6 +331,8 @@ class TrainConfig(StageConfig):
                                                label="random HSV power")
     lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False,
                                  group="training", label="learning rate")
+    adabelief: Optional[bool] = option(None, "AdaBelief optimizer instead of Adam (the original's later default)",
+                                       group="training", label="AdaBelief")
     lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
                                               "(sharper late in training)",
                                               group="training", label="learning-rate dropout")
@@ -372,6 +374,12 @@ class TrainConfig(StageConfig):
     override_options: bool = option(False, "Ask the training options of an existing model again (-i); options given "
                                            "always apply, architecture options stay fixed",
                             ask=False, group="advanced")
+    pretrain: bool = option(False, "Pretrain: learn a generic face from --faceset (any people, no src/dst pair); start "
+                                   "pairs from the result with --from", ask=False, group="advanced")
+    faceset: Optional[str] = option(None, "Folder of aligned faces to pretrain on (with --pretrain)", ask=False,
+                                    group="advanced")
+    from_model: Optional[str] = option(None, "Start a new model from the weights of this model folder (a pretrained "
+                                             "or earlier model of the same architecture)", ask=False, group="advanced")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -434,7 +442,7 @@ class RunConfig(StageConfig):
                                       unit="fps")
     frame_format: C.ImageFormat = option("png", "Image format of extracted frames")
     detector: Optional[C.Detector] = option(None, "Face detector (empty = the saved or default one)")
-    model: C.ModelPreset = option("quick96", "Model preset")
+    model: C.ModelPreset = option("cpu192", "Model preset")
     train_iterations: Optional[int] = option(None, "Train to this iteration (empty = the model's target iteration)", lo=1, hi=100_000_000,
                                              unit="iterations")
     train_minutes: Optional[float] = option(None, "Train at most this many minutes in this run", lo=0.1, hi=100_000,

@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train", rich_help_panel="3. Train")
     def train_command(
         workspace: Path = WorkspaceArg,
-        model: Optional[str] = typer.Option(None, "--model", "-m", help=H("model") + " [default: quick96]", show_default=False),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help=H("model") + " [default: cpu192]", show_default=False),
         # architecture (first run only)
         resolution: Optional[int] = typer.Option(None, "--resolution", help=H("resolution"), rich_help_panel="Architecture (first run)"),
         face_type: Optional[str] = typer.Option(None, "--face-type", help=H("face_type"), rich_help_panel="Architecture (first run)"),
@@ -98,6 +98,7 @@ def register(app: typer.Typer) -> None:
         lightweight_encoder: Optional[bool] = typer.Option(None, "--lightweight-encoder/--no-lightweight-encoder", help=H("lightweight_encoder"), rich_help_panel="Architecture (first run)"),
         multiscale_decoder: Optional[bool] = typer.Option(None, "--multiscale-decoder/--no-multiscale-decoder", help=H("multiscale_decoder"), rich_help_panel="Architecture (first run)"),
         remove_gray_border: Optional[bool] = typer.Option(None, "--remove-gray-border/--keep-gray-border", help=H("remove_gray_border"), rich_help_panel="Architecture (first run)"),
+        double_resolution: Optional[bool] = typer.Option(None, "--double-resolution/--no-double-resolution", help=H("double_resolution"), rich_help_panel="Architecture (first run)"),
         # training (changeable with --override)
         batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help=H("batch_size"), rich_help_panel="Training"),
         target_iteration: Optional[int] = typer.Option(None, "--target-iteration", help=H("target_iteration"), rich_help_panel="Training"),
@@ -115,6 +116,7 @@ def register(app: typer.Typer) -> None:
         random_hsv_power: Optional[float] = typer.Option(None, "--random-hsv-power", help=H("random_hsv_power"), rich_help_panel="Training"),
         lr: Optional[float] = typer.Option(None, "--lr", help=H("lr"), rich_help_panel="Training"),
         lr_dropout: Optional[bool] = typer.Option(None, "--lr-dropout/--no-lr-dropout", help=H("lr_dropout"), rich_help_panel="Training"),
+        adabelief: Optional[bool] = typer.Option(None, "--adabelief/--adam", help=H("adabelief"), rich_help_panel="Training"),
         clip_grad: Optional[bool] = typer.Option(None, "--clip-grad/--no-clip-grad", help=H("clip_grad"), rich_help_panel="Training"),
         optimizer_mode: Optional[str] = typer.Option(None, "--optimizer-mode", help=H("optimizer_mode"), rich_help_panel="Training"),
         gan_power: Optional[float] = typer.Option(None, "--gan-power", help=H("gan_power"), rich_help_panel="Training"),
@@ -126,6 +128,9 @@ def register(app: typer.Typer) -> None:
                                       "again (a training option given as a flag always applies; architecture "
                                       "options stay fixed)."),
         # run settings
+        pretrain: bool = typer.Option(False, "--pretrain", help=H("pretrain"), rich_help_panel="Run"),
+        faceset: Optional[Path] = typer.Option(None, "--faceset", help=H("faceset"), rich_help_panel="Run"),
+        from_model: Optional[Path] = typer.Option(None, "--from", help=H("from_model"), rich_help_panel="Run"),
         device: Optional[str] = typer.Option(None, "--device", help=H("device") + "; all on a machine with several GPUs starts torchrun "
                                       "itself, one process per GPU [default: auto]", rich_help_panel="Run"),
         amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help=H("amp") + " [default: amp]", rich_help_panel="Run"),
@@ -157,17 +162,20 @@ def register(app: typer.Typer) -> None:
                 TrainConfig, config, False, model=model, resolution=resolution, face_type=face_type, archi=archi,
                 ae_dims=ae_dims, e_dims=e_dims, d_dims=d_dims, d_mask_dims=d_mask_dims, learn_mask=learn_mask,
                 residual_blocks=residual_blocks, lightweight_encoder=lightweight_encoder,
-                multiscale_decoder=multiscale_decoder, remove_gray_border=remove_gray_border, batch_size=batch_size,
+                multiscale_decoder=multiscale_decoder, remove_gray_border=remove_gray_border,
+                double_resolution=double_resolution, batch_size=batch_size,
                 target_iteration=target_iteration, write_preview_history=write_preview_history,
                 uniform_yaw=uniform_yaw, random_flip=random_flip, src_scale_mod=src_scale_mod,
                 random_warp=random_warp, pixel_loss=pixel_loss, face_style_power=face_style_power,
                 bg_style_power=bg_style_power, eyes_mouth_priority=eyes_mouth_priority, blur_out_mask=blur_out_mask,
-                color_transfer=color_transfer, random_hsv_power=random_hsv_power, lr=lr, lr_dropout=lr_dropout,
-                clip_grad=clip_grad, optimizer_mode=optimizer_mode, gan_power=gan_power, gan_patch_size=gan_patch_size,
+                color_transfer=color_transfer, random_hsv_power=random_hsv_power, lr=lr, lr_dropout=lr_dropout, adabelief=adabelief, clip_grad=clip_grad,
+                optimizer_mode=optimizer_mode, gan_power=gan_power, gan_patch_size=gan_patch_size,
                 gan_dims=gan_dims, true_face_power=true_face_power, seed=seed,
                 override_options=override or None, device=device, amp=amp, channels_last=channels_last, workers=workers,
                 threads=threads, autosave_minutes=autosave_minutes, backup_hours=backup_hours,
-                backups_kept=backups_kept, preview_every=preview_every)
+                backups_kept=backups_kept, preview_every=preview_every, pretrain=pretrain or None,
+                faceset=None if faceset is None else str(faceset),
+                from_model=None if from_model is None else str(from_model))
             from ..device import gpu_count
             from ..launcher import launch, should_launch
 

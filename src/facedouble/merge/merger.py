@@ -685,23 +685,58 @@ def load_swapper(ws: Workspace, cfg: MergeConfig) -> Swapper:
                       morph_factor=getattr(cfg, "morph_factor", None))
 
 
-def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None):
+def detail_pairs(ws: Workspace, swapper: Swapper, size: int, limit: int = 400) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """What the face-detail network learns from: src faces cut like the model's input at `size` px (the
+    targets), and the model's own reconstructions of them at its resolution (the inputs). The model is
+    soft where it has not yet learned her detail, and its swaps are soft the same way, so the network
+    learns to put her detail back.
+
+    Returns:
+        (targets (size, size, 3) uint8 RGB, inputs (res, res, 3) float32 [0, 1]).
+    """
+    from ..faces.meta import read_face
+
+    files = ws.face_files("src")
+    step = max(1, len(files) // limit)
+    res = int(swapper.resolution)
+    targets, crops = [], []
+    for path in files[::step]:
+        try:
+            image, record = read_face(path)
+        except (MetadataError, InputError):
+            continue
+        targets.append(warp_to_face(image, crop_matrix(swapper, record.landmarks, size), size))  # image: RGB
+        crops.append(warp_to_face(image, crop_matrix(swapper, record.landmarks, res), res))
+    inputs, _ = run_model(swapper, crops, 8)
+    return targets, inputs
+
+
+def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None, *,
+                     swapper: Swapper | None = None):
     """The face-detail network for faces of 2 x `resolution`: loaded from model/superres/, or trained on
-    data_src/aligned (a few minutes) and saved there."""
+    data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
+    reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
+    since; without, from the src faces downscaled."""
     from . import superres
 
     model_dir = Path(cfg.model) if cfg.model else ws.model
     size = 2 * int(resolution)
     path = superres.detail_path(model_dir, size)
+    iteration = getattr(swapper, "iteration", None) if swapper is not None else None
     if path.exists():
-        return superres.FaceDetail.load(path)
-    files = ws.face_files("src")
-    if len(files) < 2:
-        raise InputError(f"--super-resolution learns the face detail from src faces, but {ws.aligned('src')} has "
-                         f"{len(files)}; extract src faces first or leave super resolution off.")
-    step = max(1, len(files) // 400)
-    faces = [read_image(p) for p in files[::step]]
+        detail = superres.FaceDetail.load(path)
+        if iteration is None or detail.metrics.get("model_iteration") == iteration:
+            return detail
     rep = reporter or Reporter()
+    if swapper is not None:
+        faces, inputs = detail_pairs(ws, swapper, size)
+    else:
+        files = ws.face_files("src")
+        step = max(1, len(files) // 400)
+        faces, inputs = [read_image(p) for p in files[::step]], None
+    if len(faces) < 2:
+        raise InputError(f"--super-resolution learns the face detail from src faces, but {ws.aligned('src')} has "
+                         f"{len(faces)}; extract src faces first or leave super resolution off.")
     rep.info(f"training the face-detail network on {len(faces)} src faces (saved to {path.parent})")
     with rep.task("super resolution: learning src face detail", 100) as advance:
         done = [0]
@@ -712,7 +747,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
                 advance(n - done[0])
                 done[0] = n
 
-        detail = superres.train_face_detail(faces, size, progress=progress, check=rep.check)
+        detail = superres.train_face_detail(faces, size, inputs=inputs, progress=progress, check=rep.check)
+    detail.metrics["model_iteration"] = iteration
     detail.save(path)
     m = detail.metrics
     rep.info(f"face detail on held-back src faces: PSNR {m['psnr_net']:.2f} dB (bicubic {m['psnr_bicubic']:.2f}), "
@@ -750,7 +786,7 @@ def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, 
     signer = output_signer(run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
     path = find_frame(ws, number)
     swapper = swapper or load_swapper(ws, cfg)
-    detail = load_face_detail(ws, cfg, swapper.resolution, rep) if cfg.super_resolution else None
+    detail = load_face_detail(ws, cfg, swapper.resolution, rep, swapper=swapper) if cfg.super_resolution else None
     by_frame = frame_records(ws, rep)
     records = by_frame.get(path.name, [])
     if not records:
@@ -828,7 +864,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
                           "`facedouble util import-dfl`).")
     swapper = swapper or load_swapper(ws, cfg)
     res, ftype = int(swapper.resolution), str(swapper.face_type)
-    detail = load_face_detail(ws, cfg, res, rep) if cfg.super_resolution else None
+    detail = load_face_detail(ws, cfg, res, rep, swapper=swapper) if cfg.super_resolution else None
     ws.merged.mkdir(parents=True, exist_ok=True)
     ws.merged_mask.mkdir(parents=True, exist_ok=True)
     debug_dir = ws.frames("dst") / DEBUG_DIR

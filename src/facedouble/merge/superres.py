@@ -31,22 +31,38 @@ def _torch():
     return torch
 
 
-def build_net(channels: int = 32):
-    """The face-detail network (x2): LR (B, 3, h, w) -> HR residual (B, 3, 2h, 2w)."""
+# The network's shape: `channels` wide, `layers` 3x3 convolutions after a 5x5 one, at the low resolution.
+# 64 x 6 sees 19 px of the input around each pixel (an eye at 96 px is ~15 px wide), enough to redraw an eye's
+# edges and lashes; the first network (32 x 3, 13 px) only sharpened edges. Saved nets record their shape.
+CHANNELS, LAYERS = 64, 6
+
+
+def _autocast():
+    """bf16 autocast on CPUs with native bf16 (about twice as fast there), else nothing."""
+    import contextlib
+
+    torch = _torch()
+    from ..device import cpu_has_bf16
+
+    if cpu_has_bf16():
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def build_net(channels: int = CHANNELS, layers: int = LAYERS):
+    """The face-detail network (x2): LR (B, 3, h, w) -> HR (B, 3, 2h, 2w), a bicubic upscale plus a learned
+    residual (ESPCN-style: convolutions at the low resolution, a pixel shuffle at the end)."""
     torch = _torch()
     nn = torch.nn
 
     class FaceDetailNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(
-                nn.Conv2d(3, channels, 5, padding=2), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, 3 * SCALE * SCALE, 3, padding=1),
-                nn.PixelShuffle(SCALE),
-            )
+            body = [nn.Conv2d(3, channels, 5, padding=2), nn.ReLU(inplace=True)]
+            for _ in range(layers):
+                body += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+            body += [nn.Conv2d(channels, 3 * SCALE * SCALE, 3, padding=1), nn.PixelShuffle(SCALE)]
+            self.body = nn.Sequential(*body)
 
         def forward(self, lr):  # noqa: D401 - torch convention
             up = torch.nn.functional.interpolate(lr, scale_factor=SCALE, mode="bicubic", align_corners=False)
@@ -92,6 +108,8 @@ class FaceDetail:
     net: object
     size: int
     metrics: dict
+    channels: int = CHANNELS
+    layers: int = LAYERS
 
     def upscale(self, faces: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Upscale faces x2.
@@ -108,7 +126,8 @@ class FaceDetail:
             for i in range(0, len(faces), batch_size):
                 chunk = [np.ascontiguousarray(f, np.float32) for f in faces[i:i + batch_size]]
                 x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)
-                y = self.net(x).clamp_(0, 1).permute(0, 2, 3, 1).numpy()  # type: ignore[operator]
+                with _autocast()():
+                    y = self.net(x).float().clamp_(0, 1).permute(0, 2, 3, 1).numpy()  # type: ignore[operator]
                 out.extend(np.ascontiguousarray(y[j]) for j in range(len(chunk)))
         return out
 
@@ -123,7 +142,8 @@ class FaceDetail:
         tmp = path.with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))  # type: ignore[attr-defined]
         tmp.replace(path)
-        write_json_atomic(path.with_suffix(".json"), {"size": self.size, "scale": SCALE, "metrics": self.metrics})
+        write_json_atomic(path.with_suffix(".json"), {"size": self.size, "scale": SCALE, "metrics": self.metrics,
+                                                      "channels": self.channels, "layers": self.layers})
         return path
 
     @classmethod
@@ -133,16 +153,40 @@ class FaceDetail:
         path = Path(path)
         try:
             info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-            net = build_net()
+            shape = int(info.get("channels", 32)), int(info.get("layers", 3))  # the first nets were 32 x 3
+            net = build_net(*shape)
             net.load_state_dict(load_file(str(path)))
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise ModelError(f"Face-detail network {path} is unreadable ({e}); delete it so merge trains a new one.") from None
-        return cls(net=net, size=int(info["size"]), metrics=dict(info.get("metrics", {})))
+        return cls(net=net, size=int(info["size"]), metrics=dict(info.get("metrics", {})), channels=shape[0],
+                   layers=shape[1])
 
 
-def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 1200, seconds: float = 300.0,
+def _as_float(f: np.ndarray) -> np.ndarray:
+    f = np.asarray(f)
+    return f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f.astype(np.float32)
+
+
+def degrade(face: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.2) -> np.ndarray:
+    """A low-resolution input made softer still: Gaussian blur of a random sigma in [0, max_sigma] px, so the
+    network also restores faces blurrier than its training inputs (a young model's swaps are).
+
+    Args:
+        face: (h, w, 3) float32 [0, 1].
+    Returns:
+        (h, w, 3) float32 [0, 1].
+    """
+    import cv2
+
+    sigma = float(rng.uniform(0.0, max_sigma))
+    return face if sigma < 0.2 else cv2.GaussianBlur(face, (0, 0), sigma)
+
+
+def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequence[np.ndarray] | None = None,
+                      steps: int = 1200, seconds: float = 300.0,
                       holdout: float = 0.1,
                       patch: int = 64, batch_size: int = 16, seed: int = 0,
+                      channels: int = CHANNELS, layers: int = LAYERS,
                       progress: Callable[[float, float], None] | None = None,
                       check: Callable[[], None] | None = None) -> FaceDetail:
     """Train the x2 face-detail network on src faces and measure it on held-back faces.
@@ -151,6 +195,10 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 12
         faces: src face images, (H, W, 3) uint8 RGB or float32 [0, 1], any size; each is resized to
             `size` (the HR side, i.e. twice the swap model's resolution).
         size: HR face side in pixels (even).
+        inputs: the low-resolution inputs paired with `faces`, (size/2, size/2, 3) each: the swap model's own
+            reconstructions of those src faces, so the network learns to turn the model's soft faces into
+            the sharp ones (its swaps are soft the same way). None: `faces` downscaled 2x. Either way each
+            input is also blurred a little at random (`degrade`).
         steps: optimiser steps (batches of `batch_size` patches); the learning rate follows a cosine to 0.1x.
         seconds: time cap; training stops early when it is reached (a busy CPU then gives fewer steps).
         holdout: fraction of faces kept out of training for the figures (at least one).
@@ -168,18 +216,23 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 12
         raise ModelError("Super resolution needs at least 2 src faces to learn from; extract faces into data_src/aligned.")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
+    if inputs is not None and len(inputs) != len(faces):
+        raise ModelError(f"Super resolution got {len(inputs)} inputs for {len(faces)} faces; give one per face.")
     hr = []
     for f in faces:
-        f = np.asarray(f)
-        f = f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f.astype(np.float32)
+        f = _as_float(f)
         hr.append(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if f.shape[0] > size else cv2.INTER_CUBIC))
+    lows = [downscale(f) for f in hr] if inputs is None else [
+        cv2.resize(_as_float(x), (size // SCALE, size // SCALE), interpolation=cv2.INTER_AREA) for x in inputs]
     order = rng.permutation(len(hr))
     n_test = max(1, int(round(len(hr) * holdout)))
     test = [hr[i] for i in order[:n_test]]
+    test_lows = [lows[i] for i in order[:n_test]]
     train = [hr[i] for i in order[n_test:]]
-    lr_train = [downscale(f) for f in train]
-    net = build_net()
+    lr_train = [lows[i] for i in order[n_test:]]
+    net = build_net(channels, layers)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    autocast = _autocast()
     half = patch // SCALE
     step = 0
     start = time.monotonic()
@@ -199,7 +252,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 12
             lo = lr_train[k]
             y0 = int(rng.integers(0, lo.shape[0] - half + 1))
             x0 = int(rng.integers(0, lo.shape[1] - half + 1))
-            a = lo[y0:y0 + half, x0:x0 + half]
+            a = degrade(lo[max(0, y0 - 4):y0 + half + 4, max(0, x0 - 4):x0 + half + 4], rng)
+            a = a[y0 - max(0, y0 - 4):, x0 - max(0, x0 - 4):][:half, :half]  # blurred with context, then cut
             b = train[k][y0 * SCALE:(y0 + half) * SCALE, x0 * SCALE:(x0 + half) * SCALE]
             if rng.random() < 0.5:
                 a, b = a[:, ::-1], b[:, ::-1]
@@ -207,7 +261,9 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 12
             ys.append(b)
         x = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.ascontiguousarray(np.stack(ys))).permute(0, 3, 1, 2)
-        loss = torch.nn.functional.l1_loss(net(x), y)
+        with autocast():
+            pred = net(x)
+        loss = torch.nn.functional.l1_loss(pred.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -215,16 +271,17 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, steps: int = 12
         loss_value = float(loss.detach())
         if progress is not None and step % 10 == 0:
             progress(step / steps, loss_value)
-    detail = FaceDetail(net=net, size=size, metrics={})
-    detail.metrics = evaluate(detail, test)
+    detail = FaceDetail(net=net, size=size, metrics={}, channels=channels, layers=layers)
+    detail.metrics = evaluate(detail, test, test_lows)
     detail.metrics.update(steps=step, train_faces=len(train), test_faces=len(test), seconds=round(time.monotonic() - start, 1),
                           final_loss=loss_value)
     return detail
 
 
-def evaluate(detail: FaceDetail, faces_hr: Sequence[np.ndarray]) -> dict:
-    """PSNR and sharpness of bicubic vs the network on HR faces (float32 [0, 1], side `detail.size`)."""
-    lows = [downscale(f) for f in faces_hr]
+def evaluate(detail: FaceDetail, faces_hr: Sequence[np.ndarray], lows: Sequence[np.ndarray] | None = None) -> dict:
+    """PSNR and sharpness of bicubic vs the network on HR faces (float32 [0, 1], side `detail.size`), from
+    `lows` (the paired inputs; default: the faces downscaled 2x)."""
+    lows = [downscale(f) for f in faces_hr] if lows is None else list(lows)
     ups = detail.upscale(lows)
     bic = [bicubic_up(lo) for lo in lows]
     return {

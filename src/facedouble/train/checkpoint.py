@@ -41,11 +41,11 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
     random_warp=True, pixel_loss=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=False,
     blur_out_mask=False,
-    color_transfer="none", lr_dropout=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
+    color_transfer="none", lr_dropout=False, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
     true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )
 RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
-                "preview_every", "override_options")
+                "preview_every", "override_options", "pretrain", "faceset", "from_model")
 
 
 def fixed_options() -> tuple[str, ...]:
@@ -151,7 +151,8 @@ def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, boo
     saved = load_options(files)
     given = cfg.to_dict()
     if saved is None:
-        values = {**preset(cfg.model), **TRAINING_DEFAULTS}
+        # an architecture option a preset does not name takes ModelSpec's default (e.g. double_resolution off)
+        values = {**dataclasses.asdict(ModelSpec()), **preset(cfg.model), **TRAINING_DEFAULTS}
         values = {k: v for k, v in values.items() if k in given}
         for k, v in given.items():
             if v is not None:
@@ -171,9 +172,12 @@ def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, boo
     changed = {k: new for k, (_old, new) in option_changes(model_dir, cfg).items()}
     values = {**saved_values, **changed, **{k: given[k] for k in RUN_SETTINGS}}
     values["model"] = cfg.model
+    arch_defaults = dataclasses.asdict(ModelSpec())
     for k, v in values.items():  # options added to TrainConfig after the model was made
         if v is None and k in TRAINING_DEFAULTS:
             values[k] = TRAINING_DEFAULTS[k]
+        elif v is None and k in arch_defaults:  # an architecture option the model was built without
+            values[k] = arch_defaults[k]
     resolved = TrainConfig.from_dict(values)
     _check_combination(resolved)
     return resolved, True
@@ -414,7 +418,7 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
     spec = ModelSpec.from_options(opts)
     tensors, meta = read_checkpoint(files.weights, prefix="model.")
     saved_spec = meta.get("spec")
-    if saved_spec and saved_spec != dataclasses.asdict(spec):
+    if saved_spec and ModelSpec.from_options(saved_spec) != spec:  # options added later take their defaults
         raise ModelError(f"{files.weights} was trained with another architecture than {files.options} describes; "
                          f"restore the matching options file from model/backups/.")
     dev = parse_device(device)

@@ -22,7 +22,7 @@ class Optimizer:
     with probability 0.7, drawn from a generator seeded with `seed` (so a resumed run draws the same)."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, *, lr_dropout: bool = False,
-                 clip_grad: bool = False, offload: bool = False):
+                 clip_grad: bool = False, offload: bool = False, adabelief: bool = False):
         self.params = [p for p in params if p.requires_grad]
         self.lr_dropout, self.clip_grad, self.offload = lr_dropout, clip_grad, offload
         if offload:
@@ -33,7 +33,10 @@ class Optimizer:
             self.master = None
             target = self.params
         foreach = None if target and target[0].device.type != "cpu" else True
-        self.adam = torch.optim.Adam(target, lr=lr, betas=BETAS, eps=EPS, foreach=foreach)
+        if adabelief:
+            self.adam = AdaBelief(target, lr=lr, betas=BETAS, eps=EPS)
+        else:
+            self.adam = torch.optim.Adam(target, lr=lr, betas=BETAS, eps=EPS, foreach=foreach)
         self._gen = torch.Generator(device="cpu")
 
     def zero_grad(self) -> None:
@@ -86,6 +89,53 @@ class Optimizer:
     def set_lr(self, lr: float) -> None:
         for group in self.adam.param_groups:
             group["lr"] = lr
+
+
+class AdaBelief(torch.optim.Optimizer):
+    """AdaBelief (Zhuang et al. 2020), the original tool's later default optimizer: Adam whose second moment
+    tracks the squared *surprise* (g - m)^2 instead of g^2, so steps are large where the gradient agrees with
+    its running mean and small where it is noisy:
+
+        m = b1 m + (1 - b1) g;   s = b2 s + (1 - b2) (g - m)^2 + eps
+        p -= lr * (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)
+
+    Its state uses Adam's names ("step", "exp_avg", "exp_avg_sq" holding s), so checkpoints keep one layout."""
+
+    def __init__(self, params, lr: float, betas: tuple[float, float] = BETAS, eps: float = EPS):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D401 - torch convention
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            lr, eps = group["lr"], group["eps"]
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            ms, ss, steps = [], [], []
+            for p in params:
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.tensor(0.0)
+                    st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["step"] += 1
+                ms.append(st["exp_avg"])
+                ss.append(st["exp_avg_sq"])
+                steps.append(float(st["step"]))
+            torch._foreach_lerp_(ms, grads, 1 - b1)
+            surprise = torch._foreach_sub(grads, ms)
+            torch._foreach_mul_(surprise, surprise)
+            torch._foreach_mul_(ss, b2)
+            torch._foreach_add_(ss, surprise, alpha=1 - b2)
+            torch._foreach_add_(ss, eps)
+            t = steps[0]  # every parameter of a group steps together
+            denom = torch._foreach_sqrt(ss)
+            torch._foreach_div_(denom, (1 - b2 ** t) ** 0.5)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_([p for p in params], ms, denom, value=-lr / (1 - b1 ** t))
+        return None
 
 
 class LossScale:

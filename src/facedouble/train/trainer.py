@@ -174,7 +174,7 @@ class TrainSession:
         self.loss_scale = LossScale(self.amp == torch.float16)
         offload = opts.optimizer_mode == "3"
         self.opt = Optimizer(self.model.parameters(), opts.lr, lr_dropout=opts.lr_dropout, clip_grad=opts.clip_grad,
-                             offload=offload)
+                             offload=offload, adabelief=bool(opts.adabelief))
         self.gan = self.gan_opt = self.code_d = self.code_opt = None
         self.updating = False  # True while `step` changes the weights
         if opts.gan_power > 0:
@@ -491,6 +491,50 @@ class ThreadTuner:
         torch.set_num_threads(self.before_threads)
 
 
+def pretrain_faces(opts: TrainConfig) -> list[Path]:
+    """The aligned faces of `--faceset` for `--pretrain` (JPEG/PNG files with face records, any people)."""
+    from ..workspace import IMAGE_SUFFIXES
+
+    if not opts.faceset:
+        raise OptionError("--pretrain learns from a folder of aligned faces: give it with --faceset DIR (for example "
+                          "another workspace's data_src/aligned).")
+    folder = Path(opts.faceset)
+    if not folder.is_dir():
+        raise OptionError(f"--faceset {folder} is not a folder; give a folder of aligned faces.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise OptionError(f"--faceset {folder} holds {len(files)} face image(s); pretraining needs many (hundreds "
+                          f"or more) aligned faces of any people.")
+    return files
+
+
+def start_from(session: "TrainSession", folder: Path, spec: ModelSpec) -> str:
+    """Load the network weights of the newest model in `folder` (a pretrained or earlier model) into a new
+    model's session. Everything the network holds carries over: the encoder and inter (what a face is made
+    of) and both decoders (a generic face to refine into src and dst); the optimizer state, iteration count,
+    loss history and seed start afresh. The architecture must be the same. Returns a line for the user."""
+    from ..errors import ModelError
+
+    names = ckpt.find_models(folder)
+    if not names:
+        raise OptionError(f"--from {folder} holds no trained facedouble model; give a model folder (WORKSPACE/model).")
+    files = ckpt.ModelFiles(folder, names[0])
+    theirs = ckpt.load_options(files)
+    their_spec = ModelSpec.from_options(theirs)
+    if their_spec != spec:
+        diff = [f"--{k.replace('_', '-')} {getattr(their_spec, k)!r}" for k in ModelSpec.fields()
+                if getattr(their_spec, k) != getattr(spec, k)]
+        raise OptionError(f"--from {folder}: its model {names[0]} has another architecture ({', '.join(diff)}); "
+                          f"start with --model {theirs.model} and the same architecture options, or another model.")
+    tensors, meta = ckpt.read_checkpoint(files.weights, prefix="model.")
+    try:
+        session.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()}, strict=True)
+    except RuntimeError as e:
+        raise ModelError(f"--from {files.weights} cannot be loaded ({str(e).splitlines()[0]}).") from None
+    return (f"started from {files.weights} (iteration {int(meta.get('iteration', 0))}): encoder, inter and both "
+            f"decoders carried over; optimizer, counters and history start afresh")
+
+
 def sample_options(opts: TrainConfig) -> SampleOptions:
     return SampleOptions(random_warp=opts.random_warp, random_flip=opts.random_flip,
                          src_scale_mod=opts.src_scale_mod / 100.0, uniform_yaw=opts.uniform_yaw,
@@ -526,10 +570,11 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
     files = ckpt.ModelFiles(model_dir, opts.model)
     spec = ModelSpec.from_options(opts)
 
-    # faces, decoded once
+    # faces, decoded once (pretraining: one folder of anyone's faces on both sides)
+    pretrain_files = pretrain_faces(opts) if opts.pretrain else None
     faces = {}
     for side in ("src", "dst"):
-        paths = ws.face_files(side)
+        paths = pretrain_files if pretrain_files is not None else ws.face_files(side)
         faces[side] = load_faceset(
             paths, side, opts.face_type, opts.resolution, scale_mod=opts.src_scale_mod / 100.0 if side == "src" else 0.0,
             progress=lambda it, s=side, n=len(paths): reporter.track(it, f"loading {s} faces", total=n),
@@ -539,7 +584,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
     state = _State()
     if existing and files.weights.is_file():
         tensors, meta = ckpt.read_checkpoint(files.weights)
-        if meta.get("spec") and meta["spec"] != dataclasses.asdict(spec):
+        if meta.get("spec") and ModelSpec.from_options(meta["spec"]) != spec:  # options added later: defaults
             raise OptionError(f"{files.weights} holds another architecture than {files.options}; restore the matching "
                               f"options from model/backups/ or move the model folder away.")
         session.load_state_tensors(tensors, meta.get("optimizers", {}))
@@ -548,9 +593,14 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                        hist.tolist() if hist is not None else [])
         reporter.info(f"resuming {opts.model} at iteration {state.iteration} ({session.parameters / 1e6:.1f} M parameters, "
                       f"{device}, batch {opts.batch_size})")
+        if opts.from_model:
+            reporter.warn(f"--from {opts.from_model} starts new models only; {opts.model} in {model_dir} goes on from "
+                          f"its own weights.")
     else:
         reporter.info(f"new model {opts.model}: {opts.archi} {opts.resolution} px {opts.face_type}, "
                       f"{session.parameters / 1e6:.1f} M parameters, {device}, batch {opts.batch_size}")
+        if opts.from_model:
+            reporter.info(start_from(session, Path(opts.from_model), spec))
 
     def save_synced() -> Path:
         """save() after checking that every process holds the same weights. When they do not, rank 0's weights
@@ -612,7 +662,8 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
         predicted = session.predict(preview_faces)
         png = encode_png(render_preview(predicted))
         write_png(files.preview, png)
-        score_identity(predicted["dst_src"])
+        if not opts.pretrain:  # a pretraining faceset has no src or dst person to score against
+            score_identity(predicted["dst_src"])
         if history_copy and opts.write_preview_history:
             write_png(files.history / f"{opts.model}_{state.iteration:08d}.png", png)
         write_png(files.loss_plot, loss_plot_png(np.asarray(state.history), f"{opts.model}: iteration {state.iteration}"))

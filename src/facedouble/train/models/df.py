@@ -18,10 +18,12 @@ class DF(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        low = spec.resolution // 16
+        enc_res = spec.resolution // 16
+        low = spec.resolution // (32 if spec.double_resolution else 16)
         self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder, deep=self.deep_encoder)
-        self.inter = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims)
-        dec = dict(learn_mask=spec.learn_mask, residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder)
+        self.inter = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
+        dec = dict(learn_mask=spec.learn_mask, residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder,
+                   double=spec.double_resolution)
         self.decoder_src = Decoder(self.inter.out_ch, spec.d_dims, spec.d_mask_dims, **dec)
         self.decoder_dst = Decoder(self.inter.out_ch, spec.d_dims, spec.d_mask_dims, **dec)
 

@@ -102,13 +102,15 @@ class Encoder(nn.Module):
 
 
 class Inter(nn.Module):
-    """The bottleneck: the encoder's map -> ae_dims numbers -> a (res/16)^2 map of `out_ch` channels,
-    upscaled once to res/8."""
+    """The bottleneck: the encoder's (in_res)^2 map -> ae_dims numbers -> a (low_res)^2 map of `out_ch`
+    channels, upscaled once. in_res is res/16; low_res is res/16 too, or res/32 for a double-resolution decoder
+    (see `Decoder`), so the decoder starts at res/8 or res/16."""
 
-    def __init__(self, in_ch: int, low_res: int, ae_dims: int, out_ch: int):
+    def __init__(self, in_ch: int, low_res: int, ae_dims: int, out_ch: int, in_res: int | None = None):
         super().__init__()
         self.low_res, self.out_ch = low_res, out_ch
-        self.dense1 = nn.Linear(in_ch * low_res * low_res, ae_dims)
+        in_res = low_res if in_res is None else in_res
+        self.dense1 = nn.Linear(in_ch * in_res * in_res, ae_dims)
         self.dense2 = nn.Linear(ae_dims, low_res * low_res * out_ch)
         self.up = Upscale(out_ch, out_ch)
 
@@ -126,15 +128,22 @@ class Inter(nn.Module):
 class Decoder(nn.Module):
     """res/8 -> res: three upscales (d_dims x 8, 4, 2 channels), optional residual blocks after each, and a
     sigmoid RGB head. The mask branch (learn_mask) is the same with d_mask_dims. With `multiscale` the
-    decoder also returns RGB at res/4 and res/2, each trained against the downscaled target."""
+    decoder also returns RGB at res/4 and res/2, each trained against the downscaled target.
+
+    With `double` (the original tool's "d" architecture flag) the decoder works at half the output
+    resolution (res/16 -> res/2) and its heads predict 2x2 output pixels per position (a pixel shuffle), so a
+    face of twice the side costs about what the plain decoder's face costs; the heads are 3x3 so each
+    output pixel sees its neighbours."""
 
     def __init__(self, in_ch: int, d_dims: int, d_mask_dims: int, *, learn_mask: bool = True,
-                 residual_blocks: bool = False, multiscale: bool = False):
+                 residual_blocks: bool = False, multiscale: bool = False, double: bool = False):
         super().__init__()
+        self.double = double
+        head = (lambda cin, cout: nn.Conv2d(cin, cout * 4, 3, 1, 1)) if double else (lambda cin, cout: nn.Conv2d(cin, cout, 1))
         chans = [in_ch, d_dims * 8, d_dims * 4, d_dims * 2]
         self.ups = nn.ModuleList(Upscale(a, b) for a, b in zip(chans[:-1], chans[1:]))
         self.res = nn.ModuleList(ResBlock(c) for c in chans[1:]) if residual_blocks else None
-        self.rgb = nn.Conv2d(chans[-1], 3, 1)
+        self.rgb = head(chans[-1], 3)
         self.multiscale = multiscale
         if multiscale:  # RGB heads at res/4 and res/2
             self.rgb_low = nn.ModuleList(nn.Conv2d(c, 3, 1) for c in chans[1:3])
@@ -142,7 +151,7 @@ class Decoder(nn.Module):
         if learn_mask:
             mchans = [in_ch, d_mask_dims * 8, d_mask_dims * 4, d_mask_dims * 2]
             self.mask_ups = nn.ModuleList(Upscale(a, b) for a, b in zip(mchans[:-1], mchans[1:]))
-            self.mask = nn.Conv2d(mchans[-1], 1, 1)
+            self.mask = head(mchans[-1], 1)
         self.checkpointed = False
 
     def forward(self, z):
@@ -154,8 +163,12 @@ class Decoder(nn.Module):
                 x = run(self.res[i], x, self.checkpointed)
             if self.multiscale and i < 2:
                 lows.append(torch.sigmoid(self.rgb_low[i](x)))
-        rgb = torch.sigmoid(self.rgb(x))
+        rgb = torch.sigmoid(self._head(self.rgb, x))
         return rgb, self.mask_only(z), lows
+
+    def _head(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        y = conv(x)
+        return F.pixel_shuffle(y, 2) if self.double else y
 
     def mask_only(self, z):
         """The mask branch alone (None without learn_mask)."""
@@ -164,7 +177,7 @@ class Decoder(nn.Module):
         m = z
         for up in self.mask_ups:
             m = run(up, m, self.checkpointed)
-        return torch.sigmoid(self.mask(m))
+        return torch.sigmoid(self._head(self.mask, m))
 
 
 class PatchDiscriminator(nn.Module):

@@ -17,12 +17,14 @@ class LIAE(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        low = spec.resolution // 16
+        enc_res = spec.resolution // 16
+        low = spec.resolution // (32 if spec.double_resolution else 16)
         self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder)
-        self.inter_ab = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims)
-        self.inter_b = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims)
+        self.inter_ab = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
+        self.inter_b = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
         self.decoder = Decoder(spec.ae_dims * 2, spec.d_dims, spec.d_mask_dims, learn_mask=spec.learn_mask,
-                               residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder)
+                               residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder,
+                               double=spec.double_resolution)
 
     def forward(self, src: torch.Tensor, dst: torch.Tensor, with_swap: bool = False) -> dict:
         src_e, dst_e = self.encoder(torch.cat([src, dst])).split([src.shape[0], dst.shape[0]])

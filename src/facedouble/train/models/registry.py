@@ -36,6 +36,7 @@ class ModelSpec:
     lightweight_encoder: bool = False
     multiscale_decoder: bool = False
     remove_gray_border: bool = False
+    double_resolution: bool = False
 
     @classmethod
     def fields(cls) -> tuple[str, ...]:
@@ -44,21 +45,39 @@ class ModelSpec:
     @classmethod
     def from_options(cls, options: Any) -> "ModelSpec":
         """From a TrainConfig (or any object / dict with the same names)."""
-        get = options.get if isinstance(options, dict) else lambda k: getattr(options, k)
-        return cls(**{name: get(name) for name in cls.fields()})
+        get = options.get if isinstance(options, dict) else lambda k: getattr(options, k, None)
+        defaults = cls()
+        # an option added after a model was saved has no value in its file: the default it was built with
+        return cls(**{name: getattr(defaults, name) if get(name) is None else get(name) for name in cls.fields()})
 
 
 # Architecture and training defaults of each preset. The architecture values can be changed on a model's
 # first run (any preset); afterwards they are fixed. Training values can be changed with --override.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The CPU model: 96 px full face with a lean decoder: 192/96/48 channels at 24/48/96 px (d_dims 24) and a
-    # 64/32/16-channel mask decoder, ~1.1 GMAC per face forward (DFL's Quick96 decoder is ~4x that), so that a
-    # training step of a src and a dst face costs ~14 GFLOP and 2 CPU cores reach ~20 samples/s with bf16.
-    # lr 3e-4: on the sample pair it reached in 20 minutes (3,300 iterations) the loss that 1e-4 reached after
-    # 5,800 (70 minutes); at 8 minutes 1e-4 / 3e-4 / 5e-4 gave src loss 1.13 / 0.87 / 0.88.
-    "quick96": dict(resolution=96, face_type="full", archi="df", ae_dims=128, e_dims=32, d_dims=24,
-                    d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
-                    multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=3e-4),
+    # The default CPU model (`run`, the demo): a 192 px full face for what a 96 px face costs. The decoder works at
+    # 96 px with the lean widths (192/96/48 channels at 24/48/96 px) and its heads predict 2x2 pixels each
+    # (double_resolution, the original's "d" flag); 11.2 M parameters. Chosen by benchmarks/quality.py (see
+    # docs/quality.md): after 10 CPU-minutes identity nearer src 0.97 against lean96's 0.86 and quick96's 0.06,
+    # face detail 0.19 against 0.15 and 0.10; a 96 px face cannot pass ~0.34 of dst's detail in these frames
+    # however well it is learned, a 192 px face ~0.89.
+    "cpu192": dict(resolution=192, face_type="full", archi="df", ae_dims=128, e_dims=32, d_dims=24,
+                   d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
+                   multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
+                   batch_size=8, lr=3e-4),
+    # The original tool's Quick96 shape: 96 px full face, ae 128, encoder 64, decoder 64, mask decoder 16, its
+    # "d" decoder (25.9 M parameters with these layers). About as costly per sample as cpu192 here, and it learns
+    # slower per CPU-minute (benchmarks/quality.py).
+    "quick96": dict(resolution=96, face_type="full", archi="df", ae_dims=128, e_dims=64, d_dims=64,
+                    d_mask_dims=16, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
+                    multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
+                    batch_size=8, lr=3e-4),
+    # The lean 96 px network (the CPU default before cpu192): 192/96/48 channels at 24/48/96 px (d_dims 24) and a
+    # 64/32/16-channel mask decoder, ~1.1 GMAC per face forward, 7.6 M parameters; 2 cores reach ~20 samples/s
+    # with bf16. lr 3e-4: on the sample pair it reached in 20 minutes (3,300 iterations) the loss that 1e-4
+    # reached after 5,800 (70 minutes); at 8 minutes 1e-4 / 3e-4 / 5e-4 gave src loss 1.13 / 0.87 / 0.88.
+    "lean96": dict(resolution=96, face_type="full", archi="df", ae_dims=128, e_dims=32, d_dims=24,
+                   d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
+                   multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=3e-4),
     "h64": dict(resolution=64, face_type="half", archi="df", ae_dims=256, e_dims=48, d_dims=32, d_mask_dims=12,
                 learn_mask=True, residual_blocks=False, lightweight_encoder=False, multiscale_decoder=False,
                 remove_gray_border=False, batch_size=16, lr=5e-5),

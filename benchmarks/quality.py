@@ -1,0 +1,258 @@
+"""Swap quality per CPU-minute (issue: swap quality): train from scratch, merge and build with the defaults,
+score with the quality report, print each figure beside its target.
+
+For each preset: a fresh workspace gets the pair's frames and faces (extracted once per pair and copied, so
+every preset learns from the same faces), then `facedouble train` runs as a child process and is stopped with
+SIGTERM after --minutes, as a user's scheduler would stop it (the trainer saves on SIGTERM). The merge and
+the video build use the defaults (the saved merge config of `run`), then `facedouble report` scores the
+result. Prints one table per preset and writes benchmarks/results/quality.json (and quality_<tag>.json).
+
+    .venv/bin/python benchmarks/quality.py --minutes 10 [--preset quick96 ...] [--src VIDEO --dst VIDEO]
+        [--src-fps 8] [--device cpu|cuda] [--from MODEL_DIR] [--tag NAME] [--keep]
+
+Targets (issue 16): after 60 minutes identity nearer src >= 0.95 with mean distance to src <= 0.50, face
+detail >= 0.70 of dst's, landmark error <= 0.05, flicker <= 1.10, background >= 45 dB; after 10 minutes
+identity >= 0.90 and detail >= 0.40. The load average is printed beside the figures: a second busy process on
+two cores halves training speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def targets(minutes: float) -> dict[str, tuple[str, float]]:
+    """Figure -> (comparison, target) for a run of `minutes` (the issue's two checkpoints)."""
+    if minutes >= 60:
+        return {"nearer_src": (">=", 0.95), "mean_src": ("<=", 0.50), "detail": (">=", 0.70),
+                "landmark_error": ("<=", 0.05), "flicker": ("<=", 1.10), "background_db": (">=", 45.0)}
+    return {"nearer_src": (">=", 0.90), "detail": (">=", 0.40), "landmark_error": ("<=", 0.05),
+            "flicker": ("<=", 1.10), "background_db": (">=", 45.0)}
+
+
+def figures(summary: dict) -> dict[str, float | None]:
+    """The report summary's judged figures, by the names `targets` uses."""
+    background = next((c["value"] for c in summary.get("checks", []) if c["name"].startswith("background")), None)
+    return {
+        "nearer_src": summary["identity"].get("nearer_src"),
+        "mean_src": summary["identity"].get("mean_src"),
+        "mean_dst": summary["identity"].get("mean_dst"),
+        "detail": summary["detail"].get("ratio_to_dst_median"),
+        "landmark_error": summary["expression_pose"].get("landmark_error_mean"),
+        "flicker": summary["temporal"].get("flicker_ratio"),
+        "background_db": background,
+    }
+
+
+def passes(value: float | None, op: str, target: float) -> bool:
+    if value is None:
+        return False
+    return value >= target if op == ">=" else value <= target
+
+
+def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> Path:
+    """A workspace holding the pair's frames and aligned faces (made once per pair, then copied)."""
+    from facedouble.config import ExtractConfig, VideoExtractConfig
+    from facedouble.extract import extract
+    from facedouble.progress import Reporter
+    from facedouble.video.frames import extract_frames
+    from facedouble.workspace import Workspace
+
+    done = cache / ".faces-done"
+    if done.is_file():
+        return cache
+    ws = Workspace(cache).create()
+    shutil.copyfile(src, ws.root / f"data_src{src.suffix}")
+    shutil.copyfile(dst, ws.root / f"data_dst{dst.suffix}")
+    rep = Reporter()
+    extract_frames(ws, "src", VideoExtractConfig(fps=src_fps), reporter=rep)
+    extract_frames(ws, "dst", VideoExtractConfig(), reporter=rep)
+    for side in ("src", "dst"):
+        extract(ws, side, ExtractConfig(), reporter=rep)
+    done.write_text("ok\n")
+    return cache
+
+
+def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | None) -> dict:
+    """Run `facedouble train` in a child process and stop it with SIGTERM after `minutes`."""
+    cmd = [sys.executable, "-m", "facedouble", "train", "-w", str(ws), "-m", preset]
+    if device != "auto":
+        cmd += ["--device", device]
+    if reuse is not None:
+        cmd += ["--from", str(reuse)]
+    log = ws / "train.log"
+    started = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=minutes * 60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=300)
+    elapsed = time.monotonic() - started
+    state = {}
+    state_file = ws / "model" / f"{preset}_state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+    if proc.returncode not in (0, 130, -signal.SIGTERM, 128 + signal.SIGTERM):  # 130: the CLI's "stopped"
+        raise SystemExit(f"training failed (exit {proc.returncode}); see {log}")
+    iters = int(state.get("iteration", 0))
+    # a sample is one src and one dst face, as the trainer's status line counts them
+    return {"seconds": round(elapsed, 1), "iterations": iters, "exit_code": proc.returncode,
+            "samples_per_s": round(iters * int(state.get("batch_size", 0) or 0) / max(elapsed, 1e-9), 2)
+            if state.get("batch_size") else None}
+
+
+def merge_build_report(ws_path: Path, preset: str, device: str, changes: dict | None = None) -> tuple[dict, dict]:
+    """Merge and build with the defaults (as `run` does), then the quality report."""
+    import dataclasses
+
+    from facedouble.config import MergeConfig, ReportConfig, VideoBuildConfig
+    from facedouble.merge.merger import merge
+    from facedouble.progress import Reporter
+    from facedouble.report import make_report
+    from facedouble.video.build import build_video
+    from facedouble.workspace import Workspace
+
+    ws = Workspace(ws_path)
+    rep = Reporter()
+    t0 = time.monotonic()
+    cfg = dataclasses.replace(MergeConfig(device=device), model_name=preset, **(changes or {}))
+    merged = merge(ws, cfg, reporter=rep, force=True)
+    t1 = time.monotonic()
+    build_video(ws, VideoBuildConfig(), reporter=rep)
+    t2 = time.monotonic()
+    out = make_report(ws, ReportConfig(), reporter=rep)
+    timing = {"merge_s": round(t1 - t0, 1), "merge_fps": round(merged.frames / max(t1 - t0, 1e-9), 1),
+              "build_s": round(t2 - t1, 1), "report_s": round(time.monotonic() - t2, 1)}
+    return out.summary, timing
+
+
+def strip(ws_path: Path, out: Path, frame: int = 24, side: int = 256) -> Path | None:
+    """A small PNG for the docs: dst frame `frame` around the face, the merged frame there, and a src face;
+    marked as AI-generated like every image the merger writes."""
+    import cv2
+    import numpy as np
+
+    from facedouble.merge.merger import find_frame, frame_records, read_image, write_marked
+    from facedouble.workspace import Workspace
+
+    ws = Workspace(ws_path)
+    try:
+        dst_path = find_frame(ws, frame)
+    except Exception:  # noqa: BLE001 - a clip shorter than `frame`: its middle frame
+        files = ws.frame_files("dst")
+        dst_path = files[len(files) // 2]
+    merged = next(iter(sorted(ws.merged.glob(dst_path.stem + ".*"))), None)
+    recs = frame_records(ws).get(dst_path.name)
+    src_faces = ws.face_files("src")
+    if merged is None or not recs or not src_faces:
+        return None
+    lm = np.asarray(recs[0].source_landmarks, np.float32)
+    cx, cy = lm.mean(0)
+    half = int(max(np.ptp(lm[:, 0]), np.ptp(lm[:, 1])) * 0.8)
+    tiles = []
+    for img in (read_image(dst_path), read_image(merged)):
+        h, w = img.shape[:2]
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        crop = img[y0:min(h, y0 + 2 * half), x0:min(w, x0 + 2 * half)]
+        tiles.append(cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA))
+    tiles.append(cv2.resize(read_image(src_faces[len(src_faces) // 3]), (side, side), interpolation=cv2.INTER_AREA))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_marked(out, np.hstack(tiles), "quality-benchmark")
+    return out
+
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def main() -> int:
+    from media import media_dir
+
+    media = media_dir()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--preset", nargs="+", default=None, help="presets to compare (default: the default preset of run)")
+    ap.add_argument("--src", type=Path, default=media / "WolfgangLanger_Pexels.mp4")
+    ap.add_argument("--dst", type=Path, default=media / "single_face.mp4")
+    ap.add_argument("--src-fps", type=float, default=8.0, help="src frames per second taken (as the demo does)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--from", dest="reuse", type=Path, default=None, help="start from this pretrained model folder")
+    ap.add_argument("--workdir", type=Path, default=RESULTS / "quality")
+    ap.add_argument("--tag", default=None, help="name of this run in the JSON (default: minutes and presets)")
+    ap.add_argument("--keep", action="store_true", help="keep the workspaces (default: only their reports)")
+    ap.add_argument("--no-train", action="store_true", help="merge and score the kept workspaces' models again")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="OPTION=VALUE",
+                    help="merge options other than the defaults, e.g. super_resolution=false (JSON values)")
+    args = ap.parse_args()
+
+    from facedouble.config import RunConfig
+
+    presets = args.preset or [RunConfig().model]
+    pair = f"{args.src.stem}--{args.dst.stem}"
+    faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps)
+    tag = args.tag or f"{pair}-{args.minutes:g}min"
+    rows = []
+    for name in presets:
+        ws = args.workdir / f"{tag}-{name}"
+        load_before = load_average()
+        if args.no_train:
+            state = json.loads((ws / "model" / f"{name}_state.json").read_text())
+            trained = {"seconds": None, "iterations": int(state.get("iteration", 0)), "samples_per_s": None}
+        else:
+            if ws.exists():
+                shutil.rmtree(ws)
+            shutil.copytree(faces, ws, ignore=shutil.ignore_patterns("model", "merged", "merged_mask", "report",
+                                                                      "result.*"))
+            trained = train_for(ws, name, args.minutes, args.device, args.reuse)
+        load_after = load_average()
+        changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.merge)}
+        summary, timing = merge_build_report(ws, name, args.device, changes)
+        figs = figures(summary)
+        checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}
+                  for k, (op, t) in targets(args.minutes).items()}
+        row = {"preset": name, "minutes": args.minutes, "pair": pair, "merge_changes": changes, "train": trained,
+               "timing": timing,
+               "figures": figs, "checks": checks, "load_average": [load_before, load_after],
+               "report": str(ws / "report" / "report.html")}
+        picture = strip(ws, RESULTS / f"quality_{tag}-{name}.png")
+        row["strip"] = None if picture is None else str(picture)
+        rows.append(row)
+        print(f"\n{name}: {args.minutes:g} min, {trained['iterations']} iterations "
+              f"({trained['samples_per_s']} samples/s), load {load_before} -> {load_after}")
+        for k, c in checks.items():
+            v = "n/a" if c["value"] is None else f"{c['value']:.3f}"
+            print(f"  {k:15s} {v:>8s}  target {c['op']} {c['target']:<5g} {'PASS' if c['pass'] else 'miss'}")
+        print(f"  (mean distance to dst {figs['mean_dst']}; merge {timing['merge_fps']} frames/s)")
+        if not args.keep:
+            for sub in ("data_src", "data_dst"):
+                shutil.rmtree(ws / sub, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()}, "tag": tag, "rows": rows}
+    for path in (RESULTS / "quality.json", RESULTS / f"quality_{tag}.json"):
+        path.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {RESULTS / f'quality_{tag}.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
