@@ -272,7 +272,9 @@ class BatchMaker:
                 if side == "src" and opts.color_transfer != "none":
                     crop = self._color_transfer(int(i), int(rng.integers(0, len(self.dst))))
                 if side == "src" and opts.random_hsv_power > 0:
-                    crop = random_hsv_shift(crop, rng, opts.random_hsv_power)
+                    # its own stream: turning the option on leaves every other draw of the batch as it was
+                    hsv_rng = np.random.default_rng([self.seed, self.rank, 98, iteration, j])
+                    crop = random_hsv_shift(crop, hsv_rng, opts.random_hsv_power)
                 scale_mod = opts.src_scale_mod if side == "src" else 0.0
                 inp[j], tgt[j], lm, m = augment(crop, fs.landmarks[i], rng, res, ranges, scale_mod, flip[j])
                 if fs.xmasks is not None and fs.xmasks[i] is not None:
