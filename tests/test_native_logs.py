@@ -47,7 +47,7 @@ if __name__ == "__main__":
         print("worker:", *pool.apply(mediapipe_calls, (sys.argv[2],)), file=sys.stderr, flush=True)
     os.write(2, b"a native line that is not noise\n")
     os.write(2, b"E0000 00:00:1796314541.920086   15404 graph.cc:1] an error line\n")
-    print("python stderr line", file=sys.stderr)
+    sys.stderr.write("python stderr line\n")  # one write: print() writes the newline apart from the text
 '''
 
 

@@ -440,7 +440,7 @@ def test_dfl_file_with_a_malicious_pickle(tmp_path, media):
     evil = folder / "00001_0.jpg"
     evil.write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:])
     before = snapshot(folder)
-    text = error_of("util", "import-dfl", folder, "--no-identity")
+    text = error_of("util", "import-dfl", folder, "--no-identity", "--out", tmp_path / "imported")
     assert "00001_0.jpg" in text and "refused" in text
     assert not marker.exists() and snapshot(folder) == before
 

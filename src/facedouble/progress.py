@@ -166,13 +166,11 @@ class RichReporter(Reporter):
                 self.console.print(progress_line(description, state["done"], total, now - started),
                                    highlight=False, markup=False, soft_wrap=True)
 
-        try:
-            yield advance
-        finally:
-            elapsed = self.clock() - started
-            if state["done"] or total:
-                self.console.print(progress_line(description, state["done"], total, elapsed),
-                                   highlight=False, markup=False, soft_wrap=True)
+        yield advance  # a task that fails says nothing more: its error is the one sentence the user reads
+        elapsed = self.clock() - started
+        if state["done"] or total:
+            self.console.print(progress_line(description, state["done"], total, elapsed),
+                               highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -60,7 +60,8 @@ SIDED = {"video-extract", "extract", "manual-fix-deleted", "sort", "sort-undo"}
 PATH_OPTIONS: dict[type[K.StageConfig], frozenset[str]] = {
     K.ExtractConfig: frozenset({"reference", "rects"}),
     K.SortConfig: frozenset({"reference"}),
-    K.MergeConfig: frozenset({"model", "sign_cert", "sign_key"}),
+    K.TrainConfig: frozenset({"faceset", "from_model"}),
+    K.MergeConfig: frozenset({"model", "model_file", "sign_cert", "sign_key"}),
     K.VideoBuildConfig: frozenset({"input_dir", "sign_cert", "sign_key"}),
     K.ReportConfig: frozenset({"result", "dst", "out", "src"}),
 }
