@@ -1,5 +1,5 @@
 """Live swap speed: frames per second and latency (source frame -> output frame, median and 95th percentile)
-with each step's median time, at 640x480 and 1280x720, for the default CPU model (quick96, untrained weights:
+with each step's median time, at 640x480 and 1280x720, for the default CPU model (cpu192, and the faster lean96; untrained weights:
 speed does not depend on them) and a 224-px whole-face model.
 
 The source is the sample clip scaled to each size and played at its own speed (30 fps) like a camera, so
@@ -7,7 +7,7 @@ frames are dropped when the pipeline is busy and latency is what a viewer sees; 
 (H.264, C2PA signed at the end). Baseline in the same run: the steps' median times added up, i.e. the frame
 rate one thread doing the steps one after another would reach; the ratio is what the pipeline gains.
 
-    python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models quick96,wf224]
+    python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models cpu192,lean96,wf224]
 
 Writes benchmarks/results/live.json.
 """
@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 MODELS = {
-    "quick96": dict(preset="quick96"),
+    "cpu192": dict(preset="cpu192"),   # the default CPU model
+    "lean96": dict(preset="lean96"),   # the fastest CPU model
     "wf224": dict(preset="sae", resolution=224, face_type="whole-face", ae_dims=256, e_dims=42, d_dims=21,
                   d_mask_dims=16),
 }
@@ -99,7 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--sizes", default="640x480,1280x720")
-    ap.add_argument("--models", default="quick96,wf224")
+    ap.add_argument("--models", default="cpu192,lean96,wf224")
     args = ap.parse_args()
     os.environ.setdefault("FACEDOUBLE_CONFIG_DIR", tempfile.mkdtemp(prefix="fd-bench-cfg-"))
     from media import media_dir
