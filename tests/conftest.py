@@ -42,6 +42,19 @@ def workspace(tmp_path: Path):
     return Workspace(tmp_path / "ws").create()
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """One torch thread for the test: bit-exact results need a fixed thread count, and on a shared 2-core
+    machine one thread is the faster choice for small models. Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)

@@ -35,12 +35,7 @@ def _tiny_config() -> TrainConfig:
     return TrainConfig(**TINY, **{f: getattr(spec, f) for f in ModelSpec.fields() if f not in TINY})
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

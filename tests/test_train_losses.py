@@ -8,12 +8,7 @@ import torch
 from facedouble.train import losses as L
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _faces(b=2, res=64, seed=0):

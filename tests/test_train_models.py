@@ -15,12 +15,7 @@ from facedouble.train.models import PRESETS, ModelSpec, build_model, count_param
 from facedouble.train.trainer import TrainSession
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _options(**kw) -> TrainConfig:

@@ -21,12 +21,7 @@ from test_merge_support import decode, landmarks
 RES = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _options(**kw) -> TrainConfig:
