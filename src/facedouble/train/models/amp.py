@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Decoder, Encoder, Inter
+from .layers import Decoder, Encoder, Inter, bottleneck_sizes
 
 DEFAULT_MORPH = 1.0  # a trained model folder swaps fully unless a morph factor is given
 
@@ -23,16 +23,13 @@ class AMP(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        double = bool(getattr(spec, "double_resolution", False))
-        low = spec.resolution // (32 if double else 16)
-        # a double-resolution decoder starts at res/16: the inters read the encoder's res/16 map and expand to res/32
-        inter = dict(in_res=spec.resolution // 16) if double else {}
+        enc_res, low = bottleneck_sizes(spec.resolution, spec.double_resolution)
         self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder)
-        self.inter_src = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, **inter)
-        self.inter_dst = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, **inter)
+        self.inter_src = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
+        self.inter_dst = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
         self.decoder = Decoder(spec.ae_dims, spec.d_dims, spec.d_mask_dims, learn_mask=spec.learn_mask,
                                residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder,
-                               **(dict(double=True) if double else {}))
+                               double=spec.double_resolution)
 
     def forward(self, src: torch.Tensor, dst: torch.Tensor, with_swap: bool = False) -> dict:
         """Both reconstructions (src through inter_src, dst through inter_dst), with `with_swap` the full swap

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Decoder, Encoder, Inter
+from .layers import Decoder, Encoder, Inter, bottleneck_sizes
 
 
 class DF(nn.Module):
@@ -18,8 +18,7 @@ class DF(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        enc_res = spec.resolution // 16
-        low = spec.resolution // (32 if spec.double_resolution else 16)
+        enc_res, low = bottleneck_sizes(spec.resolution, spec.double_resolution)
         self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder, deep=self.deep_encoder)
         self.inter = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
         dec = dict(learn_mask=spec.learn_mask, residual_blocks=spec.residual_blocks, multiscale=spec.multiscale_decoder,

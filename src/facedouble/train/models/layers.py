@@ -101,6 +101,12 @@ class Encoder(nn.Module):
         return x
 
 
+def bottleneck_sizes(resolution: int, double: bool) -> tuple[int, int]:
+    """(side of the encoder's map, side the bottleneck expands to) for a face of `resolution` px: res/16 and
+    res/16, or res/16 and res/32 for a double-resolution decoder (which starts one step lower, at res/16)."""
+    return resolution // 16, resolution // (32 if double else 16)
+
+
 class Inter(nn.Module):
     """The bottleneck: the encoder's (in_res)^2 map -> ae_dims numbers -> a (low_res)^2 map of `out_ch`
     channels, upscaled once. in_res is res/16; low_res is res/16 too, or res/32 for a double-resolution decoder

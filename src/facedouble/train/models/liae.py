@@ -10,15 +10,14 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import Decoder, Encoder, Inter
+from .layers import Decoder, Encoder, Inter, bottleneck_sizes
 
 
 class LIAE(nn.Module):
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
-        enc_res = spec.resolution // 16
-        low = spec.resolution // (32 if spec.double_resolution else 16)
+        enc_res, low = bottleneck_sizes(spec.resolution, spec.double_resolution)
         self.encoder = Encoder(spec.e_dims, spec.lightweight_encoder)
         self.inter_ab = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
         self.inter_b = Inter(self.encoder.out_ch, low, spec.ae_dims, spec.ae_dims, in_res=enc_res)
