@@ -47,8 +47,9 @@ def register(app: typer.Typer) -> None:
         """Swap the face of a camera, a stream or a video file as it plays, into a file (the source's audio and
         timing, content credentials), a stream (MPEG-TS over UDP, RTMP) or a virtual camera (vcam). Every frame
         is marked as AI-generated; the source is screened for explicit content. Ctrl-C stops and closes the
-        output properly."""
+        output properly. In a terminal, keys change it while it runs (listed at start; q stops)."""
         from ..live import live
+        from .train_cmd import TerminalKeys
 
         with cli_errors():
             cfg = build_config(
@@ -58,7 +59,10 @@ def register(app: typer.Typer) -> None:
                 erode=erode, blur=blur, face_scale=face_scale, opacity=opacity, morph=morph, delay_ms=delay_ms,
                 max_frames=max_frames)
             ws_model = None if (cfg.model or cfg.model_file) else Workspace(workspace).model
-            with reporter() as rep:
-                summary = live(cfg, workspace_model=ws_model, reporter=rep)
-            err_console.print(f"wrote {summary.out}" if "://" not in summary.out and summary.out != "vcam" else
-                              f"sent {summary.frames_out} frame(s) to {summary.out}")
+            with reporter() as rep, TerminalKeys() as keys:
+                summary = live(cfg, workspace_model=ws_model, reporter=rep, keys=keys if keys.active else None)
+            if summary.out.strip().lower() in ("", "none"):
+                err_console.print(f"swapped {summary.frames_out} frame(s) (no output: --out none)")
+            else:
+                err_console.print(f"wrote {summary.out}" if "://" not in summary.out and summary.out != "vcam" else
+                                  f"sent {summary.frames_out} frame(s) to {summary.out}")

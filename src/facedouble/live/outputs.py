@@ -2,11 +2,11 @@
 watermarked (the pipeline marks each frame before any output sees it).
 
 `open_output(spec, source, run_id)`: a URL (udp, tcp, srt: MPEG-TS; rtmp: FLV) is a stream; `vcam` is the
-system's virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows/macOS); anything else is a file
-(.mp4 or .mov). A file keeps the source's timing (a file source's own timestamps, a live source's arrival
-times) and a file source's audio, carries the AI-generated container tag and is signed with C2PA content
-credentials when it is closed; until then it is written under a temporary name, so a run that stops leaves a
-complete, closed file with the frames made so far.
+system's virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows/macOS); `none` is no output (only
+the UI's view); anything else is a file (.mp4 or .mov). A file keeps the source's timing (a file source's own
+timestamps, a live source's arrival times) and a file source's audio, carries the AI-generated container tag
+and is signed with C2PA content credentials when it is closed; until then it is written under a temporary
+name, so a run that stops leaves a complete, closed file with the frames made so far.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .sources import STREAM_SCHEMES, Source, SourceFrame
 FILE_SUFFIXES = {".mp4": "mp4", ".mov": "mov"}
 LIVE_TIME_BASE = Fraction(1, 1000)
 VCAM = ("vcam", "virtual", "virtualcam")
+NO_OUTPUT = ("", "none")   # only the UI's view (LiveSession.latest_frame)
 
 
 def _even(image: np.ndarray) -> np.ndarray:
@@ -265,9 +266,25 @@ class VirtualCamOutput:
         self._cam.close()
 
 
+class NoOutput:
+    """`--out none`: the frames go nowhere but to `LiveSession.latest_frame()` (the browser UI's Live tab shows
+    them; benchmarks)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def write(self, image: np.ndarray, sf: SourceFrame) -> None:
+        self.frames += 1
+
+    def close(self, *, complete: bool = True) -> None:
+        return None
+
+
 def open_output(spec: str, source: Source, run_id: str):
     """The output for `--out` (see the module doc)."""
     spec = str(spec)
+    if spec.strip().lower() in NO_OUTPUT:
+        return NoOutput()
     if spec.lower() in VCAM:
         return VirtualCamOutput(source)
     if "://" in spec:

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -214,6 +214,29 @@ class LiveSession:
     def running(self) -> bool:
         return bool(self._threads) and not self._done.is_set()
 
+    @property
+    def model(self):
+        """The model swapping the faces (None before `start()` when none was given)."""
+        return self._model
+
+    @property
+    def morphable(self) -> bool:
+        """Whether the model has a morph factor (amp models, morphable DFM files): `update(morph=...)` acts."""
+        return bool(getattr(self._model, "morphable", False))
+
+    def press(self, keys: str, reporter: Reporter | None = None) -> None:
+        """Apply keys pressed in a terminal (live/keys.py): settings through `update`, q stops, h lists them."""
+        from .keys import key_action, key_help
+
+        for key in keys:
+            action = key_action(key, self.settings, self.morphable)
+            if action.changes:
+                self.update(**action.changes)
+            if action.stop:
+                self.stop()
+            if reporter is not None and (action.text or action.help):
+                reporter.info(key_help() if action.help else f"live: {action.text}")
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -264,11 +287,16 @@ class LiveSession:
         r = int(self._model.resolution)
         self._model.swap_numpy([np.zeros((r, r, 3), np.uint8)])
 
-    def wait(self, reporter: Reporter | None = None) -> LiveSummary:
-        """Block until the source ends or `stop()`; close the outputs; return the summary or raise what stopped it."""
+    def wait(self, reporter: Reporter | None = None, keys: Callable[[], str] | None = None) -> LiveSummary:
+        """Block until the source ends or `stop()`; close the outputs; return the summary or raise what stopped it.
+        `keys()` (a terminal reader) returns the keys pressed since its last call; they act through `press`."""
         rep = reporter
         try:
             while any(t.is_alive() for t in self._threads):
+                if keys is not None:
+                    pressed = keys()
+                    if pressed:
+                        self.press(pressed, reporter)
                 if rep is not None:
                     try:
                         rep.check()
@@ -443,17 +471,21 @@ class LiveSession:
 
 
 def live(cfg: LiveConfig, *, model=None, workspace_model: Path | None = None,
-         reporter: Reporter | None = None) -> LiveSummary:
-    """Run a live swap from `cfg.source` to `cfg.out` until the source ends, `cfg.max_frames`, or the reporter
-    is cancelled (Ctrl-C, SIGTERM, UI). The output is closed properly in every case; a live source that stops
-    raises SourceStopped (one sentence) after that."""
+         reporter: Reporter | None = None, keys: Callable[[], str] | None = None) -> LiveSummary:
+    """Run a live swap from `cfg.source` to `cfg.out` until the source ends, `cfg.max_frames`, the reporter
+    is cancelled (Ctrl-C, SIGTERM, UI) or `keys()` (a terminal reader, see live/keys.py) returns q. The output
+    is closed properly in every case; a live source that stops raises SourceStopped (one sentence) after that."""
     rep = reporter or Reporter()
     session = LiveSession(cfg, model=model, workspace_model=workspace_model, reporter=rep)
     session.start()
     src = session.source
     rep.info(f"live: {src.label} ({src.width}x{src.height}, {src.fps:.2f} fps) -> {cfg.out}; model "
              f"{getattr(session._model, 'name', '?')} ({session._model.resolution} px)")
-    summary = session.wait(rep)
+    if keys is not None:
+        from .keys import key_help
+
+        rep.info(key_help())
+    summary = session.wait(rep, keys)
     rep.info(f"live: {summary.frames_out} frame(s) written ({summary.faces} with a face, {summary.dropped} dropped) "
              f"in {summary.seconds:.1f} s: {summary.fps:.1f} fps, latency median {summary.latency_ms_median:.0f} ms, "
              f"p95 {summary.latency_ms_p95:.0f} ms")

@@ -1,0 +1,33 @@
+"""Helpers for the live tests (no tests here): a tiny untrained facedouble model saved the way training saves
+one, so the live paths load it through `inference.load_model` like any trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# a 64-px full-face df model of about 0.3 M parameters: loads and swaps in milliseconds on a CPU
+TINY = dict(model="sae", resolution=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4, batch_size=2, seed=3,
+            workers=0, threads=1, preview_every=0, autosave_minutes=0, backup_hours=0)
+
+
+def tiny_untrained_model(model_dir: Path, name: str = "sae") -> Path:
+    """Write `model_dir/<name>_options.json` and `<name>.safetensors` (random weights, iteration 0)."""
+    import dataclasses
+
+    import torch
+
+    from facedouble.config import TrainConfig
+    from facedouble.train.checkpoint import FORMAT_VERSION, ModelFiles, save_checkpoint
+    from facedouble.train.models.registry import ModelSpec, build_model
+
+    spec = ModelSpec()
+    cfg = TrainConfig(**TINY, **{f: getattr(spec, f) for f in ModelSpec.fields() if f not in TINY})
+    spec = ModelSpec.from_options(cfg)
+    torch.manual_seed(3)
+    model = build_model(spec)
+    files = ModelFiles(Path(model_dir), name)
+    Path(model_dir).mkdir(parents=True, exist_ok=True)
+    cfg.save(files.options)
+    save_checkpoint(files.weights, {"model." + k: v for k, v in model.state_dict().items()},
+                    {"version": FORMAT_VERSION, "iteration": 0, "spec": dataclasses.asdict(spec)})
+    return files.weights
