@@ -204,6 +204,142 @@ class SortConfig(StageConfig):
                           unit="processes")
 
 
+# -- per-frame merge settings (the original interactive merger's) -----------------------------------------------
+
+# The MergeConfig options a frame range may change. Every other option is the whole run's (its reason below, or
+# the default one); a range that sets one is refused, so a new option is per-run until it is added here.
+MERGE_FRAME_OPTIONS: tuple[str, ...] = (
+    "mode", "raw", "mask", "skin_mask", "erode", "blur", "face_scale", "color_transfer", "masked_hist_match",
+    "hist_threshold", "degrade_color", "sharpen", "sharpen_mode", "denoise", "bicubic_degrade", "motion_blur", "debug")
+_RUN_REASONS = {
+    "smooth_frames": "it smooths each frame with its neighbours over the whole video",
+    "suppress_seamless_jitter": "it steadies each frame's blend with its neighbours over the whole video",
+    "super_resolution": "the face-detail network is loaded (or learned) once for the run",
+    "export_alpha": "it sets the file format of every merged frame",
+    "sign_cert": "the content credentials are the run's", "sign_key": "the content credentials are the run's",
+}
+_RUN_REASON_DEFAULT = "the model and the run are set up once for the whole video"
+
+
+def merge_run_reason(name: str) -> str:
+    """Why MergeConfig option `name` cannot change per frame (for the refusal and the UI)."""
+    return _RUN_REASONS.get(name, _RUN_REASON_DEFAULT)
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameRange:
+    """Merge options for the dst frames `start`..`end` (their file names' numbers; `end` None = to the last
+    frame): `options` are (name, value) pairs of MERGE_FRAME_OPTIONS that replace the config's own there.
+    As JSON: {"start": N, "end": M or null, "options": {name: value, ...}}."""
+
+    start: int
+    end: Optional[int]
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def covers(self, number: int) -> bool:
+        return self.start <= number and (self.end is None or number <= self.end)
+
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def label(self) -> str:
+        if self.end is None:
+            return f"frames {self.start} to the last"
+        return f"frame {self.start}" if self.end == self.start else f"frames {self.start}-{self.end}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "options": dict(self.options)}
+
+
+def _frame_number(value: Any, what: str, *, empty: bool = False) -> Optional[int]:
+    if value is None and empty:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(f"The merge config's {what} must be a frame number (1 or more{', or null' if empty else ''}), "
+                          f"not {value!r}; fix the range in the config.")
+    return value
+
+
+def _range_value(name: str, value: Any, hint: Any, where: str) -> Any:
+    """A range's option value checked against the field's type (JSON gives any type; the dataclass checks ranges
+    and choices afterwards)."""
+    flag = "--" + name.replace("_", "-")
+    base = hint
+    if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if len(args) == 1 else hint
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:  # a Literal of strings, or str
+        ok = isinstance(value, str)
+    if not ok:
+        kind = {bool: "true or false", int: "whole number", float: "number", str: "text"}.get(base, "choice")
+        raise OptionError(f"{where}: {flag} must be a {kind}, not {value!r}; fix the range in the merge config.")
+    return value
+
+
+def parse_frame_ranges(cfg: "MergeConfig", raw: Any) -> tuple[FrameRange, ...]:
+    """`raw` (FrameRange objects or their JSON dicts) checked against `cfg`'s field metadata and sorted: one clear
+    sentence (OptionError) for a malformed entry, an unknown or per-run option, a bad value, an inverted range
+    or two ranges that overlap."""
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, bytes, dict)) or not isinstance(raw, (list, tuple)):
+        raise OptionError('The merge config\'s "ranges" must be a list of {"start": N, "end": M or null, "options": '
+                          '{...}}; fix it in the config.')
+    hints = typing.get_type_hints(MergeConfig)
+    names = {f.name for f in dataclasses.fields(MergeConfig)}
+    base = dataclasses.replace(cfg, ranges=()) if cfg.ranges else cfg
+    out = []
+    for k, item in enumerate(raw, start=1):
+        if isinstance(item, FrameRange):
+            item = item.to_dict()
+        if not isinstance(item, dict) or "start" not in item or not set(item) <= {"start", "end", "options"}:
+            raise OptionError(f'Entry {k} of the merge config\'s ranges must be {{"start": N, "end": M or null, '
+                              f'"options": {{...}}}}, not {item!r}; fix it in the config.')
+        start = _frame_number(item["start"], f"range {k} start")
+        end = _frame_number(item.get("end"), f"range {k} end", empty=True)
+        probe = FrameRange(start, end)
+        if end is not None and end < start:
+            raise OptionError(f"The merge config's range {start}-{end} ends before it starts; give the end frame "
+                              "after the start frame (or null for the last frame).")
+        options = item.get("options") or {}
+        if not isinstance(options, dict):
+            raise OptionError(f"The options of the merge config's {probe.label()} must be an object of option names "
+                              f"and values, not {options!r}.")
+        where = f"The merge config's {probe.label()}"
+        values = {}
+        for name, value in options.items():
+            flag = "--" + str(name).replace("_", "-")
+            if name not in names:
+                raise OptionError(f"{where} sets an unknown option {name!r}; remove it or use one of "
+                                  f"{', '.join(MERGE_FRAME_OPTIONS)}.")
+            if name not in MERGE_FRAME_OPTIONS:
+                raise OptionError(f"{where} sets {flag}, which cannot change per frame ({merge_run_reason(name)}); set "
+                                  "it for all frames instead.")
+            values[name] = _range_value(name, value, hints[name], where)
+        try:
+            dataclasses.replace(base, **values)  # the fields' own checks: ranges and choices
+        except OptionError as e:
+            raise OptionError(f"{where}: {e.message}") from None
+        out.append(FrameRange(start, end, tuple(sorted(values.items()))))
+    out.sort(key=lambda r: r.start)
+    for a, b in zip(out, out[1:]):
+        if a.end is None or a.end >= b.start:
+            raise OptionError(f"The merge config's {a.label()} and {b.label()} overlap; give each frame at most one "
+                              "range.")
+    return tuple(out)
+
+
 @dataclasses.dataclass(frozen=True)
 class MergeConfig(StageConfig):
     mode: C.MergeMode = option("seamless", "Blend mode", group="blend")
@@ -255,6 +391,38 @@ class MergeConfig(StageConfig):
                                       ask=False, group="output", label="signing certificate")
     sign_key: Optional[str] = option(None, "Private key (PEM) of --sign-cert", ask=False, group="output",
                                      label="signing key")
+    # per-frame settings: options of MERGE_FRAME_OPTIONS that differ on some frames (the UI's "apply to this frame")
+    ranges: tuple[FrameRange, ...] = option((), "Frame ranges with their own options: a list of {start, end, options} "
+                                                "in the config file (the merge tuner writes them)", ask=False,
+                                            group="frames")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "ranges", parse_frame_ranges(self, self.ranges))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "ranges": [r.to_dict() for r in self.ranges]}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MergeConfig":
+        try:
+            return super().load(path)
+        except OptionError as e:  # say which file holds the bad option or range
+            raise OptionError(f"In {path}: {e.message}") from None
+
+    def frame_range(self, number: int) -> Optional[FrameRange]:
+        """The range that covers dst frame `number` (its file name's number), None when the frame has the
+        config's own options."""
+        for r in self.ranges:
+            if r.covers(number):
+                return r
+        return None
+
+    def for_frame(self, number: int) -> "MergeConfig":
+        """The effective options of dst frame `number`: these options with the overrides of the range that covers
+        it, as a config without ranges (what the merge of that one frame uses)."""
+        r = self.frame_range(number)
+        return dataclasses.replace(self, ranges=(), **(r.overrides() if r is not None else {}))
 
 
 @dataclasses.dataclass(frozen=True)

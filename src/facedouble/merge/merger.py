@@ -11,6 +11,10 @@ the original tool, whose denoise and bicubic degrade softened the whole dst fram
 on the face only: the background stays dst's own pixels (the report's background check), and a face-sized
 image costs the same at any frame size.
 
+Per-frame settings: `cfg.ranges` give frame ranges their own options (the original interactive merger's; see
+merge/ranges.py); each frame is merged with `cfg.for_frame(number)`, and a range is a cut for the temporal smoothing
+below (a face is smoothed only with neighbours merged with the same options).
+
 Temporal stability: with `smooth_frames` = k > 0 each face is smoothed with the same face in frames
 t-k..t+k: its landmarks (so the crop does not jitter), its mask, and the colour statistics that colour
 transfer and histogram matching aim at (the dst face's colours pooled over the window);
@@ -155,6 +159,7 @@ class FaceLayer:
     seam_low: tuple | None = None   # low frequencies of the Poisson-blended face (cells, weights)
     seam_fade: np.ndarray | None = None  # (r, r) where a Poisson correction may act (fades at its edge)
     motion: np.ndarray | None = None     # (2,) the dst face's movement, frame px per frame (for motion_blur)
+    cfg: MergeConfig | None = None       # the options this face is merged with (its frame's, see MergeConfig.for_frame)
     debug: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -383,7 +388,7 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
     lm64 = np.asarray(lm, np.float64)
     layer = FaceLayer(centre=lm64.mean(0), size=float(np.ptp(lm64[:, 0]) + np.ptp(lm64[:, 1])) / 2,
                       m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32),
-                      motion=None if motion is None else np.asarray(motion, np.float64))
+                      motion=None if motion is None else np.asarray(motion, np.float64), cfg=cfg)
     if cfg.debug:
         layer.debug["predicted"] = pred
     if cfg.mode == "raw" and cfg.raw in ("rgb", "predicted"):
@@ -502,9 +507,15 @@ def _neighbours(layer: FaceLayer, window: dict[int, Sequence[FaceLayer]], at: in
         if d == 0 or not layers:
             continue
         j = T.match_track(layer.centre, layer.size, [x.centre for x in layers])
-        if j is not None and layers[j].mask.shape == layer.mask.shape and layers[j].pred.shape == layer.pred.shape:
+        if j is not None and layers[j].mask.shape == layer.mask.shape and layers[j].pred.shape == layer.pred.shape \
+                and _same_options(layers[j], layer):
             out.append((layers[j], float(weights[radius + d]), at + d))
     return out
+
+
+def _same_options(a: FaceLayer, b: FaceLayer) -> bool:
+    """Whether two faces are merged with the same options (a per-frame range is a cut for the smoothing)."""
+    return a.cfg is None or b.cfg is None or a.cfg is b.cfg or a.cfg == b.cfg
 
 
 def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConfig,
@@ -535,7 +546,7 @@ def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConf
                 others = []
                 for n, w, at in near:
                     if n.face is None:
-                        colour_face(n, cfg, [m for m, _, _ in _neighbours(n, window, at, k)])
+                        colour_face(n, n.cfg or cfg, [m for m, _, _ in _neighbours(n, window, at, k)])
                     if n.seam_low is not None:
                         others.append((n.seam_low[0], n.seam_low[1], w))
                 corr = T.smoothed_correction(layer.seam_low, others)
@@ -780,7 +791,8 @@ def neighbour_records(ws: Workspace, by_frame: dict[str, list[FaceRecord]], path
 
 def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, *, swapper: Swapper | None = None,
             reporter: Reporter | None = None) -> MergedFrame:
-    """`merge --frame N --preview OUT.png`: merge one frame with the options and write it (marked)."""
+    """`merge --frame N --preview OUT.png`: merge one frame with its options (`cfg.for_frame(N)`) and write it
+    (marked)."""
     rep = reporter or Reporter()
     run_id = new_run_id()
     signer = output_signer(run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
@@ -791,7 +803,7 @@ def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, 
     records = by_frame.get(path.name, [])
     if not records:
         rep.warn(f"Frame {path.name} has no aligned face; the preview is the frame itself.")
-    merged = merge_frame(read_image(path), records, swapper, cfg, detail=detail, warn=rep.warn,
+    merged = merge_frame(read_image(path), records, swapper, cfg.for_frame(number), detail=detail, warn=rep.warn,
                          neighbours=neighbour_records(ws, by_frame, path))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -831,6 +843,25 @@ class _Job:
     masks: list = field(default_factory=list)
 
 
+def frame_number(path: Path, index: int) -> int:
+    """The number of a dst frame file: its name's (000123.png -> 123), else its place in the folder (1 = first)."""
+    return int(path.stem) if path.stem.isdigit() else index + 1
+
+
+def frame_configs(cfg: MergeConfig, frames: Sequence[Path]) -> list[MergeConfig]:
+    """The effective options of each frame (`MergeConfig.for_frame`); frames of one range share one object."""
+    made: dict[Any, MergeConfig] = {}
+    out = []
+    for i, path in enumerate(frames):
+        number = frame_number(path, i)
+        r = cfg.frame_range(number)
+        key = None if r is None else r.start
+        if key not in made:
+            made[key] = cfg.for_frame(number)
+        out.append(made[key])
+    return out
+
+
 def _outputs(ws: Workspace, path: Path, cfg: MergeConfig) -> tuple[Path, Path]:
     image = ws.merged / (path.stem + ".png" if cfg.export_alpha else path.name)
     return image, ws.merged_mask / (path.stem + ".png")
@@ -842,7 +873,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
 
     Args:
         ws: the workspace (data_dst frames, data_dst/aligned records, model/).
-        cfg: the options; saved as data_dst/merge_config.json.
+        cfg: the options; saved as data_dst/merge_config.json. Frames in its `ranges` get those options
+            (`frame_configs`); the options that cannot change per frame are the run's.
         reporter: progress, warnings and cancellation (Ctrl-C, SIGTERM, UI).
         force: merge every frame again.
         swapper: a loaded model; default: load `cfg.model` (workspace/model).
@@ -868,7 +900,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     ws.merged.mkdir(parents=True, exist_ok=True)
     ws.merged_mask.mkdir(parents=True, exist_ok=True)
     debug_dir = ws.frames("dst") / DEBUG_DIR
-    if cfg.debug:
+    cfgs = frame_configs(cfg, frames)  # each frame's options (the ranges applied)
+    if any(c.debug for c in cfgs):
         debug_dir.mkdir(exist_ok=True)
     cfg.save(ws.frames("dst") / CONFIG_NAME)
 
@@ -890,12 +923,13 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     _write_run(ws, run_id, swapper, cfg, previous, status="running")
     start = time.monotonic()
     state = MergeState(capacity=8)
-    if cfg.mask in XSEG_PRD_MODES:  # the XSeg network is a model (layer 2), loaded like the swapper
+    masks_used = {c.mask for c in cfgs}
+    if masks_used & set(XSEG_PRD_MODES):  # the XSeg network is a model (layer 2), loaded like the swapper
         from ..xseg.network import load_xseg
 
         state.xseg = load_xseg(ws.model)
     warn = rep.warn
-    tracker = K.HandTracker(video=True) if cfg.mask in MESH_DST_MODES else None
+    tracker = K.HandTracker(video=True) if masks_used & set(MESH_DST_MODES) else None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="merge")
     prepared: dict[int, tuple[np.ndarray, list[FaceLayer]]] = {}
     writes: deque[Future] = deque()
@@ -908,10 +942,11 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
         return job
 
     def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
-        motions = face_motions(lms, job.index) if cfg.motion_blur else [None] * len(job.landmarks)
-        layers = [prepare_face(job.image, lm, p, m, res, ftype, cfg, state, warn, job.hands,
+        fc = cfgs[job.index]
+        motions = face_motions(lms, job.index) if fc.motion_blur else [None] * len(job.landmarks)
+        layers = [prepare_face(job.image, lm, p, m, res, ftype, fc, state, warn, job.hands,
                                m_in=crop_matrix(swapper, lm), motion=v,
-                               xseg_dst=dst_xseg(rec) if cfg.mask in XSEG_DST_MODES else None)
+                               xseg_dst=dst_xseg(rec) if fc.mask in XSEG_DST_MODES else None)
                   for lm, p, m, v, rec in zip(job.landmarks, job.preds, job.masks, motions, job.records)]
         return job.image, layers
 
@@ -925,8 +960,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
         path = frames[i]
         out_img, out_mask = _outputs(ws, path, cfg)
         if layers:
-            merged = compose_frame(image, layers, cfg, window)
-            if cfg.debug:
+            merged = compose_frame(image, layers, cfgs[i], window)
+            if cfgs[i].debug:
                 _write_debug(debug_dir, path, image, merged, layers, run_id, signer)
         else:
             merged = MergedFrame(image, np.zeros(image.shape[:2], np.uint8))
