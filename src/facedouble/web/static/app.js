@@ -538,6 +538,424 @@ async function confirmManual() {
   } catch (e) { flash("#manual-msg", e.message, true); }
 }
 
+// ---------------------------------------------------------------- XSeg mask editor
+// Include and exclude polygons on an aligned face, in the face's own pixels, saved into the face file's record
+// (PUT /api/xseg/{side}/labels/{name}). A click adds a point to the polygon being drawn (or starts one of the
+// chosen kind); a click on its first point, or Enter, closes it; a drag moves a point; the wheel zooms about
+// the cursor and a right-drag pans. Every edit can be undone. Moving to another face saves the one left.
+const XS = { faces: [], list: [], index: -1, side: null, name: null, size: 0, img: null, polys: [], active: -1,
+             sel: null, hover: null, undo: [], redo: [], saved: "[]", zoom: 1, cx: 0, cy: 0, drag: null,
+             overlay: { mesh: null, xseg: null }, hasXseg: false, seq: 0 };
+const MASK_COLORS = { include: [18, 183, 106], exclude: [240, 68, 56], mesh: [46, 144, 250], xseg: [247, 144, 9] };
+const MASK_HIT = 8;                  // screen px within which a click takes a point
+
+const maskSide = () => $("#mask-side").value;
+const maskMode = () => document.querySelector("input[name=mask-mode]:checked").value;
+const maskScale = () => ($("#mask-canvas").width / (XS.size || 1)) * XS.zoom;
+const maskLabels = () => JSON.stringify(XS.polys.map((p) => [p.kind, p.pts]));
+const maskDirty = () => !!XS.name && maskLabels() !== XS.saved;
+
+function maskToScreen([x, y]) {
+  const c = $("#mask-canvas"), s = maskScale();
+  return [(x - XS.cx) * s + c.width / 2, (y - XS.cy) * s + c.height / 2];
+}
+
+function maskEventPoint(ev) {           // canvas pixels of a mouse event, and the face pixels under it
+  const c = $("#mask-canvas"), b = c.getBoundingClientRect(), s = maskScale();
+  const sx = (ev.clientX - b.left) * (c.width / b.width), sy = (ev.clientY - b.top) * (c.height / b.height);
+  return { sx, sy, x: (sx - c.width / 2) / s + XS.cx, y: (sy - c.height / 2) / s + XS.cy };
+}
+
+const maskClamp = (v) => Math.min(XS.size, Math.max(0, Math.round(v * 100) / 100));
+
+function maskHit(sx, sy) {
+  let best = null, dist = MASK_HIT;
+  XS.polys.forEach((p, i) => p.pts.forEach((pt, j) => {
+    const [x, y] = maskToScreen(pt), d = Math.hypot(x - sx, y - sy);
+    if (d <= dist) { dist = d; best = { poly: i, pt: j }; }
+  }));
+  return best;
+}
+
+function maskSnapshot() { return JSON.stringify({ polys: XS.polys, active: XS.active }); }
+
+function maskEdit() {                   // call before changing the polygons: makes the change undoable
+  XS.undo.push(maskSnapshot());
+  if (XS.undo.length > 300) XS.undo.shift();
+  XS.redo = [];
+}
+
+function maskUndo(redo) {
+  const [from, to] = redo ? [XS.redo, XS.undo] : [XS.undo, XS.redo];
+  if (!from.length) return;
+  to.push(maskSnapshot());
+  const snap = JSON.parse(from.pop());
+  XS.polys = snap.polys; XS.active = snap.active; XS.sel = null;
+  drawMask();
+}
+
+function maskClose() {
+  const p = XS.polys[XS.active];
+  if (!p) return;
+  if (p.pts.length < 3) { flash("#mask-msg", "A polygon needs at least 3 points; add more or delete it (Shift+Del).", true); return; }
+  maskEdit();
+  p.closed = true; XS.active = -1; XS.sel = null;
+  drawMask();
+}
+
+function maskDeletePoint() {
+  const s = XS.sel;
+  if (!s || !XS.polys[s.poly]) return;
+  maskEdit();
+  const p = XS.polys[s.poly];
+  p.pts.splice(s.pt, 1);
+  if (!p.pts.length) { XS.polys.splice(s.poly, 1); XS.active = -1; }
+  else if (p.pts.length < 3 && p.closed) { p.closed = false; XS.active = s.poly; }
+  XS.sel = null;
+  drawMask();
+}
+
+function maskDeletePolygon() {
+  const i = XS.sel ? XS.sel.poly : XS.active;
+  if (i < 0 || i === undefined || !XS.polys[i]) { flash("#mask-msg", "Click a point of the polygon to delete first.", true); return; }
+  maskEdit();
+  XS.polys.splice(i, 1);
+  XS.active = XS.active === i ? -1 : XS.active > i ? XS.active - 1 : XS.active;
+  XS.sel = null;
+  drawMask();
+}
+
+function maskZoom(factor, sx, sy) {
+  const c = $("#mask-canvas");
+  if (sx === undefined) { sx = c.width / 2; sy = c.height / 2; }
+  const s0 = maskScale(), fx = (sx - c.width / 2) / s0 + XS.cx, fy = (sy - c.height / 2) / s0 + XS.cy;
+  XS.zoom = Math.min(16, Math.max(1, XS.zoom * factor));
+  const s1 = maskScale();
+  XS.cx = fx - (sx - c.width / 2) / s1; XS.cy = fy - (sy - c.height / 2) / s1;
+  if (XS.zoom === 1) { XS.cx = XS.size / 2; XS.cy = XS.size / 2; }
+  drawMask();
+}
+
+function drawMask() {
+  const c = $("#mask-canvas"), g = c.getContext("2d"), W = c.width, H = c.height;
+  g.setTransform(1, 0, 0, 1, 0, 0);
+  g.fillStyle = "#1f2633"; g.fillRect(0, 0, W, H);
+  c.dataset.face = XS.name || "";
+  c.dataset.polys = String(XS.polys.length);
+  const dirty = maskDirty();
+  $("#mask-save").disabled = !XS.name;
+  const inc = XS.polys.filter((p) => p.kind === "include").length, exc = XS.polys.length - inc;
+  $("#mask-state").textContent = XS.name ? `${XS.name}, ${XS.size} px: ${inc} include and ${exc} exclude ` +
+    `polygon${exc === 1 ? "" : "s"}${dirty ? " (not saved)" : ""}; zoom ${XS.zoom.toFixed(1)}x` : "";
+  if (!XS.img) return;
+  const s = maskScale();
+  g.setTransform(s, 0, 0, s, W / 2 - XS.cx * s, H / 2 - XS.cy * s);
+  g.imageSmoothingEnabled = XS.zoom < 4;
+  g.drawImage(XS.img, 0, 0, XS.size, XS.size);
+  for (const kind of ["mesh", "xseg"]) if ($(`#mask-show-${kind}`).checked && XS.overlay[kind]) g.drawImage(XS.overlay[kind], 0, 0, XS.size, XS.size);
+  g.setTransform(1, 0, 0, 1, 0, 0);
+  // the label as training sees it: the include polygons tinted, less the exclude ones (exclude wins)
+  const layer = XS.layer || (XS.layer = document.createElement("canvas"));
+  layer.width = W; layer.height = H;
+  const lg = layer.getContext("2d");
+  for (const kind of ["include", "exclude"]) {
+    lg.globalCompositeOperation = kind === "include" ? "source-over" : "destination-out";
+    lg.fillStyle = `rgb(${MASK_COLORS.include.join(",")})`;
+    for (const p of XS.polys) {
+      if (p.kind !== kind || p.pts.length < 3) continue;
+      lg.beginPath();
+      p.pts.map(maskToScreen).forEach(([x, y], k) => (k ? lg.lineTo(x, y) : lg.moveTo(x, y)));
+      lg.closePath(); lg.fill();
+    }
+  }
+  g.globalAlpha = 0.3; g.drawImage(layer, 0, 0); g.globalAlpha = 1;
+  XS.polys.forEach((p, i) => {
+    const [r, gr, b] = MASK_COLORS[p.kind], pts = p.pts.map(maskToScreen), open = i === XS.active;
+    if (!pts.length) return;
+    g.beginPath();
+    pts.forEach(([x, y], k) => (k ? g.lineTo(x, y) : g.moveTo(x, y)));
+    if (!open) g.closePath();
+    g.strokeStyle = `rgb(${r},${gr},${b})`; g.lineWidth = 2; g.setLineDash(open ? [6, 4] : []); g.stroke(); g.setLineDash([]);
+    pts.forEach(([x, y], k) => {
+      const sel = XS.sel && XS.sel.poly === i && XS.sel.pt === k, hov = XS.hover && XS.hover.poly === i && XS.hover.pt === k;
+      const half = sel || hov || (open && k === 0) ? 5 : 3.5;
+      g.fillStyle = sel ? "#fff" : `rgb(${r},${gr},${b})`;
+      g.fillRect(x - half, y - half, 2 * half, 2 * half);
+      g.strokeStyle = "#000"; g.lineWidth = 1; g.strokeRect(x - half, y - half, 2 * half, 2 * half);
+    });
+  });
+}
+
+async function loadMaskOverlay(kind) {
+  const side = XS.side, name = XS.name, seq = XS.seq;
+  if (!name || XS.overlay[kind]) { drawMask(); return; }
+  try {
+    const r = await api(`/api/xseg/${side}/overlay/${encodeURIComponent(name)}?kind=${kind}`, { raw: true });
+    const bmp = await createImageBitmap(await r.blob());
+    if (seq !== XS.seq) return;
+    const c = document.createElement("canvas");
+    c.width = bmp.width; c.height = bmp.height;
+    const g = c.getContext("2d");
+    g.drawImage(bmp, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height), [r0, g0, b0] = MASK_COLORS[kind];
+    for (let i = 0; i < d.data.length; i += 4) {       // grey mask -> the overlay's colour, translucent
+      const a = d.data[i];
+      d.data[i] = r0; d.data[i + 1] = g0; d.data[i + 2] = b0; d.data[i + 3] = Math.round(a * 0.45);
+    }
+    g.putImageData(d, 0, 0);
+    XS.overlay[kind] = c;
+  } catch (e) {
+    if (seq !== XS.seq) return;
+    $(`#mask-show-${kind}`).checked = false;
+    flash("#mask-msg", e.message, true);
+  }
+  drawMask();
+}
+
+function renderMaskList() {
+  const box = $("#mask-list");
+  box.textContent = "";
+  XS.list.forEach((f, i) => {
+    box.append(el("div", { class: "mask-item" + (f.labelled ? " labelled" : "") + (i === XS.index ? " current" : ""),
+      role: "option", "data-name": f.name, "data-index": i, "aria-selected": i === XS.index ? "true" : "false",
+      title: f.labelled ? "labelled" : "no labels yet" },
+    el("span", { class: "mark", text: f.labelled ? "\u25cf" : "\u25cb" }), el("span", { text: f.name }),
+    f.xseg ? el("small", { text: "xseg" }) : ""));
+  });
+}
+
+function markMaskList() {
+  for (const d of document.querySelectorAll("#mask-list .mask-item")) {
+    const i = +d.dataset.index, f = XS.list[i];
+    d.classList.toggle("current", i === XS.index);
+    d.setAttribute("aria-selected", i === XS.index ? "true" : "false");
+    d.classList.toggle("labelled", !!(f && f.labelled));
+    d.querySelector(".mark").textContent = f && f.labelled ? "\u25cf" : "\u25cb";
+  }
+  const cur = document.querySelector("#mask-list .mask-item.current");
+  if (cur) cur.scrollIntoView({ block: "nearest" });
+  $("#mask-pos").textContent = XS.list.length ? `${XS.index + 1} of ${XS.list.length}` : "";
+  $("#mask-prev").disabled = $("#mask-next").disabled = XS.list.length < 2;
+}
+
+async function loadMask() {
+  if (maskDirty() && XS.side === maskSide()) {       // coming back to the tab with unsaved edits: keep them
+    markMaskList(); drawMask(); return;
+  }
+  const side = maskSide(), filter = $("#mask-filter").value;
+  const r = await api(`/api/xseg/${side}/faces`);
+  XS.faces = r.faces;
+  XS.list = r.faces.filter((f) => filter === "all" || (filter === "labelled") === f.labelled);
+  const keep = XS.side === side ? XS.name : null;
+  flash("#mask-msg", `${r.count} faces, ${r.labelled} labelled`);
+  const empty = !XS.list.length;
+  $("#mask-empty").hidden = !empty;
+  $("#mask-editor").hidden = empty;
+  if (empty) {
+    $("#mask-empty-title").textContent = r.count ? `No ${filter === "labelled" ? "labelled" : "unlabelled"} ${side} faces`
+      : `No aligned ${side} faces yet`;
+    $("#mask-empty-text").textContent = r.count ? `All ${r.count} ${side} faces are ${filter === "labelled" ? "without labels" : "labelled"}; choose all faces above.`
+      : `Run Extract faces for ${side} in the Workspace tab first (or import a faceset of the original tool with facedouble util import-dfl: its polygons come along).`;
+    XS.index = -1; XS.name = null; XS.img = null; XS.polys = [];
+    markMaskList(); $("#mask-save").disabled = true;
+    return;
+  }
+  renderMaskList();
+  const i = keep ? XS.list.findIndex((f) => f.name === keep) : -1;
+  await openMaskFace(i >= 0 ? i : 0, false);
+}
+
+async function saveMask() {
+  if (!XS.name) return true;
+  const bad = XS.polys.findIndex((p) => p.pts.length < 3);
+  if (bad >= 0) {
+    const msg = `Polygon ${bad + 1} has only ${XS.polys[bad].pts.length} point(s): add points or delete it (Shift+Del) before saving.`;
+    flash("#mask-msg", msg, true); notify(msg, "error");
+    return false;
+  }
+  const body = { include: XS.polys.filter((p) => p.kind === "include").map((p) => p.pts),
+                 exclude: XS.polys.filter((p) => p.kind === "exclude").map((p) => p.pts) };
+  const side = XS.side, name = XS.name, labels = maskLabels();
+  try {
+    const r = await api(`/api/xseg/${side}/labels/${encodeURIComponent(name)}`, { method: "PUT", json: body });
+    if (XS.name === name) XS.saved = labels;
+    for (const f of XS.faces) if (f.name === name) f.labelled = r.labelled;
+    flash("#mask-msg", r.labelled ? `saved ${r.include.length} include and ${r.exclude.length} exclude polygons into ${name}`
+      : `saved: ${name} has no labels now`);
+    markMaskList(); drawMask();
+    return true;
+  } catch (e) {
+    flash("#mask-msg", e.message, true); notify(e.message, "error");
+    return false;
+  }
+}
+
+function loadImageUrl(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`Could not load ${url}.`));
+    img.src = url;
+  });
+}
+
+async function openMaskFace(i, save = true) {
+  if (!XS.list.length) return;
+  i = (i + XS.list.length) % XS.list.length;
+  if (save && maskDirty() && !(await saveMask())) return;     // a face is never left with unsaved edits
+  const side = maskSide(), name = XS.list[i].name, seq = ++XS.seq;
+  XS.index = i;
+  markMaskList();
+  let lab, img;
+  try {
+    [lab, img] = await Promise.all([api(`/api/xseg/${side}/labels/${encodeURIComponent(name)}`),
+      loadImageUrl(`/api/faces/${side}/image/${encodeURIComponent(name)}?t=${Date.now()}`)]);
+  } catch (e) { if (seq === XS.seq) flash("#mask-msg", e.message, true); return; }
+  if (seq !== XS.seq) return;
+  Object.assign(XS, { side, name, img, size: lab.size, active: -1, sel: null, hover: null, undo: [], redo: [],
+    zoom: 1, cx: lab.size / 2, cy: lab.size / 2, overlay: { mesh: null, xseg: null }, hasXseg: lab.xseg });
+  XS.polys = [...lab.include.map((pts) => ({ kind: "include", pts, closed: true })),
+              ...lab.exclude.map((pts) => ({ kind: "exclude", pts, closed: true }))];
+  XS.saved = maskLabels();
+  const xs = $("#mask-show-xseg");
+  xs.disabled = !lab.xseg;
+  xs.parentElement.title = lab.xseg ? "the XSeg mask applied to this face" : "no applied XSeg mask: train XSeg, then xseg apply";
+  if (!lab.xseg) xs.checked = false;
+  drawMask();
+  for (const kind of ["mesh", "xseg"]) if ($(`#mask-show-${kind}`).checked) loadMaskOverlay(kind);
+}
+
+async function copyPreviousMask() {
+  if (!XS.name || XS.index <= 0) { flash("#mask-msg", "There is no previous face in the list to copy from.", true); return; }
+  const prev = XS.list[XS.index - 1].name;
+  try {
+    const lab = await api(`/api/xseg/${XS.side}/labels/${encodeURIComponent(prev)}`);
+    if (!lab.include.length && !lab.exclude.length) { flash("#mask-msg", `${prev} has no polygons to copy.`, true); return; }
+    const k = XS.size / lab.size, scale = (pts) => pts.map(([x, y]) => [maskClamp(x * k), maskClamp(y * k)]);
+    maskEdit();
+    XS.polys = [...lab.include.map((p) => ({ kind: "include", pts: scale(p), closed: true })),
+                ...lab.exclude.map((p) => ({ kind: "exclude", pts: scale(p), closed: true }))];
+    XS.active = -1; XS.sel = null;
+    flash("#mask-msg", `copied ${XS.polys.length} polygons of ${prev} (Ctrl+Z takes them back)`);
+    drawMask();
+  } catch (e) { flash("#mask-msg", e.message, true); }
+}
+
+function toggleMaskOverlay(kind) {
+  const box = $(`#mask-show-${kind}`);
+  if (box.disabled) { flash("#mask-msg", `${XS.name || "This face"} has no applied XSeg mask: train XSeg, then run xseg apply.`, true); return; }
+  box.checked = !box.checked;
+  if (box.checked) loadMaskOverlay(kind); else drawMask();
+}
+
+function setupMask() {
+  const c = $("#mask-canvas");
+  c.addEventListener("contextmenu", (ev) => ev.preventDefault());
+  c.addEventListener("mousedown", (ev) => {
+    if (!XS.img) return;
+    ev.preventDefault();
+    const p = maskEventPoint(ev);
+    if (ev.button !== 0) { XS.drag = { pan: true, sx: p.sx, sy: p.sy, cx: XS.cx, cy: XS.cy }; return; }
+    const hit = maskHit(p.sx, p.sy);
+    if (hit && hit.poly === XS.active && hit.pt === 0 && XS.polys[hit.poly].pts.length >= 3) { maskClose(); return; }
+    if (hit) { XS.sel = hit; XS.drag = { point: hit, before: maskSnapshot(), moved: false }; drawMask(); return; }
+    maskEdit();
+    const pt = [maskClamp(p.x), maskClamp(p.y)];
+    if (XS.polys[XS.active]) XS.polys[XS.active].pts.push(pt);
+    else { XS.polys.push({ kind: maskMode(), pts: [pt], closed: false }); XS.active = XS.polys.length - 1; }
+    XS.sel = { poly: XS.active, pt: XS.polys[XS.active].pts.length - 1 };
+    drawMask();
+  });
+  window.addEventListener("mousemove", (ev) => {
+    if (S.tab !== "mask" || !XS.img) return;
+    const p = maskEventPoint(ev), d = XS.drag;
+    if (!d) {
+      const hov = ev.target === c ? maskHit(p.sx, p.sy) : null;
+      if (JSON.stringify(hov) !== JSON.stringify(XS.hover)) { XS.hover = hov; c.style.cursor = hov ? "move" : "crosshair"; drawMask(); }
+      return;
+    }
+    if (d.pan) {
+      const s = maskScale();
+      XS.cx = d.cx - (p.sx - d.sx) / s; XS.cy = d.cy - (p.sy - d.sy) / s;
+    } else {
+      if (!d.moved) { XS.undo.push(d.before); XS.redo = []; d.moved = true; }
+      XS.polys[d.point.poly].pts[d.point.pt] = [maskClamp(p.x), maskClamp(p.y)];
+    }
+    drawMask();
+  });
+  window.addEventListener("mouseup", () => { XS.drag = null; });
+  c.addEventListener("wheel", (ev) => {
+    if (!XS.img) return;
+    ev.preventDefault();
+    const p = maskEventPoint(ev);
+    maskZoom(ev.deltaY < 0 ? 1.25 : 0.8, p.sx, p.sy);
+  }, { passive: false });
+  $("#mask-list").addEventListener("click", (ev) => {
+    const item = ev.target.closest(".mask-item");
+    if (item) openMaskFace(+item.dataset.index);
+  });
+  $("#mask-side").addEventListener("change", async () => {
+    if (maskDirty() && !(await saveMask())) { $("#mask-side").value = XS.side; return; }
+    loadMask().catch((e) => flash("#mask-msg", e.message, true));
+  });
+  $("#mask-filter").addEventListener("change", async () => {
+    if (maskDirty() && !(await saveMask())) return;
+    loadMask().catch((e) => flash("#mask-msg", e.message, true));
+  });
+  $("#mask-prev").addEventListener("click", () => openMaskFace(XS.index - 1));
+  $("#mask-next").addEventListener("click", () => openMaskFace(XS.index + 1));
+  $("#mask-save").addEventListener("click", () => saveMask());
+  $("#mask-close").addEventListener("click", maskClose);
+  $("#mask-del-point").addEventListener("click", maskDeletePoint);
+  $("#mask-del-poly").addEventListener("click", maskDeletePolygon);
+  $("#mask-undo").addEventListener("click", () => maskUndo(false));
+  $("#mask-redo").addEventListener("click", () => maskUndo(true));
+  $("#mask-copy").addEventListener("click", copyPreviousMask);
+  $("#mask-zoom-in").addEventListener("click", () => maskZoom(1.25));
+  $("#mask-zoom-out").addEventListener("click", () => maskZoom(0.8));
+  $("#mask-zoom-fit").addEventListener("click", () => maskZoom(1 / XS.zoom));
+  for (const kind of ["mesh", "xseg"]) {
+    $(`#mask-show-${kind}`).addEventListener("change", (ev) => (ev.target.checked ? loadMaskOverlay(kind) : drawMask()));
+  }
+  for (const r of document.querySelectorAll("input[name=mask-mode]")) {
+    r.addEventListener("change", () => {                // the polygon being drawn takes the new kind too
+      const p = XS.polys[XS.active];
+      if (p && p.kind !== maskMode()) { maskEdit(); p.kind = maskMode(); drawMask(); }
+    });
+  }
+  const setMode = (kind) => {
+    document.querySelector(`input[name=mask-mode][value=${kind}]`).checked = true;
+    document.querySelector(`input[name=mask-mode][value=${kind}]`).dispatchEvent(new Event("change"));
+  };
+  document.addEventListener("keydown", (ev) => {
+    if (S.tab !== "mask" || !XS.name || ["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) && ev.target.type !== "radio"
+        && ev.target.type !== "checkbox") return;
+    const key = ev.key.toLowerCase(), ctrl = ev.ctrlKey || ev.metaKey;
+    let done = true;
+    if (ctrl && key === "z") maskUndo(ev.shiftKey);
+    else if (ctrl && key === "y") maskUndo(true);
+    else if (ctrl && key === "s") saveMask();
+    else if (ctrl || ev.altKey) done = false;
+    else if (ev.key === "Enter") maskClose();
+    else if (ev.key === "Delete" || ev.key === "Backspace") (ev.shiftKey ? maskDeletePolygon : maskDeletePoint)();
+    else if (ev.key === "Escape") { XS.active = -1; XS.sel = null; drawMask(); }
+    else if (key === "i") setMode("include");
+    else if (key === "e") setMode("exclude");
+    else if (key === "s") saveMask();
+    else if (key === "c") copyPreviousMask();
+    else if (key === "m") toggleMaskOverlay("mesh");
+    else if (key === "x") toggleMaskOverlay("xseg");
+    else if (ev.key === "+" || ev.key === "=") maskZoom(1.25);
+    else if (ev.key === "-") maskZoom(0.8);
+    else if (ev.key === "0") maskZoom(1 / XS.zoom);
+    else if (ev.key === ",") openMaskFace(XS.index - 1);
+    else if (ev.key === ".") openMaskFace(XS.index + 1);
+    else done = false;
+    if (done) ev.preventDefault();
+  });
+  window.addEventListener("beforeunload", (ev) => { if (maskDirty()) { ev.preventDefault(); ev.returnValue = ""; } });
+}
+
 // ---------------------------------------------------------------- plots
 // A line chart drawn at the canvas's displayed size (sharp on high-DPI screens): axes with ticks and labels,
 // a legend, optional dashed reference lines. series: [{label, color, points: [[x, y], ...] (y null = gap)}].
@@ -920,6 +1338,7 @@ function showTab(name) {
   clearInterval(T.timer);
   if (name === "faces") loadFaces().catch((e) => flash("#faces-count", e.message, true));
   if (name === "manual") loadManual().catch((e) => flash("#manual-msg", e.message, true));
+  if (name === "mask") loadMask().catch((e) => flash("#mask-msg", e.message, true));
   if (name === "train") { refreshTrain(); T.timer = setInterval(refreshTrain, 2000); }
   if (name === "merge") { loadMerge().catch((e) => flash("#merge-msg", e.message, true)); loadReport(); }
   if (name === "workspace") refreshState();
@@ -981,6 +1400,8 @@ async function main() {
     else if (ev.key === ",") openFrame(M.index - 1);
     else if (ev.key === ".") openFrame(M.index + 1);
   });
+  // mask editor
+  setupMask();
   // training
   T.getForm = buildForm($("#train-form"), S.options.train, {}, markTrainChanges, { emptyText: "(not set)" });
   $("#train-start").addEventListener("click", () => {
