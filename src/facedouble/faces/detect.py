@@ -12,7 +12,7 @@ Every detector takes an RGB uint8 HWC image and returns `Detection`s with boxes 
 | dlib-cnn  | dlib MMOD CNN                                                  | accurate but ~seconds per frame on a CPU |
 | auto      | mediapipe, then MTCNN where mediapipe finds no (verified) face | chosen by benchmarks/extract.py |
 
-`manual` is not a detector: rectangles come from the user (see extract.py).
+`manual` is not a detector: rectangles come from the user (see extract/manual.py).
 """
 
 from __future__ import annotations

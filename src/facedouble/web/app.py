@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from .. import config as K
 from ..errors import FaceDoubleError, InputError, ModelError, OptionError
+from ..sort.trash import move_faces
 from ..workspace import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Workspace
 from . import security as S
 from .jobs import JobBusy, JobReporter, JobRunner
@@ -532,13 +533,13 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
     async def trash(side: str, request: Request):
         body = await _json(request)
         names = [S.safe_name(str(n)) for n in body.get("names", [])]
-        return _move_faces(ws, _side(side), names, to_trash=True)
+        return move_faces(ws, _side(side), names, to_trash=True)
 
     @app.post("/api/faces/{side}/restore")
     async def restore(side: str, request: Request):
         body = await _json(request)
         names = [S.safe_name(str(n)) for n in body.get("names", [])]
-        return _move_faces(ws, _side(side), names, to_trash=False)
+        return move_faces(ws, _side(side), names, to_trash=False)
 
     @app.post("/api/faces/{side}/undo")
     def undo(side: str):
@@ -820,16 +821,33 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
 
         path = ws.frames("dst") / CONFIG_NAME
         cfg = K.MergeConfig.load(path) if path.is_file() else K.MergeConfig()
-        return {"saved": path.is_file(), "options": cfg.to_dict()}
+        # options.ranges: the per-frame settings; frame_options: the options a range may change
+        return {"saved": path.is_file(), "options": cfg.to_dict(), "frame_options": list(K.MERGE_FRAME_OPTIONS)}
 
     @app.post("/api/merge/config")
     async def merge_config_save(request: Request):
+        """Save the tuner's options. With `frame` and `scope` ("frame", "following" or "all"): the options of
+        that frame, applied as the original interactive merger did (merge/ranges.py); without: the run's own
+        options, the per-frame ranges kept."""
+        from ..merge import ranges as R
         from ..merge.merger import CONFIG_NAME
 
         body = await _json(request)
-        cfg = build_config(K.MergeConfig, body.get("options"), ws, saved=saved_config(ws, "merge", None))
-        path = cfg.save(ws.frames("dst") / CONFIG_NAME)
-        return {"saved": str(path.relative_to(ws.root)), "options": cfg.to_dict()}
+        path = ws.frames("dst") / CONFIG_NAME
+        current = K.MergeConfig.load(path) if path.is_file() else K.MergeConfig()  # a bad file: refused, kept
+        wanted = build_config(K.MergeConfig, body.get("options"), ws, saved=current)
+        scope, changed = body.get("scope"), []
+        if scope is None:
+            cfg = dataclasses.replace(wanted, ranges=current.ranges)
+        else:
+            try:
+                number = int(body.get("frame"))
+            except (TypeError, ValueError):
+                raise HTTPException(400, "Give the frame number as `frame` with a `scope`.") from None
+            cfg = R.apply_options(current, number, wanted, str(scope))
+            changed = R.run_changes(current, wanted) if scope != "all" else []
+        path = cfg.save(path)
+        return {"saved": str(path.relative_to(ws.root)), "options": cfg.to_dict(), "run_changes": changed}
 
     @app.post("/api/merge/preview")
     async def merge_preview(request: Request):
@@ -918,6 +936,10 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         atomic_write_bytes(out, bytes(data))
         return {"path": str(out.relative_to(ws.root))}
 
+    # -- the Live tab: its endpoints are in live.py ----------------------------------------------------------
+    from .live import register as register_live
+
+    register_live(app, ws, runner)
     return app
 
 
@@ -1025,38 +1047,6 @@ def _report_summary(path: Path) -> dict[str, Any]:
     return {"created": data.get("created"), "coverage": data.get("coverage_text"), "notes": data.get("notes") or [],
             "version": str(path.stat().st_mtime_ns), "html": path.with_name("report.html").is_file(),
             "summary": _finite(summary)}
-
-
-def _move_faces(ws: Workspace, side: str, names: list[str], *, to_trash: bool) -> dict[str, Any]:
-    """Move faces between aligned/ and aligned_trash/ through the sort module's journal (undoable with
-    `facedouble sort undo`, resumable if killed), never overwriting a file."""
-    from ..sort import journal
-
-    folder, trash = ws.aligned(side), ws.aligned_trash(side)  # type: ignore[arg-type]
-    src_dir, dst_dir = (folder, trash) if to_trash else (trash, folder)
-    if not names:
-        return {"moved": [], "missing": []}
-    folder.mkdir(parents=True, exist_ok=True)
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    with journal.FolderLock(folder):
-        journal.finish_pending(folder)
-        taken = {p.name for p in dst_dir.iterdir()}
-        moves, moved, missing = [], [], []
-        for n in dict.fromkeys(names):
-            if not (src_dir / n).is_file():
-                missing.append(n)
-                continue
-            target, k = n, 1
-            while target in taken:
-                stem, suffix = os.path.splitext(n)
-                target, k = f"{stem}.{k}{suffix}", k + 1
-            taken.add(target)
-            moves.append((f"{src_dir.name}/{n}", f"{dst_dir.name}/{target}"))
-            moved.append(target)
-        if moves:
-            j = journal.create(folder, "trash" if to_trash else "restore", moves, info={"by": "ui"})
-            missing += journal.apply(j)
-    return {"moved": moved, "missing": missing}
 
 
 def _shown(ws: Workspace, path: Path) -> str:
