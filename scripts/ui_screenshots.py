@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-TABS = ("workspace", "faces", "manual", "train", "merge")
+TABS = ("workspace", "faces", "manual", "mask", "train", "merge")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
@@ -64,6 +64,17 @@ def main() -> None:
             elif tab == "manual":
                 page.wait_for_function("!document.querySelector('#manual-empty').hidden || "
                                        "!document.querySelector('#manual-editor').hidden")
+            elif tab == "mask":                                  # the first labelled face, mesh overlay on
+                page.wait_for_function("document.querySelector('#mask-canvas').dataset.face || "
+                                       "!document.querySelector('#mask-empty').hidden")
+                labelled = page.locator("#mask-list .mask-item.labelled").first
+                if labelled.count():
+                    name = labelled.get_attribute("data-name")
+                    labelled.click()
+                    page.wait_for_function(f"document.querySelector('#mask-canvas').dataset.face === '{name}'")
+                if page.is_enabled("#mask-show-mesh"):
+                    page.check("#mask-show-mesh")
+                    page.wait_for_function("XS.overlay.mesh || !document.querySelector('#mask-show-mesh').checked")
             elif tab == "merge":
                 page.check("#merge-zoom")
                 page.wait_for_function("document.querySelector('#merge-result').dataset.seq")
