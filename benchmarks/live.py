@@ -4,10 +4,18 @@ speed does not depend on them) and a 224-px whole-face model.
 
 The source is the sample clip scaled to each size and played at its own speed (30 fps) like a camera, so
 frames are dropped when the pipeline is busy and latency is what a viewer sees; the output is an mp4 file
-(H.264, C2PA signed at the end). Baseline in the same run: the steps' median times added up, i.e. the frame
-rate one thread doing the steps one after another would reach; the ratio is what the pipeline gains.
+(H.264, C2PA signed at the end). The `read` step is the wait for the source's next frame (its pace), not work.
+
+Each model and size runs once per variant of the pipeline's tuning (`live.pipeline.LiveTuning`), one after
+the other, and each variant's fps and median latency are printed as a ratio to the first variant's in the
+same run (the machine is shared: its load moves the absolute figures, much less the ratios). Variants:
+`before` (the first pipeline: queues 2 deep, torch's process threads, the model as loaded, x264's own
+threads), `now` (the default tuning), and single changes from `now` to see what each part brings:
+`queues` (deeper queues as before), `t2` (the model on 2 threads), `plain` (the model as loaded, not
+channels-last), `x264` (x264's own thread count).
 
     python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models cpu192,lean96,wf224]
+                              [--variants before,now]
 
 Writes benchmarks/results/live.json.
 """
@@ -78,15 +86,27 @@ def make_clip(src: Path, size: tuple[int, int], seconds: float, folder: Path) ->
     return out_path
 
 
-def run_one(clip: Path, model, out: Path) -> dict:
+VARIANTS = {
+    "before": lambda T: T.before(),
+    "now": lambda T: T(),
+    "queues": lambda T: T(fresh=False),
+    "t2": lambda T: T(model_threads=2),
+    "plain": lambda T: T(fast_model=False),
+    "x264": lambda T: T(encoder_threads=0),
+}
+
+
+def run_one(clip: Path, model, out: Path, variant: str = "now") -> dict:
     from facedouble.config import LiveConfig
     from facedouble.live import LiveSession
+    from facedouble.live.pipeline import LiveTuning
 
-    session = LiveSession(LiveConfig(source=str(clip), out=str(out)), model=model, realtime=True)
+    session = LiveSession(LiveConfig(source=str(clip), out=str(out)), model=model, realtime=True,
+                          tuning=VARIANTS[variant](LiveTuning))
     session.start()
     summary = session.wait()
     steps = summary.step_ms
-    sequential = sum(v for k, v in steps.items())
+    sequential = sum(v for k, v in steps.items() if k != "read")  # read: the wait for the paced source
     return {
         "fps": round(summary.fps, 2), "frames_in": summary.frames_in, "frames_out": summary.frames_out,
         "dropped": summary.dropped, "faces": summary.faces,
@@ -101,7 +121,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--sizes", default="640x480,1280x720")
     ap.add_argument("--models", default="cpu192,lean96,wf224")
+    ap.add_argument("--variants", default="before,now", help=f"of {', '.join(VARIANTS)}; the first is the reference")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live.json"))
     args = ap.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     os.environ.setdefault("FACEDOUBLE_CONFIG_DIR", tempfile.mkdtemp(prefix="fd-bench-cfg-"))
     from media import media_dir
 
@@ -118,14 +144,23 @@ def main() -> None:
             clip = make_clip(media_dir() / "single_face.mp4", (w, h), args.seconds, folder)
             for name in args.models.split(","):
                 model = make_model(name)
-                r = run_one(clip, model, folder / f"out_{name}_{w}x{h}.mp4")
-                r.update(size=f"{w}x{h}", model=name, model_resolution=model.resolution)
-                results["runs"].append(r)
-                print(f"{name:8s} {w}x{h}: {r['fps']:5.1f} fps (sequential {r['sequential_fps']} fps, x{r['pipeline_gain']}), "
-                      f"latency median {r['latency_ms_median']:.0f} ms, p95 {r['latency_ms_p95']:.0f} ms, "
-                      f"dropped {r['dropped']}/{r['frames_in']}; steps ms {r['step_ms']}", flush=True)
+                ref = None
+                for variant in variants:
+                    load = os.getloadavg()[0]
+                    r = run_one(clip, model, folder / f"out_{name}_{w}x{h}_{variant}.mp4", variant)
+                    r.update(size=f"{w}x{h}", model=name, model_resolution=model.resolution, variant=variant,
+                             load_1min=round(load, 2))
+                    ref = ref or r
+                    r["fps_ratio"] = round(r["fps"] / ref["fps"], 2) if ref["fps"] else None
+                    r["latency_ratio"] = round(r["latency_ms_median"] / ref["latency_ms_median"], 2) \
+                        if ref["latency_ms_median"] else None
+                    results["runs"].append(r)
+                    print(f"{name:8s} {w}x{h} {variant:7s}: {r['fps']:5.1f} fps (x{r['fps_ratio']} of {variants[0]}), "
+                          f"latency median {r['latency_ms_median']:.0f} ms (x{r['latency_ratio']}), "
+                          f"p95 {r['latency_ms_p95']:.0f} ms, dropped {r['dropped']}/{r['frames_in']}; "
+                          f"load {load:.1f}; steps ms {r['step_ms']}", flush=True)
     results["machine"]["load_1min_after"] = os.getloadavg()[0]
-    out = ROOT / "benchmarks" / "results" / "live.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     print(f"wrote {out}")

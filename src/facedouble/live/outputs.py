@@ -87,6 +87,10 @@ class FileOutput:
         self.frames += 1
         self.end_time = float(pts * self.time_base) + 1.0 / self.source.fps
 
+    def set_threads(self, n: int) -> None:
+        """Encode on `n` threads (before the first frame; the live pipeline gives it the cores it leaves)."""
+        _encoder_threads(self._stream, n, self.frames)
+
     def close(self, *, complete: bool = True) -> Path | None:
         """Finish the file: flush, add the source's audio and the tag, sign, move into place. Returns the path
         (None when no frame was written: nothing is left behind)."""
@@ -193,6 +197,11 @@ def _interleave(out, a, b) -> None:
             nb = next(b, None)
 
 
+def _encoder_threads(stream, n: int, frames: int) -> None:
+    if frames == 0 and n > 0:
+        stream.codec_context.thread_count = int(n)
+
+
 class StreamOutput:
     """H.264 over the network: MPEG-TS for udp/tcp/srt URLs, FLV for rtmp; the container carries the tag."""
 
@@ -231,6 +240,10 @@ class StreamOutput:
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1
+
+    def set_threads(self, n: int) -> None:
+        """Encode on `n` threads (before the first frame)."""
+        _encoder_threads(self._stream, n, self.frames)
 
     def close(self, *, complete: bool = True) -> None:
         try:

@@ -39,6 +39,32 @@ SETTINGS = ("color_transfer", "erode", "blur", "face_scale", "opacity", "morph",
 _END = object()
 
 
+@dataclass(frozen=True)
+class LiveTuning:
+    """How the session spends the CPU (what `benchmarks/live.py` measured and chose; `LiveTuning.before()` is
+    the first pipeline, kept to measure against in the same run).
+
+    fresh: for live sources every queue holds one frame, and a frame waiting at the model's input is replaced
+    by a newer one (counted as dropped) instead of queueing behind it: latency is the steps' time plus at most
+    one model step of waiting, not the depth of the queues. Files drop nothing either way.
+    model_threads: threads the model runs on (onnxruntime's are per session; torch's count is process-wide,
+    so the session sets it while it runs and puts it back after; 0 leaves it). One model thread leaves the
+    other core(s) to the steps around it, and nothing spins waiting for a thread that the OS has parked.
+    fast_model: run torch models through `inference.CpuRunner` (channels-last, inference mode) and DFM files
+    on a session with `model_threads` sleeping threads.
+    encoder_threads: libx264's threads for a file or stream output (0: its own choice, about 1.5 per core).
+    """
+
+    fresh: bool = True
+    model_threads: int = 1
+    fast_model: bool = True
+    encoder_threads: int = 1
+
+    @classmethod
+    def before(cls) -> "LiveTuning":
+        return cls(fresh=False, model_threads=0, fast_model=False, encoder_threads=0)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # One face onto one frame (pure: arrays in, arrays out)
 # ----------------------------------------------------------------------------------------------------------
@@ -141,7 +167,7 @@ class LiveSummary:
     out: str
     frames_in: int = 0          # frames read from the source
     frames_out: int = 0         # frames written
-    dropped: int = 0            # frames dropped at the entry (live sources only)
+    dropped: int = 0            # frames dropped at the entry or the model's input (live sources only)
     faces: int = 0              # frames with a face swapped
     seconds: float = 0.0
     fps: float = 0.0
@@ -160,8 +186,11 @@ class LiveSession:
     `wait()` returns the LiveSummary (and raises what stopped it, after the outputs are closed)."""
 
     def __init__(self, cfg: LiveConfig, *, model=None, workspace_model: Path | None = None,
-                 reporter: Reporter | None = None, realtime: bool = False):
+                 reporter: Reporter | None = None, realtime: bool = False, tuning: LiveTuning | None = None):
         self.cfg = cfg
+        self.tuning = tuning or LiveTuning()
+        self._runner = None          # the model as the model step runs it (inference.live_runner)
+        self._torch_threads: tuple[int, int] | None = None   # (before, set) while the session holds torch's count
         self._settings = cfg
         self._model = model
         self._workspace_model = workspace_model
@@ -258,18 +287,30 @@ class LiveSession:
             from ..safety import StreamScreen
 
             self._screen = StreamScreen(f"the live source {self.source.label}")
+            self._hold_threads()
+            self._runner = self._model
+            if self.tuning.fast_model:
+                from ..inference import live_runner
+
+                self._runner = live_runner(self._model, threads=max(1, self.tuning.model_threads))
             self._warm_up()
             self.output = open_output(cfg.out, self.source, self.summary.run_id)
+            if self.tuning.encoder_threads and hasattr(self.output, "set_threads"):
+                self.output.set_threads(self.tuning.encoder_threads)
         except BaseException:
+            self._release_threads()
             self.source.close()
             raise
-        depth = 1 if self.source.live else 4
-        qs = [queue.Queue(maxsize=depth if i == 0 else 2) for i in range(4)]
-        steps = [(self._read, None, qs[0]), (self._find, qs[0], qs[1]), (self._swap, qs[1], qs[2]),
-                 (self._blend, qs[2], qs[3]), (self._write, qs[3], None)]
+        fresh = self.source.live and self.tuning.fresh
+        if fresh:    # one frame per queue; the model's input keeps the newest (see LiveTuning)
+            qs = [queue.Queue(maxsize=1) for _ in range(4)]
+        else:
+            qs = [queue.Queue(maxsize=(1 if self.source.live else 4) if i == 0 else 2) for i in range(4)]
+        steps = [(self._read, None, qs[0], False), (self._find, qs[0], qs[1], fresh), (self._swap, qs[1], qs[2], False),
+                 (self._blend, qs[2], qs[3], False), (self._write, qs[3], None, False)]
         self._started = time.monotonic()
-        for fn, qin, qout in steps:
-            t = threading.Thread(target=self._run_step, args=(fn, qin, qout), name=f"live-{fn.__name__[1:]}",
+        for fn, qin, qout, newest in steps:
+            t = threading.Thread(target=self._run_step, args=(fn, qin, qout, newest), name=f"live-{fn.__name__[1:]}",
                                  daemon=True)
             self._threads.append(t)
         for t in self._threads:
@@ -285,7 +326,29 @@ class LiveSession:
         detect(blank)
         self._follower.detector.detect(blank)
         r = int(self._model.resolution)
-        self._model.swap_numpy([np.zeros((r, r, 3), np.uint8)])
+        for _ in range(2):  # oneDNN picks its kernels on the first runs
+            self._runner.swap_numpy([np.zeros((r, r, 3), np.uint8)])
+
+    def _hold_threads(self) -> None:
+        """Set torch's (process-wide) thread count to the tuning's model threads for the session's life."""
+        n = self.tuning.model_threads
+        if n <= 0 or not hasattr(self._model, "model"):  # DFM files and stand-ins do not run on torch's threads
+            return
+        import torch
+
+        before = torch.get_num_threads()
+        if before != n:
+            torch.set_num_threads(n)
+            self._torch_threads = (before, n)
+
+    def _release_threads(self) -> None:
+        """Put torch's thread count back, unless something else changed it meanwhile."""
+        held, self._torch_threads = self._torch_threads, None
+        if held is not None:
+            import torch
+
+            if torch.get_num_threads() == held[1]:
+                torch.set_num_threads(held[0])
 
     def wait(self, reporter: Reporter | None = None, keys: Callable[[], str] | None = None) -> LiveSummary:
         """Block until the source ends or `stop()`; close the outputs; return the summary or raise what stopped it.
@@ -320,6 +383,7 @@ class LiveSession:
         finally:
             if self.source is not None:
                 self.source.close()
+            self._release_threads()
             self._fill_summary()
             self._done.set()
         if error is not None:
@@ -340,7 +404,7 @@ class LiveSession:
             s.latency_ms_p95 = float(np.percentile(lat, 95))
         s.step_ms = {k: round(float(np.median(v)), 2) for k, v in self._times.items() if len(v)}
 
-    def _run_step(self, fn, qin, qout) -> None:
+    def _run_step(self, fn, qin, qout, newest: bool = False) -> None:
         try:
             if qin is None:
                 fn(qout)
@@ -351,7 +415,10 @@ class LiveSession:
                     break
                 out = fn(item)  # after a stop too: the queues hold a few frames at most
                 if qout is not None and out is not None:
-                    qout.put(out)
+                    if newest:
+                        self._put_newest(qout, out)
+                    else:
+                        qout.put(out)
         except BaseException as e:  # noqa: BLE001 - the first error stops every step and is raised by wait()
             with self._lock:
                 if self._error is None:
@@ -368,6 +435,22 @@ class LiveSession:
         finally:
             if qout is not None:
                 qout.put(_END)
+
+    def _put_newest(self, q: queue.Queue, item: _Item) -> None:
+        """Put `item` into `q` (this step is its only producer), replacing the frame waiting there, if any:
+        that one is older and counts as dropped (live sources only)."""
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            pass
+        try:
+            q.get_nowait()
+            with self._lock:
+                self.summary.dropped += 1
+        except queue.Empty:
+            pass
+        q.put(item)
 
     def _timed(self, item: _Item, step: str, t0: float) -> None:
         dt = (time.perf_counter() - t0) * 1000.0
@@ -391,15 +474,7 @@ class LiveSession:
             self._timed(item, "read", t0)
             self.summary.frames_in += 1
             if src.live:
-                try:
-                    qout.put_nowait(item)
-                except queue.Full:
-                    try:
-                        qout.get_nowait()   # the older frame goes: the output never falls behind
-                        self.summary.dropped += 1
-                    except queue.Empty:
-                        pass
-                    qout.put(item)
+                self._put_newest(qout, item)   # the older frame goes: the output never falls behind
             else:
                 while not self._stop.is_set():
                     try:
@@ -428,7 +503,7 @@ class LiveSession:
             model = self._model
             item.m_face = crop_matrix(model, item.landmarks)
             crop = warp_to_face(item.sf.image, item.m_face, int(model.resolution))
-            preds, masks = model.swap_numpy([crop])
+            preds, masks = self._runner.swap_numpy([crop])
             item.pred = np.clip(np.asarray(preds[0], np.float32), 0.0, 1.0)
             learned = masks[0] if masks and getattr(model, "learn_mask", True) else None
             item.learned = None if learned is None else np.asarray(learned, np.float32).reshape(item.pred.shape[:2])
