@@ -1172,9 +1172,90 @@ function showHistory() {
 // The slider's value is an index into the dst frame numbers (0 = the first frame), so Home and End reach the
 // first and the last frame. Original and result sit side by side with the same zoom; a failed preview marks
 // the result left on screen as stale.
-const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [], rects: {} };
+// Per-frame settings, as the original interactive merger: the saved config (G.cfg) holds the run's options and
+// `ranges` of frames with their own ({start, end, options}); the form shows the options of the frame on the
+// slider, and the apply buttons store the form for this frame, this and the following frames (until the next
+// change) or all frames (merge/ranges.py does it). Marks under the slider show the ranges.
+const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [], rects: {}, cfg: null, frameOptions: [] };
 
 function mergeFrame() { return G.numbers[+$("#merge-frame").value] ?? 1; }
+
+function rangeAt(number) {
+  return ((G.cfg && G.cfg.ranges) || []).find((r) => r.start <= number && (r.end === null || number <= r.end)) || null;
+}
+
+function framesText(r) {
+  if (r.end === null) return `frames ${r.start} to the last`;
+  return r.end === r.start ? `frame ${r.start}` : `frames ${r.start}\u2013${r.end}`;
+}
+
+// the options frame `number` is merged with: the run's, with its range's on top (MergeConfig.for_frame)
+function frameOptions(number) {
+  const out = { ...(G.cfg || {}) };
+  delete out.ranges;
+  const r = rangeAt(number);
+  return r ? { ...out, ...r.options } : out;
+}
+
+// the form's fields that differ from the frame's stored options are marked; returns how many
+function markMergeChanges() {
+  if (!G.getForm || !G.cfg) return 0;
+  const want = frameOptions(mergeFrame()), have = G.getForm(), str = (v) => (v === null || v === undefined ? "" : String(v));
+  let n = 0;
+  for (const [name, { row }] of Object.entries(G.getForm.inputs)) {
+    const changed = name in have && str(have[name]) !== str(want[name]);
+    row.classList.toggle("changed", changed);
+    n += changed;
+  }
+  $("#merge-apply-note").textContent = n ? `${n} change(s) not applied` : "";
+  return n;
+}
+
+function showFrameOptions() {
+  const number = mergeFrame(), r = rangeAt(number);
+  if (G.getForm && G.cfg) G.getForm.set(frameOptions(number));
+  $("#merge-frame-range").textContent = r ? `own settings: ${framesText(r)}` : "";
+  markMergeChanges();
+}
+
+// ticks on the slider where a range starts (a datalist), and under it a bar for each range's frames
+function renderRangeMarks() {
+  const list = $("#merge-marks"), strip = $("#merge-ranges"), n = G.numbers.length;
+  list.textContent = "";
+  strip.textContent = "";
+  if (!n) return;
+  const at = (i) => (n > 1 ? i / (n - 1) : 0);
+  for (const r of (G.cfg && G.cfg.ranges) || []) {
+    const first = G.numbers.findIndex((x) => x >= r.start);
+    if (first < 0) continue;
+    let last = n - 1;
+    if (r.end !== null) { while (last > first && G.numbers[last] > r.end) last--; }
+    if (G.numbers[first] > (r.end ?? Infinity)) continue;        // no frame of the folder in the range
+    list.append(el("option", { value: String(first), label: String(r.start) }));
+    const opts = Object.entries(r.options).map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`).join(", ");
+    strip.append(el("i", { class: "seg", "data-start": String(r.start), "data-end": r.end === null ? "" : String(r.end),
+      title: `${framesText(r)}: ${opts}`,
+      style: `left: calc(var(--thumb) / 2 + ${at(first)} * (100% - var(--thumb)) - 2px); ` +
+             `width: calc(${at(last) - at(first)} * (100% - var(--thumb)) + 4px)` }));
+  }
+}
+
+async function applyMerge(scope) {
+  const number = mergeFrame();
+  try {
+    const r = await api("/api/merge/config", { json: { options: G.getForm(), frame: number, scope } });
+    G.cfg = r.options;
+    renderRangeMarks();
+    showFrameOptions();
+    const range = rangeAt(number);
+    const where = scope === "all" ? "all frames" : range ? framesText(range)
+      : scope === "frame" ? `frame ${number}` : `frames from ${number}`;
+    flash("#merge-msg", `saved ${r.saved} (${where})`);
+    notify(`Merge settings of ${where} saved to ${r.saved}`, "ok");
+    if (r.run_changes && r.run_changes.length)
+      notify(`${r.run_changes.map((k) => k.replaceAll("_", " ")).join(", ")}: set for every frame (cannot change per frame)`);
+  } catch (e) { flash("#merge-msg", e.message, true); notify(e.message, "error"); }
+}
 
 function scheduleMergePreview() {
   clearTimeout(G.timer);
@@ -1204,7 +1285,7 @@ function markStale(text) {
 
 async function mergePreview() {
   if (!G.getForm || !G.numbers.length) return;
-  const seq = ++G.seq, number = mergeFrame();
+  const seq = ++G.seq, number = mergeFrame();     // the form holds this frame's options (showFrameOptions)
   $("#merge-frame-label").textContent = `frame ${number} (${+$("#merge-frame").value + 1} of ${G.numbers.length})`;
   $("#merge-frame").dataset.frame = String(number);
   const orig = "/api/merge/original/" + number;
@@ -1237,19 +1318,31 @@ async function loadMerge() {
   s.min = 0;
   s.max = Math.max(0, G.numbers.length - 1);
   s.disabled = !G.numbers.length;
+  if (frames.with_face.length && !s.dataset.init) {
+    s.dataset.init = "1";
+    s.value = Math.max(0, G.numbers.indexOf(frames.with_face[0]));
+  }
+  const dirty = markMergeChanges();
+  G.cfg = cfg.options;
+  G.frameOptions = cfg.frame_options || [];
   if (!G.getForm) {
     const box = $("#merge-form");
     box.textContent = "";
-    G.getForm = buildForm(box, S.options.merge, cfg.options, scheduleMergePreview, { folded: ["output"] });
+    G.getForm = buildForm(box, S.options.merge, frameOptions(mergeFrame()),
+      () => { markMergeChanges(); scheduleMergePreview(); }, { folded: ["output"] });
+    for (const [name, { row, input }] of Object.entries(G.getForm.inputs)) {  // options of the whole run
+      if (G.frameOptions.includes(name)) continue;
+      row.classList.add("run-wide");
+      input.title = "the same on every frame (cannot change per frame)";
+    }
   }
+  if (!dirty) showFrameOptions();                 // the saved settings (the CLI may have changed them)
+  renderRangeMarks();
+  for (const b of ["#merge-apply-frame", "#merge-apply-following", "#merge-save"]) $(b).disabled = !G.numbers.length;
   if (!G.numbers.length) {
     markStale(null);
     flash("#merge-msg", "data_dst has no frames yet: extract the dst video's frames first (Workspace tab).", true);
     return;
-  }
-  if (frames.with_face.length && !s.dataset.init) {
-    s.dataset.init = "1";
-    s.value = Math.max(0, G.numbers.indexOf(frames.with_face[0]));
   }
   mergePreview();
 }
@@ -1416,18 +1509,19 @@ async function main() {
     .then(() => notify("Training saves and stops at the end of this iteration", "ok")).catch((e) => notify(e.message, "error")));
   $("#train-scrub").addEventListener("input", showHistory);
   // merge
-  $("#merge-frame").addEventListener("input", scheduleMergePreview);
+  $("#merge-frame").addEventListener("input", () => { showFrameOptions(); scheduleMergePreview(); });
   $("#merge-zoom").addEventListener("change", applyZoom);
   for (const img of [$("#merge-original"), $("#merge-result")]) img.addEventListener("load", applyZoom);
   window.addEventListener("resize", () => { if (S.tab === "merge") applyZoom(); if (S.tab === "train") refreshTrain(); });
-  $("#merge-save").addEventListener("click", async () => {
-    try {
-      const r = await api("/api/merge/config", { json: { options: G.getForm() } });
-      flash("#merge-msg", "saved " + r.saved);
-      notify("Merge settings saved to " + r.saved, "ok");
-    } catch (e) { flash("#merge-msg", e.message, true); notify(e.message, "error"); }
+  $("#merge-apply-frame").addEventListener("click", () => applyMerge("frame"));
+  $("#merge-apply-following").addEventListener("click", () => applyMerge("following"));
+  $("#merge-save").addEventListener("click", () => applyMerge("all"));
+  $("#merge-all").addEventListener("click", () => {
+    if (!((G.cfg && G.cfg.ranges) || []).length) return startJob("merge", null, G.getForm(), {});
+    // with per-frame settings the saved config is merged (the form shows one frame's options)
+    if (markMergeChanges()) notify("Merging with the saved settings: the changes in the form are not applied yet.");
+    return startJob("merge", null, {}, {});
   });
-  $("#merge-all").addEventListener("click", () => startJob("merge", null, G.getForm(), {}));
   $("#merge-build").addEventListener("click", () => startJob("build", null, {}, {}));
   $("#verify-run").addEventListener("click", verifyResult);
   $("#report-run").addEventListener("click", () => startJob("report", null, {}, {}));
