@@ -161,6 +161,7 @@ def test_moving_to_the_next_face_saves_and_copy_previous(mask_page):
     open_mask_tab(pg, url, faces[0])
     box = pg.locator("#mask-canvas").bounding_box()
     k = box["width"] / size
+    pg.focus("#mask-side")                                        # a click on the canvas takes the keys from it
     for x, y in [(30, 30), (90, 30), (60, 100)]:
         pg.mouse.click(box["x"] + x * k, box["y"] + y * k)
     pg.keyboard.press(".")                                        # next face: the open polygon is saved first

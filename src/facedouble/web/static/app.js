@@ -743,6 +743,7 @@ async function loadMask() {
     markMaskList(); drawMask(); return;
   }
   const side = maskSide(), filter = $("#mask-filter").value;
+  if (XS.side !== side || !XS.faces.length) flash("#mask-msg", `reading the ${side} faces ...`);
   const r = await api(`/api/xseg/${side}/faces`);
   XS.faces = r.faces;
   XS.list = r.faces.filter((f) => filter === "all" || (filter === "labelled") === f.labelled);
@@ -854,6 +855,7 @@ function setupMask() {
   c.addEventListener("mousedown", (ev) => {
     if (!XS.img) return;
     ev.preventDefault();
+    c.focus({ preventScroll: true });                   // the keys act on the canvas, not on a select left focused
     const p = maskEventPoint(ev);
     if (ev.button !== 0) { XS.drag = { pan: true, sx: p.sx, sy: p.sy, cx: XS.cx, cy: XS.cy }; return; }
     const hit = maskHit(p.sx, p.sy);
