@@ -185,3 +185,15 @@ def test_moving_to_the_next_face_saves_and_copy_previous(mask_page):
     pg.keyboard.press("s")
     pg.wait_for_function("document.querySelector('#mask-msg').textContent.startsWith('saved 1 include')")
     assert close(read_record(ws.aligned("src") / faces[1]).mask_polys[0], [[30, 30], [90, 30], [60, 100]])
+    # zoomed in (+ twice, about the centre), a click lands on the face pixel under it
+    pg.keyboard.press("+")
+    pg.keyboard.press("+")
+    zoom = pg.evaluate("XS.zoom")
+    assert zoom == pytest.approx(1.5625)
+    pg.mouse.click(box["x"] + box["width"] / 2 + 50, box["y"] + box["height"] / 2 - 25)
+    assert close(pg.evaluate("XS.polys[XS.active].pts[0]"), [size / 2 + 50 / (k * zoom), size / 2 - 25 / (k * zoom)])
+    pg.mouse.move(box["x"] + 100, box["y"] + 100)
+    pg.mouse.wheel(0, -120)                                       # the wheel zooms in about the cursor
+    pg.wait_for_function(f"XS.zoom > {zoom}")
+    pg.keyboard.press("0")
+    assert pg.evaluate("XS.zoom") == 1
