@@ -233,3 +233,30 @@ def test_frame_range_objects_are_plain_values():
     r = FrameRange(3, None, (("erode", 4),))
     assert r.covers(3) and r.covers(10**9) and not r.covers(2)
     assert r.to_dict() == {"start": 3, "end": None, "options": {"erode": 4}} and r.label() == "frames 3 to the last"
+
+
+def test_changed_ranges_merge_again_only_the_frames_they_change(dst_ws, dst_ws_template, unmarked, tmp_path):
+    """A re-run after the per-frame settings changed (the tuner's apply, then Merge all) merges the frames whose
+    options changed and the neighbours their smoothing reaches, and gives what a fresh merge gives; a change of
+    the run's own options keeps what is merged, as before."""
+    from test_merge_support import IdentitySwapper
+
+    base = {"mode": "overlay", "mask": "dst", "smooth_frames": 1, "suppress_seamless_jitter": False}
+    a = MergeConfig.from_dict(base)
+    b = MergeConfig.from_dict({**base, "ranges": [{"start": 7, "end": 8, "options": {"erode": 80}}]})
+    c = MergeConfig.from_dict({**base, "ranges": [{"start": 2, "end": 2, "options": {"erode": 80}},
+                                                  {"start": 7, "end": 8, "options": {"erode": 80}}]})
+    assert merger.merge(dst_ws, a, swapper=IdentitySwapper(128)).written == 12
+    assert merger.merge(dst_ws, b, swapper=IdentitySwapper(128)).written == 4       # frames 6-9
+    assert merger.merge(dst_ws, b, swapper=IdentitySwapper(128)).written == 0
+    assert merger.merge(dst_ws, c, swapper=IdentitySwapper(128)).written == 3       # frames 1-3
+    fresh = copy_workspace(dst_ws_template, tmp_path / "fresh")
+    merger.merge(fresh, c, swapper=IdentitySwapper(128))
+    for p in dst_ws.frame_files("dst"):
+        mask = p.stem + ".png"
+        assert np.array_equal(_mask(dst_ws.merged_mask / mask), _mask(fresh.merged_mask / mask)), p.name
+        assert np.array_equal(_read(dst_ws.merged / p.name), _read(fresh.merged / p.name)), p.name
+    assert (_mask(dst_ws.merged_mask / "000007.png") > 127).sum() < 0.85 * (_mask(dst_ws.merged_mask / "000006.png") > 127).sum()
+    # the run's own options changed as well: nothing is merged again without --force
+    d = MergeConfig.from_dict({**base, "blur": 30, "ranges": []})
+    assert merger.merge(dst_ws, d, swapper=IdentitySwapper(128)).written == 0

@@ -909,7 +909,12 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     reach = 2 * radius if cfg.suppress_seamless_jitter else radius  # how far a frame's smoothing looks
     recs = [records.get(p.name, []) for p in frames]
     lms = T.smooth_landmarks([[r.source_landmarks for r in fr] for fr in recs], radius)
-    done = [not force and all(o.exists() for o in _outputs(ws, p, cfg)) for p in frames]
+    # frames whose per-frame settings changed since the last finished run are merged again (with the neighbours
+    # their smoothing reaches); other option changes keep what is merged, as before (--force redoes all)
+    redo = set() if force else frames_to_redo(previous.get("options"), cfg, cfgs, frames, reach)
+    done = [not force and i not in redo and all(o.exists() for o in _outputs(ws, p, cfg)) for i, p in enumerate(frames)]
+    if redo:
+        rep.info(f"{len(redo)} frame(s) whose per-frame settings changed (or a neighbour's) are merged again.")
     todo = [i for i, d in enumerate(done) if not d]
     summary = MergeSummary(frames=len(frames), skipped=len(frames) - len(todo))
     if summary.skipped:
@@ -1040,6 +1045,23 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     return summary
 
 
+def frames_to_redo(before: dict | None, cfg: MergeConfig, cfgs: Sequence[MergeConfig], frames: Sequence[Path],
+                   reach: int) -> set[int]:
+    """Indices of the frames to merge again because only the per-frame ranges changed since the options `before`
+    (the last finished run's, as JSON): those whose effective options differ, and the frames within `reach` of
+    them (their smoothing looks at those). Empty when the run's own options changed too, or nothing is known."""
+    try:
+        old = MergeConfig.from_dict(before) if isinstance(before, dict) else None
+    except Exception:  # noqa: BLE001 - options of an older version: nothing to compare with
+        old = None
+    if old is None or old.ranges == cfg.ranges or \
+            dataclasses.replace(old, ranges=()) != dataclasses.replace(cfg, ranges=()):
+        return set()
+    olds = frame_configs(old, frames)
+    changed = [i for i in range(len(frames)) if olds[i] != cfgs[i]]
+    return {j for i in changed for j in range(max(0, i - reach), min(len(frames), i + reach + 1))}
+
+
 def _finalize_ready(todo: list[int], pos: int, max_prepared: int, radius: int, n: int, *, last: bool, submit) -> int:
     while pos < len(todo):
         i = todo[pos]
@@ -1074,7 +1096,9 @@ def _start_run(ws: Workspace, cfg: MergeConfig, force: bool, rep: Reporter) -> t
             before = MergeConfig.load(old_cfg)
         except Exception:  # noqa: BLE001 - an unreadable old config only loses the warning
             before = None
-        if before is not None and before != cfg and any(ws.merged.glob("*")):
+        # (a change of the per-frame ranges alone: frames_to_redo merges the frames it changes again)
+        if before is not None and dataclasses.replace(before, ranges=()) != dataclasses.replace(cfg, ranges=()) \
+                and any(ws.merged.glob("*")):
             rep.warn("merged/ holds frames made with other options; they are kept (use --force to merge all again).")
     if not force and previous.get("run_id"):
         return str(previous["run_id"]), previous
@@ -1091,6 +1115,10 @@ def _write_run(ws: Workspace, run_id: str, swapper, cfg: MergeConfig, previous: 
         "model_resolution": getattr(swapper, "resolution", None),
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    # the options of the last finished run: what the frames in merged/ were made with (see frames_to_redo)
+    options = cfg.to_dict() if status == "done" else previous.get("options")
+    if options is not None:
+        data["options"] = options
     if summary is not None:
         data["last"] = dataclasses.asdict(summary) | {"fps": round(summary.fps, 2)}
     write_json_atomic(ws.frames("dst") / RUN_NAME, data)
