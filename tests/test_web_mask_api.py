@@ -142,11 +142,11 @@ def test_polygons_of_a_face_from_the_original_tool_are_shown(web_ws, tmp_path):
                                        {"type": 0, "pts": [[30.0, 40.0], [60.0, 40.0], [45.0, 70.0]]}]}}
     payload = pickle.dumps(info, protocol=4)
     jpg = meta.encode_image(image, ".jpg", 95)
-    dfl = tmp_path / "dfl"
-    dfl.mkdir()
-    (dfl / "00042_0.jpg").write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:])
+    dfl_dir = tmp_path / "dfl"
+    dfl_dir.mkdir()
+    (dfl_dir / "00042_0.jpg").write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:])
     out = tmp_path / "imported"
-    meta.import_dfl(dfl, out, identity=False)
+    meta.import_dfl(dfl_dir, out, identity=False)
     (out / "00042_0.jpg").rename(web_ws.aligned("dst") / "00042_0.jpg")
 
     c = make_client(web_ws)
