@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facedouble.errors import MetadataError
-from facedouble.faces import align, meta
+from facedouble.faces import align, dfl, meta
 from facedouble.faces.find import FaceFinder
 
 
@@ -60,7 +60,7 @@ def test_dfl_face_imports(tmp_path, dfl_face, protocol):
     (src / "00042_0.jpg").write_bytes(data)
     (src / "plain.jpg").write_bytes(meta.encode_image(face, ".jpg"))
     before = hashes(src)
-    res = meta.import_dfl(src, tmp_path / "out", identity=protocol == 4)
+    res = dfl.import_dfl(src, tmp_path / "out", identity=protocol == 4)
     assert hashes(src) == before
     assert [p.name for p in res.imported] == ["00042_0.jpg"]
     assert res.skipped == [("plain.jpg", "no metadata of the original tool")]
@@ -81,7 +81,7 @@ def test_dfl_face_imports(tmp_path, dfl_face, protocol):
     # pixels untouched, the pickle is gone
     out = (tmp_path / "out" / "00042_0.jpg").read_bytes()
     assert out.endswith(data[data.index(b"\xff\xda"):])
-    assert meta.dfl_metadata(out) is None
+    assert dfl.dfl_metadata(out) is None
     if protocol == 4:
         assert rec.identity is not None and rec.identity.shape == (128,)
         assert -20 < rec.extra["yaw"] < 20
@@ -100,12 +100,12 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, dfl_face):
     marker = tmp_path / "pwned"
     payload = pickle.dumps({**info, "landmarks": Evil(str(marker))})
     with pytest.raises(MetadataError, match="refused"):
-        meta.restricted_loads(payload)
+        dfl.restricted_loads(payload)
     src = tmp_path / "dfl"
     src.mkdir()
     (src / "evil.jpg").write_bytes(dfl_jpeg(face, payload))
     before = (src / "evil.jpg").read_bytes()
-    res = meta.import_dfl(src, tmp_path / "out", identity=False)
+    res = dfl.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "refused" in res.skipped[0][1]
     assert not marker.exists()
     assert (src / "evil.jpg").read_bytes() == before  # left as it was
@@ -118,17 +118,17 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, dfl_face):
 ])
 def test_restricted_unpickler_refuses_other_globals(obj):
     with pytest.raises(MetadataError):
-        meta.restricted_loads(pickle.dumps(obj()))
+        dfl.restricted_loads(pickle.dumps(obj()))
 
 
 def test_restricted_unpickler_reads_plain_values_and_arrays():
     value = {"a": [1, 2.5, "x", None, True, (3, 4)], "b": b"\x00\x01", "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
              "f": np.float64(2.5), "dt": np.dtype("f4")}
-    back = meta.restricted_loads(pickle.dumps(value))
+    back = dfl.restricted_loads(pickle.dumps(value))
     assert back["a"] == value["a"] and back["b"] == value["b"] and back["f"] == 2.5 and back["dt"] == np.dtype("f4")
     assert np.array_equal(back["arr"], value["arr"]) and back["arr"].dtype == np.int16
     with pytest.raises(MetadataError):
-        meta.restricted_loads(b"\x80\x04not a pickle")
+        dfl.restricted_loads(b"\x80\x04not a pickle")
 
 
 def test_unsupported_face_type_is_skipped(tmp_path, dfl_face):
@@ -136,7 +136,7 @@ def test_unsupported_face_type_is_skipped(tmp_path, dfl_face):
     src = tmp_path / "dfl"
     src.mkdir()
     (src / "a.jpg").write_bytes(dfl_jpeg(face, pickle.dumps({**info, "face_type": "mark_only"})))
-    res = meta.import_dfl(src, tmp_path / "out", identity=False)
+    res = dfl.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "mark_only" in res.skipped[0][1]
 
 
@@ -166,7 +166,7 @@ def test_import_never_changes_the_source_nor_overwrites(tmp_path, dfl_folder, df
     out.mkdir()
     mine = meta.encode_image(dfl_face[0][::-1].copy(), ".jpg")      # a different face already named 00042_0.jpg
     (out / "00042_0.jpg").write_bytes(mine)
-    res = meta.import_dfl(dfl_folder, out, identity=False)
+    res = dfl.import_dfl(dfl_folder, out, identity=False)
     assert hashes(dfl_folder) == before                              # not one source byte changed, nothing added
     assert (out / "00042_0.jpg").read_bytes() == mine                # the existing face kept ...
     assert res.renamed == [("00042_0.jpg", "00042_0.1.jpg")]         # ... and the import written beside it
@@ -175,15 +175,15 @@ def test_import_never_changes_the_source_nor_overwrites(tmp_path, dfl_folder, df
     assert meta.read_record(out / "00042_0.1.jpg").mask_polys == [[[10.0, 10.0], [200.0, 12.0], [120.0, 240.0]]]
     assert meta.read_record(out / "00043_0.jpg").source_filename == "00043.png"
     reasons = res.reasons()
-    assert reasons[meta.SKIP_NO_METADATA] == 1 and reasons[meta.SKIP_NOT_JPEG] == 1 and len(res.skipped) == 3
+    assert reasons[dfl.SKIP_NO_METADATA] == 1 and reasons[dfl.SKIP_NOT_JPEG] == 1 and len(res.skipped) == 3
     assert any("mark_only" in why for why in reasons)
     text = res.summary()
     assert "imported 2 face(s)" in text and "skipped 3" in text and "00042_0.jpg -> 00042_0.1.jpg" in text
-    assert f"1 {meta.SKIP_NO_METADATA} (plain.jpg)" in text
+    assert f"1 {dfl.SKIP_NO_METADATA} (plain.jpg)" in text
     # a second run imports nothing again, overwrites nothing, and says why
     written = hashes(out)
-    again = meta.import_dfl(dfl_folder, out, identity=False)
-    assert again.imported == [] and again.reasons()[meta.SKIP_ALREADY] == 2
+    again = dfl.import_dfl(dfl_folder, out, identity=False)
+    assert again.imported == [] and again.reasons()[dfl.SKIP_ALREADY] == 2
     assert hashes(out) == written and hashes(dfl_folder) == before
 
 
@@ -192,7 +192,7 @@ def test_import_into_the_source_folder_is_refused(dfl_folder):
 
     before = hashes(dfl_folder)
     with pytest.raises(InputError, match="cannot be imported into"):
-        meta.import_dfl(dfl_folder, dfl_folder / ".." / dfl_folder.name, identity=False)
+        dfl.import_dfl(dfl_folder, dfl_folder / ".." / dfl_folder.name, identity=False)
     assert hashes(dfl_folder) == before
 
 

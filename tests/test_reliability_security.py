@@ -4,7 +4,7 @@
    without `weights_only=True`, `np.load(allow_pickle=True)`, unsafe `yaml.load` and `eval`/`exec`; the one
    deliberate exception, the DFL importer's RestrictedUnpickler, is named in an allow-list and shown to refuse
    a pickle that would run code.
-2. The metadata readers of faces/meta.py (JPEG APP9, PNG iTXt, the JSON record, the DFL APP15 pickle and the
+2. The metadata readers of faces/meta.py and faces/dfl.py (JPEG APP9, PNG iTXt, the JSON record, the DFL APP15 pickle and the
    functions that dispatch between them) are fuzzed with hypothesis: random bytes, real face files with random
    mutations, and valid containers with random payloads. They return a valid record (or None / a dict, as each
    documents) or raise MetadataError (InputError where a function documents it), never anything else, and
@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 import facedouble
 from facedouble.choices import FaceType, values
 from facedouble.errors import FaceDoubleError, InputError, MetadataError
-from facedouble.faces import align, meta
+from facedouble.faces import align, dfl, meta, record
 
 SRC = Path(facedouble.__file__).resolve().parent
 
@@ -76,7 +76,7 @@ SAFE_YAML_LOADERS = frozenset({"yaml.SafeLoader", "yaml.CSafeLoader", "yaml.Base
 # RestrictedUnpickler subclasses pickle.Unpickler and refuses every global outside a small allow-list of numpy
 # constructors (test_restricted_unpickler_refuses_code below proves it); nothing else may touch pickle.
 ALLOWED = {
-    ("faces/meta.py", "RestrictedUnpickler", "pickle.Unpickler"),
+    ("faces/dfl.py", "RestrictedUnpickler", "pickle.Unpickler"),
 }
 
 
@@ -289,13 +289,13 @@ def test_scanner_accepts_safe_code(snippet):
 
 
 def test_scanner_allow_list_is_narrow():
-    """The allow-list names one class in one file: the same class elsewhere, or another use in meta.py, is caught."""
+    """The allow-list names one class in one file: the same class elsewhere, or another use in dfl.py, is caught."""
     code = "import pickle\nclass RestrictedUnpickler(pickle.Unpickler):\n    pass\n"
-    found = [f.key() for f in scan_source(code, "faces/meta.py")]
-    assert found == [("faces/meta.py", "RestrictedUnpickler", "pickle.Unpickler")]
+    found = [f.key() for f in scan_source(code, "faces/dfl.py")]
+    assert found == [("faces/dfl.py", "RestrictedUnpickler", "pickle.Unpickler")]
     assert all(f.key() not in ALLOWED for f in scan_source(code, "faces/other.py"))
     sneaky = code + "def read(b):\n    return pickle.loads(b)\n"
-    assert any(f.key() not in ALLOWED for f in scan_source(sneaky, "faces/meta.py"))
+    assert any(f.key() not in ALLOWED for f in scan_source(sneaky, "faces/dfl.py"))
 
 
 class _RunsCode:
@@ -309,31 +309,31 @@ class _RunsCode:
 def test_restricted_unpickler_refuses_code(tmp_path):
     """The allow-listed unpickler: its own find_class and persistent_load, and a pickle whose reduce would call
     os.system (in every protocol, and written by hand in protocol 0) is refused with MetadataError unrun."""
-    assert "find_class" in vars(meta.RestrictedUnpickler) and "persistent_load" in vars(meta.RestrictedUnpickler)
+    assert "find_class" in vars(dfl.RestrictedUnpickler) and "persistent_load" in vars(dfl.RestrictedUnpickler)
     marker = tmp_path / "ran"
     for protocol in range(0, pickle.HIGHEST_PROTOCOL + 1):
         payload = pickle.dumps({"landmarks": _RunsCode(f"touch {marker}")}, protocol=protocol)
         with pytest.raises(MetadataError, match="refused"):
-            meta.restricted_loads(payload)
+            dfl.restricted_loads(payload)
     by_hand = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
     with pytest.raises(MetadataError, match="refused"):
-        meta.restricted_loads(by_hand)
+        dfl.restricted_loads(by_hand)
     for module, name in (("builtins", "eval"), ("builtins", "getattr"), ("subprocess", "Popen"), ("numpy", "load"),
                          ("numpy.testing", "assert_equal"), ("posix", "system"), ("io", "open")):
         with pytest.raises(MetadataError, match="refused"):
-            meta.restricted_loads(f"c{module}\n{name}\n(S'x'\ntR.".encode())
+            dfl.restricted_loads(f"c{module}\n{name}\n(S'x'\ntR.".encode())
     # persistent ids and other codecs than protocol 2's latin1 bytes are refused too
     with pytest.raises(MetadataError, match="refused"):
-        meta.restricted_loads(b"P0\n.")
+        dfl.restricted_loads(b"P0\n.")
     with pytest.raises(MetadataError):
-        meta.restricted_loads(b"c_codecs\nencode\n(S'x'\nS'rot13'\ntR.")
+        dfl.restricted_loads(b"c_codecs\nencode\n(S'x'\nS'rot13'\ntR.")
     # through the importer, in a face file: skipped, nothing run, the file left alone
     face = meta.encode_image(np.full((32, 32, 3), 90, np.uint8), ".jpg")
     payload = pickle.dumps({"face_type": "whole_face", "landmarks": _RunsCode(f"touch {marker}")})
     src = tmp_path / "dfl"
     src.mkdir()
     (src / "evil.jpg").write_bytes(_with_segment(face, 0xEF, payload))
-    res = meta.import_dfl(src, tmp_path / "out", identity=False)
+    res = dfl.import_dfl(src, tmp_path / "out", identity=False)
     assert res.imported == [] and "refused" in res.skipped[0][1]
     assert not marker.exists()
 
@@ -438,7 +438,7 @@ def bases(media, tmp_path_factory) -> Bases:
     # the readers accept what the writers made
     assert meta.read_record(folder / "face.png").to_bytes() == record.to_bytes()
     assert meta.read_record(folder / "multi.jpg").to_bytes() == big.to_bytes()
-    assert meta.dfl_metadata(files["dfl.jpg"])["face_type"] == "whole_face"
+    assert dfl.dfl_metadata(files["dfl.jpg"])["face_type"] == "whole_face"
     return Bases(image, record, files, hot, dfl_info, plain_jpg, plain_png, folder)
 
 
@@ -468,7 +468,7 @@ def assert_valid_record(rec) -> None:
             assert isinstance(point, list) and len(point) == 2
             assert all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in point)
     assert isinstance(rec.extra, dict) and all(isinstance(k, str) for k in rec.extra)
-    assert rec.version == meta.FORMAT_VERSION
+    assert rec.version == record.FORMAT_VERSION
     # what was read can be written and read back unchanged
     raw = rec.to_bytes()
     assert meta.FaceRecord.from_bytes(raw).to_bytes() == raw
@@ -500,7 +500,7 @@ def check_bytes(b: Bases, data: bytes) -> None:
     # the writers parse the file too (update_record, import): bytes or MetadataError
     out = _outcome(meta.with_record, data, None)
     assert isinstance(out, (bytes, MetadataError))
-    info = _outcome(meta.dfl_metadata, data)
+    info = _outcome(dfl.dfl_metadata, data)
     assert info is None or isinstance(info, (dict, MetadataError))
     if isinstance(info, dict):
         check_dfl_info(info)
@@ -522,7 +522,7 @@ def check_bytes(b: Bases, data: bytes) -> None:
 
 
 def check_dfl_info(info: dict, size: tuple[int, int] = (FACE_SIZE, FACE_SIZE)) -> None:
-    rec = _outcome(meta.dfl_record, info, size)
+    rec = _outcome(dfl.dfl_record, info, size)
     if not isinstance(rec, MetadataError):
         assert_valid_record(rec)
 
@@ -537,16 +537,16 @@ def check_dfl_file(b: Bases, data: bytes) -> None:
         p.unlink()
     (src / "face.jpg").write_bytes(data)
     with time_limit(20):
-        res = meta.import_dfl(src, out, identity=False)
+        res = dfl.import_dfl(src, out, identity=False)
     assert len(res.imported) + len(res.skipped) == 1
     if res.imported:
         image, rec = meta.read_face(res.imported[0])
         assert_valid_record(rec)
         assert image.shape[:2] == (rec.size, rec.size) or rec.size == image.shape[1]
-        assert meta.dfl_metadata(res.imported[0].read_bytes()) is None
+        assert dfl.dfl_metadata(res.imported[0].read_bytes()) is None
     else:
         assert res.skipped[0][1]
-    info = _outcome(meta.dfl_metadata, data)
+    info = _outcome(dfl.dfl_metadata, data)
     if isinstance(info, dict):
         check_dfl_info(info)
 
@@ -767,7 +767,7 @@ def _fuzz_dfl(b: Bases, data) -> None:
         payload = payload[:data.draw(st.integers(0, len(payload)))]
     face = data.draw(mutated(b, ["dfl.jpg", "dfl4.jpg"])) if kind == "mutated" else \
         _with_segment(b.plain_jpg, 0xEF, payload)
-    out = _outcome(meta.restricted_loads, payload)
+    out = _outcome(dfl.restricted_loads, payload)
     assert not isinstance(out, BaseException) or isinstance(out, MetadataError)
     check_dfl_file(b, face)
 
@@ -853,7 +853,7 @@ def test_pickles_that_expand_are_refused_quickly(bases, value):
         assert len(payload) < 10_000
         with time_limit(5):
             with pytest.raises(MetadataError, match="refused"):
-                meta.restricted_loads(payload)
+                dfl.restricted_loads(payload)
             check_dfl_file(bases, _with_segment(bases.plain_jpg, 0xEF, payload))
 
 

@@ -20,7 +20,7 @@ from facedouble import safety
 from facedouble.config import ExtractConfig
 from facedouble.errors import SafetyError
 from facedouble.extract import extract, extract_with_rect
-from facedouble.faces import align, meta
+from facedouble.faces import align, dfl, meta
 from facedouble.video.probe import frames_per_second
 
 RECT = [214, 133, 373, 304]          # the man's face in the first frames of single_face.mp4
@@ -157,7 +157,7 @@ def test_import_dfl_refuses_explicit_faces_and_writes_nothing(dfl_folder, tmp_pa
     monkeypatch.setattr(safety, "detect", fake)
     out = tmp_path / "aligned"
     with pytest.raises(SafetyError, match="faces 00002_0.jpg") as err:
-        meta.import_dfl(dfl_folder, out, identity=False)
+        dfl.import_dfl(dfl_folder, out, identity=False)
     assert "00001_0.jpg" not in err.value.message and len(fake.calls) == 3   # every face screened
     assert not out.exists() or list(out.iterdir()) == []
     assert {p.name: p.read_bytes() for p in dfl_folder.iterdir()} == before
@@ -176,7 +176,7 @@ def test_cli_import_dfl_refused_with_exit_code_3(dfl_folder, workspace, monkeypa
 
 
 def test_import_dfl_passes_clean_faces(dfl_folder, workspace):
-    res = meta.import_dfl(dfl_folder, workspace.aligned("src"), identity=False)   # the real screen
+    res = dfl.import_dfl(dfl_folder, workspace.aligned("src"), identity=False)   # the real screen
     assert len(res.imported) == 3 and res.skipped == []
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from facedouble.cli import app
 from facedouble.config import MergeConfig, XSegTrainConfig
 from facedouble.errors import InputError, MetadataError
-from facedouble.faces import meta
+from facedouble.faces import meta, record
 from facedouble.merge import mask as K
 from facedouble.merge import merger
 from facedouble.workspace import Workspace
@@ -59,7 +59,7 @@ def test_labels_and_applied_mask_round_trip_through_the_file(train_faces, tmp_pa
     rec.xseg_mask = meta.xseg_mask_field(applied, "xseg-7-abc")
     path = meta.write_face(tmp_path / f"face{suffix}", image, rec)
     back = meta.read_record(path)
-    assert back.version == meta.FORMAT_VERSION == 2
+    assert back.version == record.FORMAT_VERSION == 2
     assert back.mask_polys == INCLUDE and back.exclude_polys == EXCLUDE
     assert back.xseg_mask["model"] == "xseg-7-abc"
     assert np.array_equal(meta.xseg_mask_array(back), applied)

@@ -20,7 +20,7 @@ from .errors import InputError
 # 33) and most camera photos; decoding one takes ~400 MB as RGB, and extraction holds a few copies.
 MAX_PIXELS = 1 << 27
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG markers that start a frame header (SOFn) and carry the image size; C4, C8 and CC are not frames.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -30,7 +30,7 @@ def header_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
     a JPEG whose segments cannot be followed to a frame header, the largest size any frame header in it claims
     (a decoder skips garbage and may still find one)."""
     head = memoryview(data)  # bytes, or the uint8 array np.fromfile gives
-    if bytes(head[:8]) == _PNG_SIGNATURE and bytes(head[12:16]) == b"IHDR" and len(head) >= 24:
+    if bytes(head[:8]) == PNG_SIGNATURE and bytes(head[12:16]) == b"IHDR" and len(head) >= 24:
         width, height = struct.unpack(">II", head[16:24])
         return width, height
     if bytes(head[:2]) != b"\xff\xd8":

@@ -115,8 +115,8 @@ def import_dfl(
     A name already taken by another face gets a new name (NAME.1.jpg); a face imported before is skipped."""
     from ..choices import Side, values
     from ..errors import MetadataError, OptionError
-    from ..faces.meta import SKIP_ALREADY
-    from ..faces.meta import import_dfl as convert
+    from ..faces.dfl import SKIP_ALREADY
+    from ..faces.dfl import import_dfl as convert
     from ..workspace import Workspace
 
     with cli_errors():
