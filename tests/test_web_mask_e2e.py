@@ -159,6 +159,13 @@ def test_moving_to_the_next_face_saves_and_copy_previous(mask_page):
     faces = sorted(p.name for p in ws.aligned("src").glob("*.jpg"))
     size = read_record(ws.aligned("src") / faces[0]).size
     open_mask_tab(pg, url, faces[0])
+    pg.select_option("#mask-filter", "labelled")                  # none yet: the empty state says what to do
+    pg.wait_for_selector("#mask-empty", state="visible")
+    assert pg.inner_text("#mask-empty-title") == "No labelled src faces" and pg.is_hidden("#mask-editor")
+    assert "choose all faces" in pg.inner_text("#mask-empty-text") and pg.is_disabled("#mask-save")
+    pg.select_option("#mask-filter", "all")
+    pg.wait_for_selector("#mask-canvas", state="visible")
+    pg.wait_for_function(f"document.querySelector('#mask-canvas').dataset.face === '{faces[0]}'")
     box = pg.locator("#mask-canvas").bounding_box()
     k = box["width"] / size
     pg.focus("#mask-side")                                        # a click on the canvas takes the keys from it
