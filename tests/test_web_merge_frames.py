@@ -171,3 +171,8 @@ def test_tuner_applies_settings_to_following_frames_and_marks_the_slider(ui, art
     assert ranges == [] and cfg.erode == 40 and cfg.sharpen == 0
     go(0, 1)
     assert pg.input_value("#merge-form input[name=erode]") == "40"
+    # an edit not applied is not carried to another frame, and the page says so
+    pg.fill("#merge-form input[name=erode]", "12")
+    go(1, 2)
+    pg.wait_for_function("document.querySelector('#notices').textContent.includes('1 change(s) on frame 1 were not applied')")
+    assert pg.input_value("#merge-form input[name=erode]") == "40" and not pg.locator("#merge-form .field.changed").count()

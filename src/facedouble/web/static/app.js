@@ -1178,7 +1178,8 @@ function showHistory() {
 // `ranges` of frames with their own ({start, end, options}); the form shows the options of the frame on the
 // slider, and the apply buttons store the form for this frame, this and the following frames (until the next
 // change) or all frames (merge/ranges.py does it). Marks under the slider show the ranges.
-const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [], rects: {}, cfg: null, frameOptions: [] };
+const G = { getForm: null, timer: null, seq: 0, url: null, numbers: [], rects: {}, cfg: null, frameOptions: [],
+            shown: null };                       // shown: the frame whose options the form was filled with
 
 function mergeFrame() { return G.numbers[+$("#merge-frame").value] ?? 1; }
 
@@ -1202,7 +1203,8 @@ function frameOptions(number) {
 // the form's fields that differ from the frame's stored options are marked; returns how many
 function markMergeChanges() {
   if (!G.getForm || !G.cfg) return 0;
-  const want = frameOptions(mergeFrame()), have = G.getForm(), str = (v) => (v === null || v === undefined ? "" : String(v));
+  const want = frameOptions(G.shown ?? mergeFrame()), have = G.getForm();
+  const str = (v) => (v === null || v === undefined ? "" : String(v));
   let n = 0;
   for (const [name, { row }] of Object.entries(G.getForm.inputs)) {
     const changed = name in have && str(have[name]) !== str(want[name]);
@@ -1216,6 +1218,7 @@ function markMergeChanges() {
 function showFrameOptions() {
   const number = mergeFrame(), r = rangeAt(number);
   if (G.getForm && G.cfg) G.getForm.set(frameOptions(number));
+  G.shown = number;
   $("#merge-frame-range").textContent = r ? `own settings: ${framesText(r)}` : "";
   markMergeChanges();
 }
@@ -1511,7 +1514,12 @@ async function main() {
     .then(() => notify("Training saves and stops at the end of this iteration", "ok")).catch((e) => notify(e.message, "error")));
   $("#train-scrub").addEventListener("input", showHistory);
   // merge
-  $("#merge-frame").addEventListener("input", () => { showFrameOptions(); scheduleMergePreview(); });
+  $("#merge-frame").addEventListener("input", () => {
+    const from = G.shown, lost = markMergeChanges();
+    if (lost) notify(`${lost} change(s) on frame ${from} were not applied; the form now shows frame ${mergeFrame()}'s settings.`);
+    showFrameOptions();
+    scheduleMergePreview();
+  });
   $("#merge-zoom").addEventListener("change", applyZoom);
   for (const img of [$("#merge-original"), $("#merge-result")]) img.addEventListener("load", applyZoom);
   window.addEventListener("resize", () => { if (S.tab === "merge") applyZoom(); if (S.tab === "train") refreshTrain(); });
