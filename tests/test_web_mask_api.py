@@ -12,7 +12,7 @@ import struct
 import cv2
 import numpy as np
 
-from facedouble.faces import meta
+from facedouble.faces import dfl, meta
 from facedouble.xseg.labels import export_labels
 from test_web_fixtures import make_client, web_template, web_ws  # noqa: F401
 
@@ -146,7 +146,7 @@ def test_polygons_of_a_face_from_the_original_tool_are_shown(web_ws, tmp_path):
     dfl_dir.mkdir()
     (dfl_dir / "00042_0.jpg").write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:])
     out = tmp_path / "imported"
-    meta.import_dfl(dfl_dir, out, identity=False)
+    dfl.import_dfl(dfl_dir, out, identity=False)
     (out / "00042_0.jpg").rename(web_ws.aligned("dst") / "00042_0.jpg")
 
     c = make_client(web_ws)
