@@ -196,6 +196,7 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
 
     from facedouble.web.app import create_app
     from test_web_e2e import ARGS, CHROMIUM
+    from test_web_layout import no_overlaps
 
     app = create_app(live_ws.root, token=TOKEN)
     model = load_model(live_ws.model, device="cpu")
@@ -231,6 +232,9 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
             pg.click("#tabs button[data-tab=live]")
             pg.wait_for_selector("#live-form [name=source]")
             assert pg.is_disabled("#live-stop") and not pg.is_disabled("#live-start")
+            for d in pg.locator("#tab-live details.group").all():
+                d.evaluate("d => d.open = true")
+            assert no_overlaps(pg, "live, stopped") > 20                         # as tests/test_web_layout.py
             pg.fill("#live-form [name=source]", "data_dst.mp4")
             pg.fill("#live-form [name=out]", "none")
             pg.locator("#live-form [name=out]").blur()    # its help line folds away: the buttons move up
@@ -249,6 +253,7 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
             assert pg.evaluate("document.querySelector('#live-view').naturalWidth") == 640
             pg.wait_for_function("/fps/.test(document.querySelector('#live-stats').textContent)", timeout=30_000)
             assert not pg.is_disabled("#live-stop") and pg.is_disabled("#live-start")
+            assert no_overlaps(pg, "live, running") > 20
             pg.screenshot(path=str(artifacts / "ui_live.png"), full_page=True)
             pause.set()                 # the session keeps running (its model waits) however slow the test is
             # a control while it runs reaches the session
