@@ -219,7 +219,7 @@ class FixedFaceSwapper:
 
 
 def flicker_figures(root: Path) -> dict:
-    from facedouble.merge import mask as K
+    from facedouble.faces import regions
 
     ws = Workspace(root / "flicker")
     frames = decode(media_dir() / "single_face.mp4")
@@ -227,7 +227,7 @@ def flicker_figures(root: Path) -> dict:
     recs = merger.frame_records(ws)
     files = ws.frame_files("dst")
     dst = [merger.read_image(p) for p in files]
-    hulls = [K.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs
+    hulls = [regions.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs
              else np.zeros(dst[0].shape[:2], np.float32) for p in files]
     from facedouble.provenance import mark_frame
 

@@ -11,7 +11,7 @@ from facedouble.config import MergeConfig
 from facedouble.errors import OptionError
 from facedouble.faces import align
 from facedouble.merge import adjust as A
-from facedouble.merge import mask as K
+from facedouble.faces import regions
 from facedouble.merge import merger
 from test_merge_support import (IdentitySwapper, decode, dst_ws, dst_ws_template, landmarks,  # noqa: F401
                                 unmarked, write_dst_workspace)
@@ -76,7 +76,7 @@ def _flattest_patch(f: np.ndarray, lm: np.ndarray, side: int = 12) -> np.ndarray
     g = g - cv2.GaussianBlur(g, (0, 0), 3)  # texture, not shading
     mean = cv2.blur(g, (side, side))
     std = np.sqrt(np.maximum(cv2.blur(g * g, (side, side)) - mean ** 2, 0))
-    hull = K.hull_mask(lm, g.shape, forehead=0.0) > 0.5
+    hull = regions.hull_mask(lm, g.shape, forehead=0.0) > 0.5
     inside = cv2.erode(hull.astype(np.uint8), np.ones((side, side), np.uint8)) > 0
     std[~inside] = np.inf
     y, x = np.unravel_index(np.argmin(std), std.shape)

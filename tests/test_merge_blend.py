@@ -9,6 +9,7 @@ import pytest
 from facedouble.faces import align
 from facedouble.merge import blend as B
 from facedouble.merge import mask as K
+from facedouble.faces import regions
 from test_merge_support import decode, landmarks
 
 
@@ -42,14 +43,14 @@ def test_composite_touches_only_the_mask(frame_and_landmarks):
     frame, lm = frame_and_landmarks
     m = align.face_matrix(lm, "whole-face", 128)
     face = np.zeros((128, 128, 3), np.float32)
-    mask = K.hull_mask(align.transform_points(lm, align.face_matrix(lm, "whole-face", 256)), (256, 256))
+    mask = regions.hull_mask(align.transform_points(lm, align.face_matrix(lm, "whole-face", 256)), (256, 256))
     m256 = B.resize_matrix(m, 128, 256)
     out, roi, m_roi = B.composite(frame.copy(), face, m, mask * K.edge_feather(256), m256)
     full = np.zeros(frame.shape[:2], np.float32)
     full[roi.slices()] = m_roi
     assert np.array_equal(out[full == 0], frame[full == 0])  # exactly the frame where the mask is 0
     assert out[full > 0.99].mean() < 2  # black face where it is 1
-    hull_frame = K.hull_mask(lm, frame.shape[:2])
+    hull_frame = regions.hull_mask(lm, frame.shape[:2])
     assert np.abs((full > 0.5).astype(float) - (hull_frame > 0.5)).mean() < 0.005  # mask lands on the face
 
 

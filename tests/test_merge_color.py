@@ -9,7 +9,7 @@ import pytest
 from facedouble.choices import ColorTransfer, values
 from facedouble.faces import align
 from facedouble.merge import color as C
-from facedouble.merge import mask as K
+from facedouble.faces import regions
 from test_merge_support import decode, landmarks
 
 
@@ -17,7 +17,7 @@ def _face(img: np.ndarray, size: int = 128):
     lm, _ = landmarks(img)[0]
     m = align.face_matrix(lm, "whole-face", size)
     face = align.warp_to_face(img, m, size).astype(np.float32) / 255.0
-    return face, K.hull_mask(align.transform_points(lm, m), (size, size), forehead=0.25)
+    return face, regions.hull_mask(align.transform_points(lm, m), (size, size), forehead=0.25)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import pytest
 
 from facedouble.faces import align
 from facedouble.merge import mask as K
+from facedouble.faces import mesh as mesh_net, regions
 from test_merge_support import decode, landmarks
 
 
@@ -19,7 +20,7 @@ def face(media):
     m = align.face_matrix(lm, "whole-face", 256)
     crop = align.warp_to_face(img, m, 256)
     lm_f = align.transform_points(lm, m)
-    return crop, lm_f, K.hull_mask(lm_f, (256, 256), forehead=0.25)
+    return crop, lm_f, regions.hull_mask(lm_f, (256, 256), forehead=0.25)
 
 
 def _softness(mask):
@@ -50,14 +51,14 @@ def test_blur_softens_monotonically_and_negative_blur_hardens(face):
     tv = lambda m: np.abs(np.diff(m, axis=0)).max() + np.abs(np.diff(m, axis=1)).max()  # noqa: E731
     assert tv(blurred) < 0.2 * tv(hull)  # no hard step left
     assert abs(blurred.sum() - hull.sum()) < 0.03 * hull.sum()  # softens the edge, keeps the size
-    gentle = K.blur_mask(hull, 8)
+    gentle = regions.blur_mask(hull, 8)
     assert _softness(K.modify_mask(gentle, 0, -100, face_px)) < _softness(gentle)
 
 
 def test_erode_blur_are_relative_to_face_size(face):
     _, lm, _ = face
-    small = K.modify_mask(K.hull_mask(lm / 2, (128, 128)), 60, 60, 128 / 1.3)
-    big = K.modify_mask(K.hull_mask(lm, (256, 256)), 60, 60, 256 / 1.3)
+    small = K.modify_mask(regions.hull_mask(lm / 2, (128, 128)), 60, 60, 128 / 1.3)
+    big = K.modify_mask(regions.hull_mask(lm, (256, 256)), 60, 60, 256 / 1.3)
     down = cv2.resize(big, (128, 128), interpolation=cv2.INTER_AREA)
     assert np.abs(down - small).mean() < 0.01
 
@@ -71,13 +72,13 @@ def test_edge_feather_is_zero_at_the_crop_edge():
 
 def test_mesh_mask_follows_the_face(face):
     crop, _, hull = face
-    pts = K.face_mesh(crop)
+    pts = mesh_net.face_mesh(crop)
     assert pts is not None and pts.shape == (478, 2)
-    mesh = K.mesh_mask(pts, (256, 256))
+    mesh = regions.mesh_mask(pts, (256, 256))
     inter = np.minimum(mesh, hull).sum()
     union = np.maximum(mesh, hull).sum()
     assert inter / union > 0.7  # the same face, different outlines (the mesh goes up to the hairline)
-    assert K.face_mesh(np.zeros((256, 256, 3), np.uint8)) is None
+    assert mesh_net.face_mesh(np.zeros((256, 256, 3), np.uint8)) is None
 
 
 def test_combine_masks():
@@ -93,7 +94,7 @@ def test_combine_masks():
 def test_hands_are_tracked_and_kept_out_of_the_mask(media):
     """The woman's clip: a hand comes up over the mouth from frame ~60; tracking finds it."""
     frames = decode(media / "WolfgangLanger_Pexels.mp4", limit=110)[40:110]
-    tracker = K.HandTracker(video=True)
+    tracker = mesh_net.HandTracker(video=True)
     found = [tracker(f) for f in frames]
     tracker.close()
     assert sum(1 for h in found[:15] if h) == 0  # frames 40-54: no hand
@@ -102,7 +103,7 @@ def test_hands_are_tracked_and_kept_out_of_the_mask(media):
     img = frames[k]
     lm, _ = landmarks(img)[0]
     m = align.face_matrix(lm, "whole-face", 256)
-    hand = K.hand_mask(found[k], m, 256)
+    hand = regions.hand_mask(found[k], m, 256)
     lm_f = align.transform_points(lm, m)
     mouth = np.round(lm_f[48:68].mean(0)).astype(int)
     assert hand[mouth[1], mouth[0]] > 0.9  # the hand covers the mouth
@@ -112,7 +113,7 @@ def test_hands_are_tracked_and_kept_out_of_the_mask(media):
 
 def test_skin_mask_keeps_skin_and_drops_hair(face):
     crop, lm, hull = face
-    sample = K.points_hull_mask(lm[[2, 3, 4, 31, 33, 35, 12, 13, 14, 29]], (256, 256))
+    sample = regions.points_hull_mask(lm[[2, 3, 4, 31, 33, 35, 12, 13, 14, 29]], (256, 256))
     skin = K.skin_mask(crop, sample)
     cheeks = sample > 0.5
     assert skin[cheeks].mean() > 0.9
@@ -132,7 +133,7 @@ def hand_frame(media):
     img = cv2.imread(str(media / "Image_with_alpha.png"), cv2.IMREAD_UNCHANGED)
     rgb = np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB))
     (lm, _), = landmarks(rgb)
-    tracker = K.HandTracker(video=False)
+    tracker = mesh_net.HandTracker(video=False)
     hands = tracker(rgb)
     tracker.close()
     assert len(hands) == 1
@@ -192,9 +193,9 @@ def test_mesh_dst_is_the_dst_face_mesh_not_the_hull(hand_frame):
     rgb, _, _, _, m_mask = hand_frame
     warnings = []
     mask, parts = _masks(hand_frame, "mesh-dst", hands=[], warn=warnings.append)
-    pts = K.face_mesh(align.warp_to_face(rgb, B.resize_matrix(m_mask, 256, 256), 256))
+    pts = mesh_net.face_mesh(align.warp_to_face(rgb, B.resize_matrix(m_mask, 256, 256), 256))
     assert pts is not None
-    assert np.abs(mask - K.mesh_mask(pts, (256, 256))).max() < 1e-6
+    assert np.abs(mask - regions.mesh_mask(pts, (256, 256))).max() < 1e-6
     hull, _ = _masks(hand_frame, "dst")
     assert np.abs(mask - hull).mean() > 0.03  # the two outlines differ visibly on this face
     assert warnings == [] and "dst" not in parts
@@ -249,7 +250,7 @@ def test_mask_fallbacks_are_reported(hand_frame, monkeypatch):
     assert len(warnings) == 1 and "no learned mask" in warnings[0] and "hull" in warnings[0]
     assert state.fallbacks == {"The model has no learned mask (--mask learned)": 1}
     # the mesh finds no face: the hull (less the hand), reported once per run, counted per face
-    monkeypatch.setattr(K, "face_mesh", lambda image, **kw: None)
+    monkeypatch.setattr(mesh_net, "face_mesh", lambda image, **kw: None)
     warnings, state = [], merger.MergeState()
     for _ in range(3):
         mask, parts = _masks(hand_frame, "mesh-dst", warn=warnings.append, state=state)

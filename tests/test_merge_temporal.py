@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facedouble.config import MergeConfig
-from facedouble.merge import mask as K
+from facedouble.faces import regions
 from facedouble.merge import merger, temporal
 from test_merge_support import CastSwapper, dst_ws, dst_ws_template, unmarked  # noqa: F401
 
@@ -61,7 +61,7 @@ def test_smoothing_reduces_flicker_of_a_jittery_model(dst_ws, unmarked):
     files = ws.frame_files("dst")[:11]  # the frames of the man's clip
     recs = merger.frame_records(ws)
     dst = [merger.read_image(p) for p in files]
-    hulls = [K.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs else
+    hulls = [regions.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs else
              np.zeros(dst[0].shape[:2], np.float32) for p in files]
     base = dict(mode="seamless", mask="learned", color_transfer="none")
     off = _flicker_of_run(ws, MergeConfig(**base, smooth_frames=0), hulls, dst)

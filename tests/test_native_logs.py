@@ -27,7 +27,7 @@ import numpy as np
 
 def mediapipe_calls(path):
     from facedouble.faces.detect import MediaPipeDetector
-    from facedouble.merge.mask import HandTracker, face_mesh
+    from facedouble.faces.mesh import HandTracker, face_mesh
 
     img = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
     found = MediaPipeDetector().detect(img)

@@ -14,7 +14,8 @@ from facedouble.faces import align
 from facedouble.train import losses as L
 from facedouble.train import optim as O
 from facedouble.train.checkpoint import TRAINING_DEFAULTS
-from facedouble.train.samples import eyes_mouth_mask, face_mask
+from facedouble.faces.regions import eyes_mouth_mask
+from facedouble.train.samples import face_mask
 from facedouble.train.trainer import TrainSession
 from test_merge_support import decode, landmarks
 

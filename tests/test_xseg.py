@@ -14,7 +14,7 @@ from facedouble.cli import app
 from facedouble.config import MergeConfig, XSegTrainConfig
 from facedouble.errors import InputError, MetadataError
 from facedouble.faces import meta, record
-from facedouble.merge import mask as K
+from facedouble.faces import regions
 from facedouble.merge import merger
 from facedouble.workspace import Workspace
 from facedouble.xseg import apply as A
@@ -77,17 +77,17 @@ def test_labels_and_applied_mask_round_trip_through_the_file(train_faces, tmp_pa
 
 
 def test_label_mask_is_include_minus_exclude():
-    m = K.label_mask(INCLUDE, EXCLUDE, 256)
+    m = regions.label_mask(INCLUDE, EXCLUDE, 256)
     assert m.dtype == np.float32 and m.shape == (256, 256)
     assert m[100, 100] == 1.0            # inside include
     assert m[170, 130] == 0.0            # inside the exclude triangle
     assert m[5, 5] == 0.0 and m[250, 250] == 0.0
     tri = 0.5 * 80 * 70
     assert abs(m.sum() - (205 * 208 - tri)) < 0.03 * m.sum()
-    half = K.label_mask(INCLUDE, EXCLUDE, 128, scale=0.5)
+    half = regions.label_mask(INCLUDE, EXCLUDE, 128, scale=0.5)
     assert half[85, 65] == 0.0 and half[50, 50] == 1.0
-    assert K.label_mask([], EXCLUDE, 32).sum() == 0       # exclude alone selects nothing
-    assert K.label_mask([[[1, 1], [5, 5]]], [], 32).sum() == 0  # fewer than 3 points: ignored
+    assert regions.label_mask([], EXCLUDE, 32).sum() == 0       # exclude alone selects nothing
+    assert regions.label_mask([[[1, 1], [5, 5]]], [], 32).sum() == 0  # fewer than 3 points: ignored
 
 
 # -- JSON import / export ---------------------------------------------------------------------------------

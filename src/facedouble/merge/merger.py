@@ -59,6 +59,7 @@ from . import adjust as A
 from . import blend as B
 from . import color as C
 from . import mask as K
+from ..faces import mesh as mesh_net, regions
 from . import temporal as T
 
 CONFIG_NAME = "merge_config.json"
@@ -195,7 +196,7 @@ class MergeState:
         """Hands in a single frame (detection, no tracking)."""
         with self._lock:
             if getattr(self, "_hand_tracker", None) is None:
-                self._hand_tracker = K.HandTracker(video=False)
+                self._hand_tracker = mesh_net.HandTracker(video=False)
             return self._hand_tracker(frame)
 
     def fallback(self, what: str, warn=None) -> None:
@@ -263,7 +264,7 @@ def _mesh(state: MergeState, key: tuple, image: np.ndarray) -> np.ndarray | None
     cached = state.get(key)
     if cached is not None:
         return None if isinstance(cached, str) else cached
-    pts = K.face_mesh(image)
+    pts = mesh_net.face_mesh(image)
     state.put(key, "none" if pts is None else pts)
     return pts
 
@@ -310,7 +311,7 @@ def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.
 
     def hull() -> np.ndarray:
         if "dst" not in parts:
-            parts["dst"] = K.hull_mask(lm_s, (size, size), forehead=FOREHEAD.get(face_type, 0.0))
+            parts["dst"] = regions.hull_mask(lm_s, (size, size), forehead=FOREHEAD.get(face_type, 0.0))
         return parts["dst"]
 
     def fallback(what: str) -> np.ndarray:
@@ -331,26 +332,26 @@ def face_masks(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: np.
     if mode in MESH_DST_MODES:
         pts = _mesh(state, ("mesh-dst", _key(lm, m_mask)), dst_crop)
         parts["mesh_dst"] = fallback("The face mesh found no face in a dst crop") if pts is None else \
-            K.mesh_mask(pts * (size / 256.0), (size, size))
+            regions.mesh_mask(pts * (size / 256.0), (size, size))
     if mode in ("mesh-prd", "mesh-prd-dst"):
         pts = _mesh(state, ("mesh-prd", _key(pred)), pred)
         parts["mesh_prd"] = fallback("The face mesh found no face in a predicted face") if pts is None else \
-            K.mesh_mask(pts * (size / pred.shape[0]), (size, size))
+            regions.mesh_mask(pts * (size / pred.shape[0]), (size, size))
     if mode in XSEG_DST_MODES:  # `xseg_dst`: (mask, frame -> mask matrix) of the dst face (see dst_xseg)
         parts["xseg_dst"] = fallback("A dst face has no applied XSeg mask (run `facedouble xseg apply dst`)") \
-            if xseg_dst is None else K.remap_mask(xseg_dst[0], xseg_dst[1], m_mask, size)
+            if xseg_dst is None else regions.remap_mask(xseg_dst[0], xseg_dst[1], m_mask, size)
     if mode in XSEG_PRD_MODES:
         prd = _xseg_prd(state, pred, size)
         parts["xseg_prd"] = fallback("No XSeg model is loaded for --mask xseg-prd") if prd is None else prd
     mask = K.combine(mode, learned=parts.get("learned"), dst=parts.get("dst"), mesh_prd=parts.get("mesh_prd"),
                      mesh_dst=parts.get("mesh_dst"), xseg_prd=parts.get("xseg_prd"), xseg_dst=parts.get("xseg_dst"))
     if mode in MESH_DST_MODES and hands:
-        parts["hands"] = K.hand_mask(list(hands), m_mask, size)
+        parts["hands"] = regions.hand_mask(list(hands), m_mask, size)
         mask = mask * (1.0 - parts["hands"])
     if cfg.skin_mask:
         import cv2
 
-        sample = K.points_hull_mask(transform_points(lm, B.resize_matrix(m_mask, size, 256))[_SKIN_POINTS], (256, 256))
+        sample = regions.points_hull_mask(transform_points(lm, B.resize_matrix(m_mask, size, 256))[_SKIN_POINTS], (256, 256))
         skin = K.skin_mask(dst_crop, sample)
         parts["skin"] = _resize(skin, size)
         mask = mask * cv2.GaussianBlur(parts["skin"], (0, 0), max(1.0, size / 200))
@@ -934,7 +935,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
 
         state.xseg = load_xseg(ws.model)
     warn = rep.warn
-    tracker = K.HandTracker(video=True) if masks_used & set(MESH_DST_MODES) else None
+    tracker = mesh_net.HandTracker(video=True) if masks_used & set(MESH_DST_MODES) else None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="merge")
     prepared: dict[int, tuple[np.ndarray, list[FaceLayer]]] = {}
     writes: deque[Future] = deque()

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..faces.identity import SAME_PERSON
 from ..merge import temporal
-from ..merge.mask import erode_mask
+from ..faces.regions import erode_mask
 
 PSNR_CAP = 100.0        # dB written for identical images (the PSNR itself is infinite)
 CHANGED_LEVEL = 12      # a pixel "changed" when a channel moved by more than this (the provenance mark moves <= 9)

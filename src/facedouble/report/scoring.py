@@ -220,7 +220,7 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
     """Measure one sampled frame (everything of metrics.FrameScore except the identity distances, which
     need the centroids: the embeddings are returned instead)."""
     from ..faces.landmarks import box_from_landmarks
-    from ..merge.mask import hull_mask
+    from ..faces.regions import hull_mask
 
     dst, res = s.dst[0], s.result[0]
     h, w = dst.shape[:2]

@@ -47,7 +47,7 @@ def face_region(landmarks: np.ndarray, shape: tuple[int, int], erode: int = 2) -
     edge against the background does not count as detail."""
     import cv2
 
-    from ..merge.mask import hull_mask
+    from ..faces.regions import hull_mask
 
     mask = (hull_mask(landmarks, shape) > 0.5).astype(np.uint8)
     if erode > 0:

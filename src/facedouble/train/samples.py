@@ -22,7 +22,7 @@ from ..errors import NoFaceError
 from ..faces.align import face_matrix, transform_points, warp_to_face
 from ..faces.meta import MetadataError, read_face, xseg_mask_array
 from ..merge.color import color_transfer
-from ..merge.mask import hull_mask, label_mask, remap_mask
+from ..faces.regions import eyes_mouth_mask, hull_mask, label_mask, remap_mask
 from .warp import AugmentRanges, augment, centre_affine, crop_margin, warp_sample
 
 # Face types from the narrowest to the widest cut, to warn when faces are re-cut wider than they were saved.
@@ -83,19 +83,6 @@ def random_hsv_shift(image: np.ndarray, rng: np.random.Generator, power: float) 
     return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """float32 HW mask of both eyes and the mouth (hulls of points 36-41, 42-47, 48-67), grown by 1/32 of the
-    face so the eyelids and lips are included."""
-    import cv2
-
-    mask = np.zeros((size, size), np.uint8)
-    lm = np.asarray(landmarks, np.float64)
-    for idx in (range(36, 42), range(42, 48), range(48, 68)):
-        hull = cv2.convexHull(np.round(lm[list(idx)] * 16).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
-    k = max(3, size // 16) | 1
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    return mask.astype(np.float32) / 255.0
 
 
 # -- decoded face sets ------------------------------------------------------------------------------

@@ -724,7 +724,8 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
                                              f"`facedouble xseg apply {side}` first.")
                 m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
             else:
-                from ..merge.mask import face_mesh, mesh_mask
+                from ..faces.mesh import face_mesh
+                from ..faces.regions import mesh_mask
 
                 pts = face_mesh(image)
                 if pts is None:
