@@ -46,6 +46,11 @@ def _literal_choices(tp: Any) -> tuple[str, ...] | None:
 class StageConfig:
     """Base of every stage config: validation, JSON, overrides."""
 
+    # Where a stage keeps these options in a workspace (`Workspace.config_file` answers the path): the file name,
+    # and its folder: "root" (the workspace), "side" (data_<side>/) or "dst" (data_dst/). None: not saved there.
+    FILE: typing.ClassVar[Optional[str]] = None
+    PLACE: typing.ClassVar[str] = "root"
+
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
@@ -130,6 +135,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class VideoExtractConfig(StageConfig):
+    FILE = "video_extract.json"
+    PLACE = "side"
     fps: Optional[float] = option(None, "Frames per second to extract (src only; empty = every frame)", lo=0.01, hi=240,
                                   unit="fps")
     format: C.ImageFormat = option("png", "Image format of the frames: png (lossless) or jpg (smaller)")
@@ -146,11 +153,14 @@ class VideoCutConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class DenoiseConfig(StageConfig):
+    FILE = "video_denoise.json"
+    PLACE = "side"
     factor: int = option(5, "Denoise strength", lo=1, hi=20)
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoBuildConfig(StageConfig):
+    FILE = "video_build.json"
     format: C.VideoFormat = option("mp4", "Output: mp4, avi, mp4-lossless, or mov-alpha (alpha from merged_mask/)")
     bitrate: float = option(16.0, "Bitrate in Mbit/s (mp4, avi)", lo=0.1, hi=1000, unit="Mbit/s")
     input_dir: Optional[str] = option(None, "Folder of frames to build from (default data_dst/merged)", ask=False,
@@ -164,6 +174,8 @@ class VideoBuildConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig(StageConfig):
+    FILE = "extract.json"
+    PLACE = "side"
     detector: C.Detector = option("auto", "Face detector", group="faces")
     face_type: C.FaceType = option("whole-face", "Face type: how much of the head the aligned image covers",
                                    group="faces")
@@ -342,6 +354,8 @@ def parse_frame_ranges(cfg: "MergeConfig", raw: Any) -> tuple[FrameRange, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class MergeConfig(StageConfig):
+    FILE = "merge_config.json"
+    PLACE = "dst"
     mode: C.MergeMode = option("seamless", "Blend mode", group="blend")
     raw: C.RawLayer = option("rgb", "Layer written by --mode raw", group="blend")
     mask: C.MaskMode = option("learned", "Mask", group="mask")
@@ -606,6 +620,7 @@ class ReportConfig(StageConfig):
 class RunConfig(StageConfig):
     """`facedouble run`: the whole pipeline. Each stage uses its saved config when the workspace has one
     (so a run repeats the last settings), else the defaults; the fields here override both."""
+    FILE = "run.json"
     src_fps: Optional[float] = option(None, "Frames per second taken from the src video (empty = every frame)", lo=0.01, hi=240,
                                       unit="fps")
     frame_format: C.ImageFormat = option("png", "Image format of extracted frames")
@@ -646,7 +661,8 @@ class LiveConfig(StageConfig):
     """`facedouble live`: swap the face of a camera, stream or file as it plays (facedouble.live)."""
     source: str = option("0", "Camera (0, /dev/video0), video file, or stream URL (udp://, rtsp://, rtmp://, http://)",
                          ask=False, group="input")
-    out: str = option("live.mp4", "Result: a .mp4/.mov file, a stream URL (udp://HOST:PORT, rtmp://...), or vcam",
+    out: str = option("live.mp4", "Result: a .mp4/.mov file, a stream URL (udp://HOST:PORT, rtmp://...), vcam, or "
+                                  "none (only the UI's view)",
                       ask=False, group="output")
     model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="model")
     model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False,
