@@ -104,14 +104,17 @@ def run_one(clip: Path, model, out: Path, variant: str = "now") -> dict:
     session = LiveSession(LiveConfig(source=str(clip), out=str(out)), model=model, realtime=True,
                           tuning=VARIANTS[variant](LiveTuning))
     session.start()
+    cpu0 = time.process_time()
     summary = session.wait()
+    cpu = time.process_time() - cpu0   # every thread of this process, the encoder's and decoder's too
     steps = summary.step_ms
     sequential = sum(v for k, v in steps.items() if k != "read")  # read: the wait for the paced source
     return {
         "fps": round(summary.fps, 2), "frames_in": summary.frames_in, "frames_out": summary.frames_out,
         "dropped": summary.dropped, "faces": summary.faces,
         "latency_ms_median": round(summary.latency_ms_median, 1), "latency_ms_p95": round(summary.latency_ms_p95, 1),
-        "step_ms": steps, "sequential_fps": round(1000.0 / sequential, 2) if sequential else None,
+        "step_ms": steps,
+        "cpu_ms_per_frame_out": round(cpu * 1000.0 / summary.frames_out, 1) if summary.frames_out else None, "sequential_fps": round(1000.0 / sequential, 2) if sequential else None,
         "pipeline_gain": round(summary.fps / (1000.0 / sequential), 2) if sequential else None,
     }
 
@@ -157,7 +160,8 @@ def main() -> None:
                     results["runs"].append(r)
                     print(f"{name:8s} {w}x{h} {variant:7s}: {r['fps']:5.1f} fps (x{r['fps_ratio']} of {variants[0]}), "
                           f"latency median {r['latency_ms_median']:.0f} ms (x{r['latency_ratio']}), "
-                          f"p95 {r['latency_ms_p95']:.0f} ms, dropped {r['dropped']}/{r['frames_in']}; "
+                          f"p95 {r['latency_ms_p95']:.0f} ms, dropped {r['dropped']}/{r['frames_in']}, "
+                          f"CPU {r['cpu_ms_per_frame_out']} ms per frame out; "
                           f"load {load:.1f}; steps ms {r['step_ms']}", flush=True)
     results["machine"]["load_1min_after"] = os.getloadavg()[0]
     out = Path(args.out)

@@ -37,9 +37,16 @@ def _even(image: np.ndarray) -> np.ndarray:
 
 
 def _yuv(image: np.ndarray):
-    from ..video.pixels import image_to_frame
+    """The RGB frame as BT.709 limited-range yuv420p, converted from rgb24 directly: the same planes, bit for
+    bit, as through BGR (`video.pixels.image_to_frame`), without the flipped copy (0.9 ms instead of 3.3 ms
+    for 640x480)."""
+    import av
 
-    return image_to_frame(np.ascontiguousarray(_even(image)[..., ::-1]), "yuv420p", colorspace="ITU709", color_range=1)
+    from ..video.pixels import ENCODE_FLAGS
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_even(image)), format="rgb24")
+    return frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range=1, interpolation=ENCODE_FLAGS,
+                          threads=1)
 
 
 class FileOutput:

@@ -45,8 +45,12 @@ class LiveTuning:
     the first pipeline, kept to measure against in the same run).
 
     fresh: for live sources every queue holds one frame, and a frame waiting at the model's input is replaced
-    by a newer one (counted as dropped) instead of queueing behind it: latency is the steps' time plus at most
-    one model step of waiting, not the depth of the queues. Files drop nothing either way.
+    by a newer one (counted as dropped) instead of queueing behind it. Files drop nothing either way.
+    in_flight: for live sources (with `fresh`), at most this many frames are between the face step and the
+    output at once; the face step takes the source's newest frame only when one of them is out. Frames then
+    do not wait behind each other anywhere (on a loaded CPU every step is slow, not only the model), so the
+    latency is about the steps' time added up; 2 keeps the model busy while the frame before it is blended
+    and written (0: no limit).
     model_threads: threads the model runs on (onnxruntime's are per session; torch's count is process-wide,
     so the session sets it while it runs and puts it back after; 0 leaves it). One model thread leaves the
     other core(s) to the steps around it, and nothing spins waiting for a thread that the OS has parked.
@@ -56,13 +60,14 @@ class LiveTuning:
     """
 
     fresh: bool = True
+    in_flight: int = 2
     model_threads: int = 1
     fast_model: bool = True
     encoder_threads: int = 1
 
     @classmethod
     def before(cls) -> "LiveTuning":
-        return cls(fresh=False, model_threads=0, fast_model=False, encoder_threads=0)
+        return cls(fresh=False, in_flight=0, model_threads=0, fast_model=False, encoder_threads=0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -159,6 +164,7 @@ class _Item:
     learned: np.ndarray | None = None
     image: np.ndarray | None = None
     times: dict[str, float] = field(default_factory=dict)
+    slot: bool = False          # holds one of the session's in-flight slots (LiveTuning.in_flight)
 
 
 @dataclass
@@ -190,6 +196,7 @@ class LiveSession:
         self.cfg = cfg
         self.tuning = tuning or LiveTuning()
         self._runner = None          # the model as the model step runs it (inference.live_runner)
+        self._slots: threading.Semaphore | None = None   # in-flight frames of a live source (LiveTuning.in_flight)
         self._torch_threads: tuple[int, int] | None = None   # (before, set) while the session holds torch's count
         self._settings = cfg
         self._model = model
@@ -302,6 +309,7 @@ class LiveSession:
             self.source.close()
             raise
         fresh = self.source.live and self.tuning.fresh
+        self._slots = threading.Semaphore(self.tuning.in_flight) if fresh and self.tuning.in_flight > 0 else None
         if fresh:    # one frame per queue; the model's input keeps the newest (see LiveTuning)
             qs = [queue.Queue(maxsize=1) for _ in range(4)]
         else:
@@ -410,9 +418,14 @@ class LiveSession:
                 fn(qout)
                 return
             while True:
+                admitted = newest and self._admit()   # the face step waits for a slot, then takes the newest frame
                 item = qin.get()
                 if item is _END:
+                    if admitted:
+                        self._slots.release()
                     break
+                if newest:
+                    item.slot = admitted
                 out = fn(item)  # after a stop too: the queues hold a few frames at most
                 if qout is not None and out is not None:
                     if newest:
@@ -436,6 +449,20 @@ class LiveSession:
             if qout is not None:
                 qout.put(_END)
 
+    def _admit(self) -> bool:
+        """Take an in-flight slot (False without a limit, or once the session stops: then nothing waits)."""
+        if self._slots is None:
+            return False
+        while not self._slots.acquire(timeout=0.05):
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _release(self, item: _Item) -> None:
+        if item.slot:
+            item.slot = False
+            self._slots.release()
+
     def _put_newest(self, q: queue.Queue, item: _Item) -> None:
         """Put `item` into `q` (this step is its only producer), replacing the frame waiting there, if any:
         that one is older and counts as dropped (live sources only)."""
@@ -445,9 +472,11 @@ class LiveSession:
         except queue.Full:
             pass
         try:
-            q.get_nowait()
+            old = q.get_nowait()
             with self._lock:
                 self.summary.dropped += 1
+            if isinstance(old, _Item):
+                self._release(old)
         except queue.Empty:
             pass
         q.put(item)
@@ -530,6 +559,7 @@ class LiveSession:
     def _write(self, item: _Item) -> None:
         delay = self.settings.delay_ms / 1000.0
         if delay and self.source is not None and self.source.live:
+            self._release(item)   # a frame held back for the audio is done with the CPU
             wait = item.sf.arrived + delay - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -542,6 +572,7 @@ class LiveSession:
         self._latency.append((time.monotonic() - item.sf.arrived) * 1000.0)
         with self._lock:
             self._latest = (item.sf.index, item.image)
+        self._release(item)
         return None
 
 
