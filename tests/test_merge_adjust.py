@@ -264,7 +264,7 @@ def test_merge_stage_motion_blur_follows_a_moving_face(media, tmp_path, monkeypa
 
     plain, mask = run()
     blurred, _ = run("--motion-blur", "100")
-    assert MergeConfig.load(ws.frames("dst") / merger.CONFIG_NAME).motion_blur == 100
+    assert MergeConfig.load(ws.config_file(MergeConfig)).motion_blur == 100
     where = _face_region(mask)
     before, after = grad_energy(plain, where), grad_energy(blurred, where)
     kept = [after[i] / before[i] for i in (0, 1)]  # measured: 0.55 of d/dx, 0.80 of d/dy

@@ -179,7 +179,7 @@ def test_cli_merge_honours_frame_ranges(dst_ws, dst_ws_template, unmarked, monke
         {"start": 7, "end": 9, "options": {"erode": 80}}]}}))
     r = CliRunner().invoke(app, ["merge", "-w", str(dst_ws.root), "--config", str(cfg_file)])
     assert r.exit_code == 0, r.output
-    saved = MergeConfig.load(dst_ws.frames("dst") / merger.CONFIG_NAME)
+    saved = MergeConfig.load(dst_ws.config_file(MergeConfig))
     assert [(x.start, x.end) for x in saved.ranges] == [(2, 3), (7, 9)]
 
     def face_error(ws, n):  # how far the merged face's colours are from dst's, inside the face mask

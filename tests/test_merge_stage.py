@@ -43,7 +43,7 @@ def test_overlay_with_identity_model_reproduces_dst(dst_ws, unmarked):
         assert np.array_equal(out[mask == 0], dst[mask == 0])  # exactly the frame outside the face
         err = np.abs(out.astype(float) - dst)[mask > 0]
         assert err.mean() < 2.0 and 10 * np.log10(255 ** 2 / np.mean(err ** 2)) > 32
-    saved = MergeConfig.load(ws.frames("dst") / merger.CONFIG_NAME)
+    saved = MergeConfig.load(ws.config_file(MergeConfig))
     assert saved == cfg
 
 
@@ -57,7 +57,7 @@ def test_resume_force_and_config_reuse(dst_ws, unmarked):
     assert again.written == 0 and again.skipped == N_FRAMES
     (ws.merged / "000007.png").unlink()
     (ws.merged_mask / "000009.png").unlink()
-    part = merger.merge(ws, MergeConfig.load(ws.frames("dst") / merger.CONFIG_NAME), swapper=sw)
+    part = merger.merge(ws, MergeConfig.load(ws.config_file(MergeConfig)), swapper=sw)
     assert part.written == 2 and part.skipped == N_FRAMES - 2
     assert json.loads((ws.frames("dst") / merger.RUN_NAME).read_text())["run_id"] == run["run_id"]  # same run
     forced = merger.merge(ws, cfg, swapper=sw, force=True)
@@ -208,7 +208,7 @@ def test_cli_merge_and_preview(dst_ws, unmarked, monkeypatch, tmp_path):
                             "--erode", "20", "--blur", "30", "--mask", "dst"])
     assert r.exit_code == 0, r.output
     assert len(list(ws.merged.iterdir())) == N_FRAMES
-    saved = MergeConfig.load(ws.frames("dst") / merger.CONFIG_NAME)
+    saved = MergeConfig.load(ws.config_file(MergeConfig))
     assert (saved.mode, saved.color_transfer, saved.erode, saved.blur) == ("seamless", "lct", 20, 30)
     r = runner.invoke(app, ["merge", "-w", str(ws.root), "--erode", "300"])
     assert r.exit_code == 1 and "--erode must be between" in r.output

@@ -170,7 +170,7 @@ def test_an_organisations_certificate_signs_frames_and_video_and_verify_names_it
     r = runner.invoke(app, ["merge", "-w", str(ws.root), "--mode", "overlay", "--mask", "dst",
                             "--sign-cert", str(org["cert"]), "--sign-key", str(org["key"])])
     assert r.exit_code == 0, r.output
-    saved = MergeConfig.load(ws.frames("dst") / merger.CONFIG_NAME)
+    saved = MergeConfig.load(ws.config_file(MergeConfig))
     assert (saved.sign_cert, saved.sign_key) == (str(org["cert"]), str(org["key"]))  # --config repeats it
     frame = ws.merged / "000003.png"
     claims = _valid(frame, _run_id(ws))

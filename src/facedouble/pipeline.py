@@ -1,4 +1,5 @@
 """`run`: the stages chained, each with its saved config (so a run repeats the last one) or the defaults.
+The stage functions come from the stage table (stages.py); their config files from `Workspace.config_file`.
 
 video extract src and dst -> extract faces src and dst -> train -> merge -> video build. Every stage resumes,
 so an interrupted run continues where it stopped when started again.
@@ -107,11 +108,10 @@ def _train_config(ws: Workspace, cfg: RunConfig) -> TrainConfig:
 
 
 def run(ws: Workspace, cfg: RunConfig | None = None, *, reporter: Reporter | None = None) -> RunResult:
-    from .extract import extract
-    from .merge.merger import merge
-    from .train.trainer import train
-    from .video.build import build_video
-    from .video.frames import extract_frames
+    from .stages import stage
+
+    extract_frames, extract, train = (stage(n).function() for n in ("video-extract", "extract", "train"))
+    merge, build_video = (stage(n).function() for n in ("merge", "build"))
 
     import cv2  # noqa: F401 - imported first, so that stage_scope keeps their settings as a fresh process has them
     import torch  # noqa: F401
@@ -119,10 +119,10 @@ def run(ws: Workspace, cfg: RunConfig | None = None, *, reporter: Reporter | Non
     cfg = cfg or RunConfig()
     rep = reporter or Reporter()
     ws.require()
-    cfg.save(ws.root / "run.json")
+    cfg.save(ws.config_file(RunConfig))
 
     for side in ("src", "dst"):
-        vcfg = saved(VideoExtractConfig, ws.frames(side) / "video_extract.json").override(format=cfg.frame_format)
+        vcfg = saved(VideoExtractConfig, ws.config_file(VideoExtractConfig, side)).override(format=cfg.frame_format)
         if side == "src":
             vcfg = vcfg.override(fps=cfg.src_fps)
         else:
@@ -132,7 +132,7 @@ def run(ws: Workspace, cfg: RunConfig | None = None, *, reporter: Reporter | Non
             extract_frames(ws, side, vcfg, reporter=rep)
 
     for side in ("src", "dst"):
-        ecfg = saved(ExtractConfig, ws.frames(side) / "extract.json").override(detector=cfg.detector, device=cfg.device)
+        ecfg = saved(ExtractConfig, ws.config_file(ExtractConfig, side)).override(detector=cfg.detector, device=cfg.device)
         rep.info(f"[run] faces of data_{side}")
         with stage_scope():
             extract(ws, side, ecfg, reporter=rep)
@@ -145,7 +145,7 @@ def run(ws: Workspace, cfg: RunConfig | None = None, *, reporter: Reporter | Non
     with stage_scope():
         trained = train(ws, tcfg, reporter=rep, max_seconds=seconds)
 
-    mcfg = saved(MergeConfig, ws.frames("dst") / "merge_config.json").override(
+    mcfg = saved(MergeConfig, ws.config_file(MergeConfig)).override(
         mode=cfg.mode, mask=cfg.mask, color_transfer=cfg.color_transfer, device=cfg.device)
     mcfg = dataclasses.replace(mcfg, model_name=cfg.model)
     rep.info("[run] merging")

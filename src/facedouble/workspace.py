@@ -48,6 +48,17 @@ class Workspace:
     def result(self, suffix: str = ".mp4") -> Path:
         return self.root / f"result{suffix}"
 
+    def config_file(self, config: type, side: Side | None = None) -> Path:
+        """Where a stage saves its options (a StageConfig class's FILE, in its PLACE: the workspace root,
+        data_<side>/ or data_dst/)."""
+        if config.FILE is None:
+            raise ValueError(f"{config.__name__} is not saved in a workspace")
+        if config.PLACE == "side":
+            if side not in ("src", "dst"):
+                raise ValueError(f"{config.__name__} is saved per side: give src or dst, not {side!r}")
+            return self.frames(side) / config.FILE
+        return (self.frames("dst") if config.PLACE == "dst" else self.root) / config.FILE
+
     def layout(self) -> list[Path]:
         """Every folder of the layout, parents first."""
         out = [self.root]

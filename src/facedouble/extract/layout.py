@@ -19,7 +19,6 @@ from ..faces import meta
 from ..imagefile import decode_file
 from ..workspace import Workspace
 
-CONFIG_NAME = "extract.json"
 STATE_NAME = "extract_state.json"
 MANUAL_FIX_NAME = "manual_fix.json"
 
@@ -136,7 +135,7 @@ def write_manual_fix(ws: Workspace, side: Side, frames: list[str]) -> Path:
     return path
 
 def saved_config(ws: Workspace, side: Side) -> Optional[ExtractConfig]:
-    path = ws.frames(side) / CONFIG_NAME
+    path = ws.config_file(ExtractConfig, side)
     if not path.is_file():
         return None
     try:

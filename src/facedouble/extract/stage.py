@@ -18,7 +18,7 @@ from ..choices import Side
 from ..progress import Reporter
 from ..workspace import Workspace
 from .engine import Job, Result
-from .layout import (CONFIG_NAME, STATE_NAME, ExtractState, check_side, faces_by_frame, read_rects, rects_for,
+from .layout import (STATE_NAME, ExtractState, check_side, faces_by_frame, read_rects, rects_for,
                      saved_config, write_manual_fix)
 from .screening import screen_todo
 from .workers import run_here, run_pool, start_pool
@@ -142,7 +142,7 @@ def _run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, frames: l
     from ..video.probe import frames_per_second
 
     screen_todo(todo, rep, frames_per_second(ws, side))
-    cfg.save(ws.frames(side) / CONFIG_NAME)
+    cfg.save(ws.config_file(ExtractConfig, side))
     reference = None
     if cfg.reference:
         from ..faces.identity import reference_embedding

@@ -62,7 +62,6 @@ from . import mask as K
 from ..faces import mesh as mesh_net, regions
 from . import temporal as T
 
-CONFIG_NAME = "merge_config.json"
 RUN_NAME = "merge_run.json"
 DEBUG_DIR = "merged_debug"
 MASK_MIN = 256           # masks are built at max(face resolution, this) pixels
@@ -904,7 +903,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     cfgs = frame_configs(cfg, frames)  # each frame's options (the ranges applied)
     if any(c.debug for c in cfgs):
         debug_dir.mkdir(exist_ok=True)
-    cfg.save(ws.frames("dst") / CONFIG_NAME)
+    cfg.save(ws.config_file(MergeConfig))
 
     radius = int(cfg.smooth_frames)
     reach = 2 * radius if cfg.suppress_seamless_jitter else radius  # how far a frame's smoothing looks
@@ -1091,7 +1090,7 @@ def _start_run(ws: Workspace, cfg: MergeConfig, force: bool, rep: Reporter) -> t
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = {}
-    old_cfg = ws.frames("dst") / CONFIG_NAME
+    old_cfg = ws.config_file(MergeConfig)
     if not force and old_cfg.exists():
         try:
             before = MergeConfig.load(old_cfg)

@@ -37,7 +37,6 @@ from .pixels import image_to_frame
 from .images import ImagePool, ensure_writable, keep_backup, numbered_images, read_image
 from .probe import Timeline, decoding, open_video, timeline
 
-CONFIG_NAME = "video_build.json"
 MERGE_RUN_NAME = "merge_run.json"  # written by the merge stage: {"run_id": ...}
 
 
@@ -174,7 +173,7 @@ def build_video(ws: Workspace, cfg: VideoBuildConfig | None = None, *, reporter:
                              f"{ws.root} writable.") from None
     finally:
         tmp.unlink(missing_ok=True)
-    write_json_atomic(ws.root / CONFIG_NAME, {"stage": type(cfg).__name__, "options": cfg.to_dict(),
+    write_json_atomic(ws.config_file(VideoBuildConfig), {"stage": type(cfg).__name__, "options": cfg.to_dict(),
                                                "result": out_path.name, "run_id": run_id})
     if len(frames) != tl.frames:
         rep.warn(f"{folder} holds {len(frames)} frames but {dst.name} has {tl.frames}; missing frames "

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DenoiseConfig, write_json_atomic
+from ..config import DenoiseConfig, VideoExtractConfig, write_json_atomic
 from ..errors import InputError, WorkspaceError
 from ..files import atomic_path, remove_temporaries
 from ..progress import Reporter
@@ -30,7 +30,6 @@ from .images import ImagePool, encode_image, ensure_writable, read_image
 
 BACKUP_DIR = "denoise_backup"
 LOG_NAME = "denoised.log"
-CONFIG_NAME = "video_denoise.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +70,7 @@ def _read_log(path: Path) -> dict[str, tuple[int, int]]:
 
 def _jpeg_quality(folder: Path) -> int:
     try:
-        saved = json.loads((folder / "video_extract.json").read_text(encoding="utf-8"))
+        saved = json.loads((folder / VideoExtractConfig.FILE).read_text(encoding="utf-8"))
         return int(saved["options"]["jpeg_quality"])
     except (OSError, ValueError, KeyError, TypeError):
         return 95
@@ -93,11 +92,11 @@ def denoise_frames(ws: Workspace, cfg: DenoiseConfig | None = None, *,
     log_path = backup / LOG_NAME
     log = _read_log(log_path)
     try:
-        saved = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))["options"]["factor"]
+        saved = json.loads((folder / DenoiseConfig.FILE).read_text(encoding="utf-8"))["options"]["factor"]
     except (OSError, ValueError, KeyError, TypeError):
         saved = None
     same_factor = saved == cfg.factor
-    write_json_atomic(folder / CONFIG_NAME, {"stage": type(cfg).__name__, "options": cfg.to_dict(),
+    write_json_atomic(folder / DenoiseConfig.FILE, {"stage": type(cfg).__name__, "options": cfg.to_dict(),
                                              "backup": BACKUP_DIR})
     quality = _jpeg_quality(folder)
 

@@ -23,9 +23,8 @@ from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from .pixels import frame_to_image
 from .images import ImagePool, ensure_writable, frame_name, numbered_images, write_image
-from .probe import EXTRACT_CONFIG_NAME, demux_decode, open_video, rotate_image, rotation_steps, stream_fps
+from .probe import demux_decode, open_video, rotate_image, rotation_steps, stream_fps
 
-CONFIG_NAME = EXTRACT_CONFIG_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +52,7 @@ def _check_resume(folder: Path, cfg: VideoExtractConfig, video: Path) -> None:
             f"--format {cfg.format} does not match the {others[0].suffix[1:]} frames already in {folder}; "
             f"use --format {others[0].suffix[1:].lower().replace('jpeg', 'jpg')}, or empty the folder first."
         )
-    saved_path = folder / CONFIG_NAME
+    saved_path = folder / VideoExtractConfig.FILE
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -101,7 +100,7 @@ def extract_frames(ws: Workspace, side: Side, cfg: VideoExtractConfig | None = N
     remove_temporaries(folder)  # what a killed run was writing
     suffix = _suffix(cfg)
     have = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    write_json_atomic(folder / CONFIG_NAME, {
+    write_json_atomic(folder / VideoExtractConfig.FILE, {
         "stage": type(cfg).__name__, "options": cfg.to_dict(),
         "source": {"name": video.name, "size": video.stat().st_size},
     })

@@ -18,10 +18,10 @@ from typing import Iterator
 import av
 
 from ..choices import Side
+from ..config import VideoExtractConfig
 from ..errors import InputError
 from ..workspace import Workspace
 
-EXTRACT_CONFIG_NAME = "video_extract.json"  # what `video extract` saves beside the frames
 
 # How many index entries at the end of each stream the truncation check looks at.
 _TAIL_ENTRIES = 32
@@ -255,7 +255,7 @@ def frames_per_second(ws: Workspace, side: Side) -> float | None:
     `video extract` that wrote them, else the rate of the data_<side> video they were extracted from (its
     name and size as saved then); None when that is unknown (frames put there by hand, the video gone)."""
     try:
-        saved = json.loads((ws.frames(side) / EXTRACT_CONFIG_NAME).read_text(encoding="utf-8"))
+        saved = json.loads((ws.config_file(VideoExtractConfig, side)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict):

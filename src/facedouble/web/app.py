@@ -26,6 +26,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from .. import config as K
 from ..errors import FaceDoubleError, InputError, ModelError, OptionError
 from ..sort.trash import move_faces
+from ..stages import STAGES
+from ..stages import stage as stage_by_name
 from ..workspace import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Workspace
 from . import security as S
 from .jobs import JobBusy, JobReporter, JobRunner
@@ -42,19 +44,10 @@ REPORT_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; bas
 IDENTITY_KEYS = ("iteration", "nearer_src", "same_as_src", "mean_src", "mean_dst")
 IDENTITY_POINTS = 1000         # the identity curve sent to the page is thinned to about this many points
 
-# The option forms of the UI: stage name -> config dataclass (the CLI builds the same classes).
-STAGE_CONFIGS: dict[str, type[K.StageConfig]] = {
-    "video-extract": K.VideoExtractConfig,
-    "extract": K.ExtractConfig,
-    "manual-fix-deleted": K.ExtractConfig,
-    "sort": K.SortConfig,
-    "sort-undo": K.StageConfig,
-    "train": K.TrainConfig,
-    "merge": K.MergeConfig,
-    "build": K.VideoBuildConfig,
-    "report": K.ReportConfig,
-}
-SIDED = {"video-extract", "extract", "manual-fix-deleted", "sort", "sort-undo"}
+# The option forms and jobs of the UI: the stage table's UI stages (stages.py); a stage without options gets
+# an empty form.
+STAGE_CONFIGS: dict[str, type[K.StageConfig]] = {s.name: s.config or K.StageConfig for s in STAGES if s.ui}
+SIDED = {s.name for s in STAGES if s.ui and s.sided}
 # The options that name a file or folder. A path from the UI must lie inside the workspace (a relative one is
 # taken from the workspace root), so a request can neither read nor write elsewhere; only a value the
 # workspace's saved config already holds (set with the CLI) may point outside it.
@@ -176,15 +169,15 @@ def _path_option(ws: Workspace, name: str, raw: Any, kind: str, saved: K.StageCo
 def saved_config(ws: Workspace, stage: str, side: Any) -> K.StageConfig | None:
     """The config a stage saved in the workspace (extract.json, merge_config.json), if any: the base that
     the UI's options change, as a re-run of the CLI with --config would."""
-    path = None
-    if stage in ("extract", "manual-fix-deleted") and side in SIDES:
-        path = ws.frames(side) / "extract.json"
-    elif stage == "merge":
-        path = ws.frames("dst") / "merge_config.json"
-    if path is None or not path.is_file():
+    st = stage_by_name(stage)
+    cls = st.config
+    if not st.resumes_saved or cls is None or (cls.PLACE == "side" and side not in SIDES):
+        return None
+    path = ws.config_file(cls, side if cls.PLACE == "side" else None)
+    if not path.is_file():
         return None
     try:
-        return STAGE_CONFIGS[stage].load(path)
+        return cls.load(path)
     except FaceDoubleError:
         return None
 
@@ -441,7 +434,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         if stage in SIDED:
             _side(str(side))
         cfg = build_config(STAGE_CONFIGS[stage], body.get("options"), ws, saved_config(ws, stage, side)) \
-            if stage != "sort-undo" else None
+            if stage_by_name(stage).config is not None else None
         extra = body.get("extra") or {}
         fn = _stage_runner(ws, stage, side, cfg, extra)
         job = runner.start(stage + (f" {side}" if stage in SIDED else ""), fn)
@@ -818,9 +811,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
 
     @app.get("/api/merge/config")
     def merge_config():
-        from ..merge.merger import CONFIG_NAME
-
-        path = ws.frames("dst") / CONFIG_NAME
+        path = ws.config_file(K.MergeConfig)
         cfg = K.MergeConfig.load(path) if path.is_file() else K.MergeConfig()
         # options.ranges: the per-frame settings; frame_options: the options a range may change
         return {"saved": path.is_file(), "options": cfg.to_dict(), "frame_options": list(K.MERGE_FRAME_OPTIONS)}
@@ -831,10 +822,8 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         that frame, applied as the original interactive merger did (merge/ranges.py); without: the run's own
         options, the per-frame ranges kept."""
         from ..merge import ranges as R
-        from ..merge.merger import CONFIG_NAME
-
         body = await _json(request)
-        path = ws.frames("dst") / CONFIG_NAME
+        path = ws.config_file(K.MergeConfig)
         current = K.MergeConfig.load(path) if path.is_file() else K.MergeConfig()  # a bad file: refused, kept
         wanted = build_config(K.MergeConfig, body.get("options"), ws, saved=current)
         scope, changed = body.get("scope"), []
@@ -1065,55 +1054,30 @@ def _verdict(summary: dict[str, Any]) -> str:
 
 
 def _stage_runner(ws: Workspace, stage: str, side: Any, cfg: Any, extra: dict[str, Any]) -> Callable[[JobReporter], Any]:
-    """The background function of a job: the stage function with the UI's reporter."""
+    """The background function of a job: the stage table's function with the UI's reporter, and the line the
+    job ends with."""
+    st = stage_by_name(stage)
+    kw: dict[str, Any] = {"force": bool(extra.get("force"))}
+    for name, kind in (("max_iterations", int), ("max_seconds", float)):
+        if extra.get(name) not in (None, ""):
+            kw[name] = kind(extra[name])
 
     def run(rep: JobReporter) -> Any:
-        if stage == "video-extract":
-            from ..video.frames import extract_frames
-
-            r = extract_frames(ws, side, cfg, reporter=rep)
-            return f"video extract {side}: {r.written} frames written, {r.kept} kept, {r.total} in data_{side}"
-        if stage == "extract":
-            from ..extract import extract
-
-            return extract(ws, side, cfg, reporter=rep)
-        if stage == "manual-fix-deleted":
-            from ..extract import manual_fix_deleted
-
-            return manual_fix_deleted(ws, side, cfg, reporter=rep)
-        if stage == "sort":
-            from ..sort import sort_faces
-
-            return sort_faces(ws, side, cfg, reporter=rep)
-        if stage == "sort-undo":
-            from ..sort import undo_sort
-
-            return undo_sort(ws, side, reporter=rep)
-        if stage == "train":
-            from ..train.trainer import train
-
-            max_it = extra.get("max_iterations")
-            max_s = extra.get("max_seconds")
-            r = train(ws, cfg, reporter=rep, keys=rep.read_keys,
-                      max_iterations=int(max_it) if max_it not in (None, "") else None,
-                      max_seconds=float(max_s) if max_s not in (None, "") else None)
-            return (f"trained {r.name} to iteration {r.iteration} ({r.iterations_run} this run, "
-                    f"{r.samples_per_second:.1f} samples/s); stopped: {r.stopped}")
-        if stage == "merge":
-            from ..merge.merger import merge
-
-            r = merge(ws, cfg, reporter=rep, force=bool(extra.get("force")))
-            return f"merged {r.written} frames ({r.skipped} already done, {r.copied} without a face), {r.fps:.1f} fps"
-        if stage == "build":
-            from ..video.build import build_video
-
-            r = build_video(ws, cfg, reporter=rep)
-            return f"wrote {r.path.name}: {r.frames} frames, {r.duration:.1f} s, audio {r.audio}"
-        if stage == "report":
-            from ..report import make_report
-
-            r = make_report(ws, cfg, reporter=rep)
-            return f"report written to {_shown(ws, r.html)}: {_verdict(r.summary)}"
-        raise OptionError(f"Unknown stage {stage}.")
+        r = st.call(ws, side=side, cfg=cfg, reporter=rep, keys=rep.read_keys, **kw)
+        done = _JOB_LINES.get(stage)
+        return done(ws, side, r) if done is not None else r
 
     return run
+
+
+# The line a finished job shows, per stage whose result is not already a sentence.
+_JOB_LINES: dict[str, Callable[[Workspace, Any, Any], str]] = {
+    "video-extract": lambda ws, side, r: f"video extract {side}: {r.written} frames written, {r.kept} kept, "
+                                         f"{r.total} in data_{side}",
+    "train": lambda ws, side, r: f"trained {r.name} to iteration {r.iteration} ({r.iterations_run} this run, "
+                                 f"{r.samples_per_second:.1f} samples/s); stopped: {r.stopped}",
+    "merge": lambda ws, side, r: f"merged {r.written} frames ({r.skipped} already done, {r.copied} without a face), "
+                                 f"{r.fps:.1f} fps",
+    "build": lambda ws, side, r: f"wrote {r.path.name}: {r.frames} frames, {r.duration:.1f} s, audio {r.audio}",
+    "report": lambda ws, side, r: f"report written to {_shown(ws, r.html)}: {_verdict(r.summary)}",
+}
