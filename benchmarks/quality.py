@@ -88,9 +88,13 @@ def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> P
     return cache
 
 
-def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | None) -> dict:
-    """Run `facedouble train` in a child process and stop it with SIGTERM after `minutes`."""
+def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | None,
+              iterations: int | None = None) -> dict:
+    """Run `facedouble train` in a child process and stop it with SIGTERM after `minutes` (or when it reaches
+    `iterations`, when given: runs on a loaded machine compare by iterations, not by minutes)."""
     cmd = [sys.executable, "-m", "facedouble", "train", "-w", str(ws), "-m", preset]
+    if iterations:
+        cmd += ["--target-iteration", str(iterations)]
     if device != "auto":
         cmd += ["--device", device]
     if reuse is not None:
@@ -191,6 +195,8 @@ def main() -> int:
     media = media_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="train to this iteration (the minutes still cap it): compares runs by iterations")
     ap.add_argument("--preset", nargs="+", default=None, help="presets to compare (default: the default preset of run)")
     ap.add_argument("--src", type=Path, default=media / "WolfgangLanger_Pexels.mp4")
     ap.add_argument("--dst", type=Path, default=media / "single_face.mp4")
@@ -223,14 +229,16 @@ def main() -> int:
                 shutil.rmtree(ws)
             shutil.copytree(faces, ws, ignore=shutil.ignore_patterns("model", "merged", "merged_mask", "report",
                                                                       "result.*"))
-            trained = train_for(ws, name, args.minutes, args.device, args.reuse)
+            trained = train_for(ws, name, args.minutes, args.device, args.reuse, args.iterations)
         load_after = load_average()
         changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.merge)}
         summary, timing = merge_build_report(ws, name, args.device, changes)
         figs = figures(summary)
         checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}
                   for k, (op, t) in targets(args.minutes).items()}
-        row = {"preset": name, "minutes": args.minutes, "pair": pair, "merge_changes": changes, "train": trained,
+        row = {"preset": name, "minutes": args.minutes, "iterations_target": args.iterations,
+               "from": None if args.reuse is None else str(args.reuse), "pair": pair, "merge_changes": changes,
+               "train": trained,
                "timing": timing,
                "figures": figs, "checks": checks, "load_average": [load_before, load_after],
                "report": str(ws / "report" / "report.html")}
