@@ -4,6 +4,7 @@ on real frames of the sample videos."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import av
 import cv2
@@ -135,7 +136,7 @@ def test_embed_quality_and_round_trip(clips, marked, payload):
     for name in clips:
         for original, m in zip(clips[name][::4], marked[name][::4]):
             assert m.shape == original.shape and m.dtype == np.uint8
-            assert wm.psnr(original, m) >= 38.0
+            assert wm.psnr(original, m) >= 40.0  # the change is capped (MAX_MSE); 40.3-40.7 dB measured
             assert not np.array_equal(m, original)
             _check(wm.detect(m), payload, 0.99)
 
@@ -194,22 +195,46 @@ def test_survives_h264_crf28_360p(marked, payload):
         decoded = _h264(frames)
         # the video as verify reads it: soft bits of several frames summed
         _check(wm.detect_frames(decoded[::2]), payload, 0.99)
-        # and frame by frame: every frame alone still decodes (the code corrects what compression flips)
+        # and frame by frame: every frame alone decodes with almost every raw bit right (measured 0.992-1.0 on
+        # these clips; the format-1 mark, read without the brightness correction, gave 0.87-0.99)
         for f in decoded[::3]:
-            _check(wm.detect(f, search=False), payload, 0.90)
+            _check(wm.detect(f, search=False), payload, 0.98)
 
 
 def test_survives_h264_crf28_720p(clips, payload):
     for frames in clips.values():
         up = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames[:8]]
         marked = [wm.embed(f, payload) for f in up]
-        assert min(wm.psnr(a, b) for a, b in zip(up, marked)) >= 38.0
+        assert min(wm.psnr(a, b) for a, b in zip(up, marked)) >= 40.0
         decoded = _h264(marked)
         _check(wm.detect_frames(decoded[::2]), payload, 0.99)
         for f in decoded[::3]:
-            _check(wm.detect(f, search=False), payload, 0.95)
+            _check(wm.detect(f, search=False), payload, 0.98)
 
 
 def test_unmarked_video_frames_read_as_unmarked(clips):
     det = wm.detect_frames(_h264(clips["man"])[::3])
     assert not det.found
+
+
+def test_a_brightness_offset_common_to_the_frame_is_undone(marked, payload):
+    # A video's RGB -> YUV -> RGB round trip moves every block mean by about -1.2 levels; -3 levels turns each
+    # slot's phase by 108 degrees, so read without the correction most bits come out flipped and nothing decodes.
+    for frames in marked.values():
+        for m in frames[::6]:
+            for offset in (-3, 2):
+                shifted = np.clip(m.astype(np.int16) + offset, 0, 255).astype(np.uint8)
+                _check(wm.detect(shifted, search=False), payload, 0.99)
+
+
+def test_reads_a_file_marked_in_the_previous_format(clips, payload):
+    """tests/data/watermark_format1.jpg: frame 11 of single_face.mp4 marked by the previous watermark code (format
+    1: a 256-pixel analysis frame and its own key; run 5eed1234), saved as JPEG quality 90. It still reads, alone
+    and as a video is read; what `embed` writes now is format 2, which format 1's layout does not read."""
+    img = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / "watermark_format1.jpg")), cv2.COLOR_BGR2RGB)
+    for det in (wm.detect(img), wm.detect(_jpeg(img), search=False), wm.detect_frames([img, _jpeg(img)])):
+        _check(det, payload, 0.99)
+        assert det.mark_format == 1 and det.to_dict()["mark_format"] == 1
+    new = wm.detect(wm.embed(clips["man"][1], payload))
+    assert new.found and new.mark_format == 2
+    assert not wm._decide(wm._soft_from_fold(wm._identity_fold(img)[0])[0]).found  # format 2's reading alone

@@ -6,8 +6,9 @@ top 3, minor in the low 5), a 32-bit run id and a CRC-8 of those 56 bits. It is 
 code that corrects any 10 of the 127 code bits (more with the soft-decision Chase decoder used here), and
 the 127 code bits plus 17 known "sync" bits fill a 12 x 12 tile of slots that repeats over the frame.
 
-How a frame is marked (the analysis frame is the luma resized so that its shorter side is 256 pixels, which
-makes the mark independent of the frame's resolution):
+How a frame is marked (format 2; the analysis frame is the luma resized so that its shorter side is 360
+pixels, which makes the mark independent of the frame's resolution and, at 360p and 720p, puts the blocks on
+the 8 x 8 / 16 x 16 grid of JPEG and H.264):
   * each 8 x 8 block of the analysis frame carries the bit of its slot in its mean luma, by dither
     modulation (quantisation index modulation): the block mean is moved to the nearest point of a lattice
     of step 10 shifted by the slot's pseudo-random dither, and by half a step more for a 1. Block means are what
@@ -16,24 +17,33 @@ makes the mark independent of the frame's resolution):
   * the change is a smooth (bilinear) field of one value per block, sharpened a little so that the block
     means measured afterwards hit the lattice, computed at the block grid and upsampled to the frame,
     then added equally to R, G and B (luma only, chroma untouched). This costs a few milliseconds;
-  * the strength follows the texture: 90% of the way to the lattice point in textured blocks, 45% in flat
-    ones (plain walls, sky), where a low-frequency pattern would otherwise show. PSNR is about 40-42 dB
-    on video frames (39 dB on pure noise, the worst case).
+  * the strength follows the texture: all the way to the lattice point in textured blocks, 70% in flat
+    ones (plain walls, sky), where a low-frequency pattern would otherwise show; and the whole change is
+    scaled down when its mean square would pass MAX_MSE, so the PSNR of a marked frame against the unmarked
+    one stays at or above 40.3 dB (40.3-40.5 measured on video frames and photos).
 
-Reading it back: the phases of all blocks that hold the same slot are summed (about 12 per slot in a
+Reading it back: the phases of all blocks that hold the same slot are summed (about 25 per slot in a
 16:9 frame), giving a soft value per code bit; BCH (with Chase soft decoding) + the 16-bit identifier +
 the CRC decide "found", so a frame without the mark reads as unmarked (a false "found" needs a random word to
-decode within 10 bits of a codeword whose identifier and CRC both match: about 1e-10 per image, search
-included). When the straight reading fails (e.g. the frame was cropped, which moves the block grid and
-changes the scale), the decoder searches: scale (a crop of up to 20% of the shorter side), block-grid offset
-(by the coherence of the repeated slots, which needs no key) and the tile's cyclic shift (by the sync bits);
-50-150 ms for a 720p frame here. Video: `detect_frames` sums the soft values of several frames first.
+decode within 10 bits of a codeword whose identifier and CRC both match: about 1e-10 per image and format,
+search included). Before deciding, a brightness offset common to the frame is undone: a video's RGB -> YUV
+4:2:0 -> RGB round trip moves every block mean by about -1.2 levels, which turned every phase by 43 degrees
+and was the largest single loss after H.264 (see `_common_turn`). When the straight reading fails (e.g. the
+frame was cropped, which moves the block grid and changes the scale), the decoder searches: scale (a crop of
+up to 20% of the shorter side), block-grid offset (by the coherence of the repeated slots, which needs no key)
+and the tile's cyclic shift (by the sync bits). Video: `detect_frames` sums the soft values of several frames
+first.
 
-Measured here (benchmarks/provenance.py): embedding 4-15 ms per 720p frame (depending on the load of the
-shared CPU), reading 4-10 ms; marks survive JPEG q50, half-size downscale, a 10% crop and H.264 crf 28 at
-360p and 720p with the payload exact. Limits: a frame of one flat colour (all black, all white) does not
-take a readable mark at this strength; the mark is keyless in the sense that anyone with this code can read
-it (and could try to remove it) - it is a label, not a secret.
+Format 1 (files marked before format 2: the same scheme on a 256-pixel analysis frame with its own key) is read
+too: straight, after format 2 fails (a few ms more), but not searched for after a crop.
+
+Measured here (benchmarks/provenance.py --per-frame, docs/provenance.md): each frame read alone, the raw code
+bits are 0.99-1.0 right after H.264 crf 28 and 1.0 after JPEG q50 and a half-size downscale, at 640x360 and
+1280x720, with the payload exact in every frame; after crf 35 the payload is read in every 720p frame and in most
+360p ones.
+Limits: a frame of one flat colour (all black, all white) does not take a readable mark at this strength; the
+mark is keyless in the sense that anyone with this code can read it (and could try to remove it) - it is a
+label, not a secret.
 """
 
 from __future__ import annotations
@@ -51,17 +61,23 @@ from ..errors import InputError
 
 # -- the mark's fixed parameters (changing any of them makes older marks unreadable) -------------------------
 IDENTIFIER = 0xFD0B          # 16 bits
-ANALYSIS_SIDE = 256          # shorter side of the analysis frame
+ANALYSIS_SIDE = 360          # shorter side of the analysis frame
 BLOCK = 8                    # block size in analysis pixels
 TILE = 12                    # the slot tile is TILE x TILE blocks
 STEP = 10.0                  # lattice step of the block-mean modulation (luma levels)
-STRENGTH = 0.9               # fraction of the way to the lattice point in textured blocks
-FLAT_STRENGTH = 0.5          # ... in flat blocks
+STRENGTH = 1.0               # fraction of the way to the lattice point in textured blocks
+FLAT_STRENGTH = 0.7          # ... in flat blocks
+MAX_MSE = 5.8                # cap on the change's mean square (levels^2): 40.5 dB; 40.3 dB measured after rounding
 TEXTURE_LO, TEXTURE_HI = 1.0, 5.0   # block luma std (levels) where the strength ramps from flat to textured
 SHARPEN_ITERS = 3
 PAYLOAD_BITS = 64
 CODE_BITS = 127
-_KEY = b"facedouble-watermark-v1"
+_KEY = b"facedouble-watermark-v2"
+FORMAT = 2                   # the mark's format; embed writes this one, detect reads it and the one before
+# Format 1 (facedouble before this change): the same scheme on an analysis frame of 256 pixels with its own key.
+# Read straight (as written, compressed, rescaled as a whole), not searched for after a crop.
+V1_SIDE = 256
+_KEY_V1 = b"facedouble-watermark-v1"
 
 # Crop search: the frame's shorter side may have been cut to this fraction of the original (or less).
 SEARCH_MIN_SCALE = 0.80
@@ -264,11 +280,11 @@ _LOG_LIST = [int(x) for x in _gf()[1]]
 # ============================================================================================================
 
 @functools.lru_cache(maxsize=None)
-def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _layout(key: bytes = _KEY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owner, dither, slot_sync) as TILE x TILE arrays. owner = code bit index, or -1 for a sync slot.
     Derived from SHAKE-256 of a fixed key, so it never depends on a library's random generator."""
     n = TILE * TILE
-    raw = np.frombuffer(hashlib.shake_256(_KEY).digest(12 * n), dtype="<u4").astype(np.float64) / 2.0 ** 32
+    raw = np.frombuffer(hashlib.shake_256(key).digest(12 * n), dtype="<u4").astype(np.float64) / 2.0 ** 32
     order = np.argsort(raw[:n], kind="stable")
     owner = np.full(n, -1, np.int64)
     owner[order[:CODE_BITS]] = np.arange(CODE_BITS)
@@ -277,8 +293,8 @@ def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return owner.reshape(TILE, TILE), dither.reshape(TILE, TILE), sync.reshape(TILE, TILE)
 
 
-def _slot_bits(code: np.ndarray) -> np.ndarray:
-    owner, _, sync = _layout()
+def _slot_bits(code: np.ndarray, key: bytes = _KEY) -> np.ndarray:
+    owner, _, sync = _layout(key)
     return np.where(owner >= 0, code[np.maximum(owner, 0)], sync).astype(np.float64)
 
 
@@ -294,9 +310,9 @@ def _check_image(image: np.ndarray) -> None:
                          "watermark; use at least 16 pixels a side.")
 
 
-def analysis_size(h: int, w: int, scale: float = 1.0) -> tuple[int, int]:
+def analysis_size(h: int, w: int, scale: float = 1.0, side: int = ANALYSIS_SIDE) -> tuple[int, int]:
     """(width, height) of the analysis frame for an h x w frame."""
-    s = ANALYSIS_SIDE / min(h, w) * scale
+    s = side / min(h, w) * scale
     return max(BLOCK, round(w * s)), max(BLOCK, round(h * s))
 
 
@@ -304,9 +320,9 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
 
 
-def _to_analysis(gray: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def _to_analysis(gray: np.ndarray, scale: float = 1.0, side: int = ANALYSIS_SIDE) -> np.ndarray:
     h, w = gray.shape
-    W, H = analysis_size(h, w, scale)
+    W, H = analysis_size(h, w, scale, side)
     interp = cv2.INTER_AREA if W < w else cv2.INTER_LINEAR
     return cv2.resize(gray, (W, H), interpolation=interp).astype(np.float32)
 
@@ -358,16 +374,21 @@ def _grids(nby: int, nbx: int) -> tuple[np.ndarray, np.ndarray]:
 def embed(image: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """A copy of `image` (RGB or RGBA uint8 HWC) carrying the 64 payload `bits` (from `make_payload`).
     Alpha, if any, is kept as it is."""
+    return _embed(image, bits)
+
+
+def _embed(image: np.ndarray, bits: np.ndarray, side: int = ANALYSIS_SIDE, key: bytes = _KEY) -> np.ndarray:
+    """`embed` in the layout of `side` and `key` (format 1's: V1_SIDE, _KEY_V1; for tests and benchmarks)."""
     _check_image(image)
     bits = np.asarray(bits, np.uint8).ravel()
     if bits.size != PAYLOAD_BITS:
         raise ValueError(f"the watermark payload has {PAYLOAD_BITS} bits, not {bits.size}")
     h, w = image.shape[:2]
-    a = _to_analysis(_gray(image))
+    a = _to_analysis(_gray(image), side=side)
     mean, std = _block_stats(a)
     nby, nbx = mean.shape
-    owner, dither, _ = _layout()
-    slots = _slot_bits(bch_encode(bits))
+    owner, dither, _ = _layout(key)
+    slots = _slot_bits(bch_encode(bits), key)
     ty, tx = _grids(nby, nbx)
     off = (dither[ty[:, None], tx[None, :]] + 0.5 * slots[ty[:, None], tx[None, :]]) * STEP
     target = np.round((mean - off) / STEP) * STEP + off
@@ -381,6 +402,11 @@ def embed(image: np.ndarray, bits: np.ndarray) -> np.ndarray:
     d = c.copy()
     for _ in range(SHARPEN_ITERS):
         d += c - cv2.filter2D(d, -1, k, borderType=cv2.BORDER_REPLICATE)
+    # hold the PSNR: a frame whose blocks all sit far from their lattice points gets a proportionally weaker
+    # change (the field is linear in d; its mean square at the analysis size is the frame's to within ~2%)
+    mse = float(np.mean(np.square(_field(d, a.shape, a.shape))))
+    if mse > MAX_MSE:
+        d *= np.float32(np.sqrt(MAX_MSE / mse))
     delta = _field(np.rint(d).astype(np.int16), a.shape, (h, w))
     delta3 = cv2.merge([delta, delta, delta])
     if image.shape[2] == 3:
@@ -409,6 +435,7 @@ class Detection:
     scale: float = 1.0            # analysis scale where it was found (1.0 = the frame as marked)
     searched: bool = False        # the crop search was needed
     frames: int = 1               # frames combined
+    mark_format: int = FORMAT     # the mark's format it was read in (1: written by facedouble before format 2)
 
     def to_dict(self) -> dict[str, Any]:
         payload = None
@@ -416,7 +443,7 @@ class Detection:
             payload = {k: v for k, v in self.payload.items() if k != "run_id_int"}
         return {"found": self.found, "bit_accuracy": round(float(self.bit_accuracy), 4), "payload": payload,
                 "corrected_bits": int(self.corrected), "scale": round(float(self.scale), 4),
-                "searched": self.searched, "frames": self.frames}
+                "searched": self.searched, "frames": self.frames, "mark_format": self.mark_format}
 
 
 def _phasors(means: np.ndarray) -> np.ndarray:
@@ -436,17 +463,34 @@ def _fold(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (re + 1j * im).reshape(TILE, TILE), cnt.reshape(TILE, TILE)
 
 
-def _soft_from_fold(G: np.ndarray, shift: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+def _soft_from_fold(G: np.ndarray, shift: tuple[int, int] = (0, 0), key: bytes = _KEY) -> tuple[np.ndarray, np.ndarray]:
     """Soft values of the 127 code bits (positive = 0) and of the sync slots from a folded phasor tile.
     `shift`: the tile slot at fold position (0, 0)."""
-    owner, dither, sync = _layout()
-    aligned = np.roll(G, shift, axis=(0, 1))
-    v = (aligned * np.exp(-2j * np.pi * dither)).real
+    owner, dither, sync = _layout(key)
+    aligned = np.roll(G, shift, axis=(0, 1)) * np.exp(-2j * np.pi * dither)
+    v = (aligned * _common_turn(aligned, key)).real
     soft = np.zeros(CODE_BITS)
     m = owner >= 0
     soft[owner[m]] = v[m]
     sync_soft = np.where(sync[~m] == 0, v[~m], -v[~m])
     return soft, sync_soft
+
+
+def _common_turn(aligned: np.ndarray, key: bytes = _KEY) -> complex:
+    """The phase correction for a brightness offset common to the whole frame. A video's RGB -> YUV 4:2:0 ->
+    RGB round trip (and many players and editors) moves every block mean by about the same amount (-1.2 levels
+    measured through PyAV/x264), which turns every slot's phasor by the same angle (43 degrees at a step of 10
+    levels) and costs a quarter of the signal. The angle is found without knowing the bits (the squared phasors
+    all point at twice it), its half-turn ambiguity by the 17 known sync slots."""
+    owner, _, sync = _layout(key)
+    z = complex((aligned ** 2).sum())
+    if z == 0:
+        return 1.0
+    turn = np.exp(-0.5j * np.angle(z))
+    m = owner < 0
+    if float((aligned[m] * turn).real @ np.where(sync[m] == 0, 1.0, -1.0)) < 0:
+        turn = -turn
+    return complex(turn)
 
 
 def _chase(soft: np.ndarray, depth: int = 5) -> tuple[np.ndarray, dict, int] | None:
@@ -496,8 +540,8 @@ def _decide(soft: np.ndarray, **info: Any) -> Detection:
     return Detection(True, float((word == hard).mean()), payload, hard, corrected=corrected, **info)
 
 
-def _identity_fold(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = _to_analysis(_gray(image))
+def _identity_fold(image: np.ndarray, side: int = ANALYSIS_SIDE) -> tuple[np.ndarray, np.ndarray]:
+    a = _to_analysis(_gray(image), side=side)
     mean, _ = _block_stats(a)
     return _fold(_phasors(mean))
 
@@ -508,8 +552,12 @@ def detect(image: np.ndarray, *, search: bool = True) -> Detection:
     _check_image(image)
     G, _ = _identity_fold(image)
     det = _decide(_soft_from_fold(G)[0])
-    if det.found or not search:
+    if det.found:
         return det
+    G1, _ = _identity_fold(image, V1_SIDE)
+    old = _decide(_soft_from_fold(G1, key=_KEY_V1)[0], mark_format=1)
+    if old.found or not search:
+        return old if old.found else det
     found = _search(_gray(image))
     return found if found is not None else det
 
@@ -521,14 +569,20 @@ def detect_frames(frames: Iterable[np.ndarray], *, search: bool = True) -> Detec
     frames = list(frames)
     if not frames:
         raise InputError("No frames were given to read the watermark from.")
-    total = None
+    total = total1 = None
     for f in frames:
         _check_image(f)
         G, _ = _identity_fold(f)
         total = G if total is None else total + G
     det = _decide(_soft_from_fold(total)[0], frames=len(frames))
-    if det.found or not search:
+    if det.found:
         return det
+    for f in frames:
+        G, _ = _identity_fold(f, V1_SIDE)
+        total1 = G if total1 is None else total1 + G
+    old = _decide(_soft_from_fold(total1, key=_KEY_V1)[0], frames=len(frames), mark_format=1)
+    if old.found or not search:
+        return old if old.found else det
     # a crop or rescale is the same in every frame: search a few frames only (spread over the set)
     picks = sorted(set(np.linspace(0, len(frames) - 1, min(3, len(frames))).round().astype(int).tolist()))
     for i in picks:
