@@ -15,6 +15,8 @@ every pixel of the source. Random steps (idt, sot) use a fixed seed, so a frame 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..choices import ColorTransfer
@@ -250,12 +252,17 @@ def sot(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None, ds
     return np.clip(flat.reshape(src.shape), 0.0, 1.0).astype(np.float32)
 
 
+# THE registry of colour transfers (`--color-transfer` of merge, training and live; "none" aside): a new mode
+# is a function above and a line here (choices.ColorTransfer is checked against it by tests/test_choices.py).
+TRANSFERS: dict[str, Callable[..., np.ndarray]] = {"rct": rct, "lct": lct, "mkl": mkl, "idt": idt, "sot": sot}
+
+
 def color_transfer(kind: ColorTransfer, src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None,
                    dst_mask: np.ndarray | None = None) -> np.ndarray:
     """Dispatch on the `--color-transfer` name; "none" returns `src` (as float32)."""
     if kind == "none":
         return _f32(src).copy()
-    fn = {"rct": rct, "lct": lct, "mkl": mkl, "idt": idt, "sot": sot}.get(kind)
+    fn = TRANSFERS.get(kind)
     if fn is None:
         raise ValueError(f"unknown colour transfer {kind!r}")
     return fn(src, dst, src_mask, dst_mask)

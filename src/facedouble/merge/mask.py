@@ -90,6 +90,18 @@ def skin_mask(face: np.ndarray, sample: np.ndarray, *, tolerance: float = 3.0) -
     return out
 
 
+# THE registry of mask modes (`--mask`): each mode is the product of these parts (choices.MaskMode is checked
+# against it by tests/test_choices.py; the merger computes only the parts a mode needs).
+MASK_PARTS: dict[str, tuple[str, ...]] = {
+    "learned": ("learned",), "dst": ("dst",), "mesh-prd": ("mesh_prd",), "mesh-dst": ("mesh_dst",),
+    "mesh-prd-dst": ("mesh_prd", "mesh_dst"), "learned-mesh-dst": ("learned", "mesh_dst"),
+    "learned-dst": ("learned", "dst"),
+    "xseg-prd": ("xseg_prd",), "xseg-dst": ("xseg_dst",), "xseg-prd-dst": ("xseg_prd", "xseg_dst"),
+    "learned-xseg-prd": ("learned", "xseg_prd"), "learned-xseg-dst": ("learned", "xseg_dst"),
+    "learned-xseg-prd-dst": ("learned", "xseg_prd", "xseg_dst"),
+}
+
+
 def combine(mode: str, *, learned: np.ndarray | None = None, dst: np.ndarray | None = None,
             mesh_prd: np.ndarray | None = None, mesh_dst: np.ndarray | None = None,
             xseg_prd: np.ndarray | None = None, xseg_dst: np.ndarray | None = None) -> np.ndarray:
@@ -100,14 +112,7 @@ def combine(mode: str, *, learned: np.ndarray | None = None, dst: np.ndarray | N
     xseg-prd (on the predicted face), xseg-dst (the mask applied to the dst face), xseg-prd-dst (their
     product), learned-xseg-prd, learned-xseg-dst, learned-xseg-prd-dst (each x learned).
     """
-    need = {
-        "learned": ("learned",), "dst": ("dst",), "mesh-prd": ("mesh_prd",), "mesh-dst": ("mesh_dst",),
-        "mesh-prd-dst": ("mesh_prd", "mesh_dst"), "learned-mesh-dst": ("learned", "mesh_dst"),
-        "learned-dst": ("learned", "dst"),
-        "xseg-prd": ("xseg_prd",), "xseg-dst": ("xseg_dst",), "xseg-prd-dst": ("xseg_prd", "xseg_dst"),
-        "learned-xseg-prd": ("learned", "xseg_prd"), "learned-xseg-dst": ("learned", "xseg_dst"),
-        "learned-xseg-prd-dst": ("learned", "xseg_prd", "xseg_dst"),
-    }
+    need = MASK_PARTS
     given = {"learned": learned, "dst": dst, "mesh_prd": mesh_prd, "mesh_dst": mesh_dst, "xseg_prd": xseg_prd,
              "xseg_dst": xseg_dst}
     if mode not in need:

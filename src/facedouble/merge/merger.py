@@ -268,7 +268,7 @@ def _mesh(state: MergeState, key: tuple, image: np.ndarray) -> np.ndarray | None
     return pts
 
 
-MESH_DST_MODES = ("mesh-dst", "mesh-prd-dst", "learned-mesh-dst")
+MESH_DST_MODES = tuple(m for m, parts in K.MASK_PARTS.items() if "mesh_dst" in parts)  # the modes that need hands tracked
 XSEG_PRD_MODES = ("xseg-prd", "xseg-prd-dst", "learned-xseg-prd", "learned-xseg-prd-dst")
 XSEG_DST_MODES = ("xseg-dst", "xseg-prd-dst", "learned-xseg-dst", "learned-xseg-prd-dst")
 
