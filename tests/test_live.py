@@ -116,6 +116,30 @@ def _receive_udp(port: int, got: list, stop: threading.Event) -> None:
         pass
 
 
+def test_stream_output_keeps_the_watermark_in_every_frame(media, tmp_path):
+    """What the UDP/RTMP output sends, without the network: the live stream's own encoder (StreamOutput: x264
+    ultrafast + zerolatency, BT.709 yuv420p) into an MPEG-TS file, read back frame by frame. Every frame alone
+    gives the run's payload with at least 0.99 of the raw bits; the format-1 mark read none of these frames (the
+    stream's colour conversion moves the luma by about -2 levels, see docs/provenance.md)."""
+    import types
+
+    from facedouble.live.outputs import StreamOutput
+    from facedouble.provenance import mark_frame, watermark_run_id
+
+    frames = _frames(media / "single_face.mp4")[:20]
+    out = StreamOutput(str(tmp_path / "out.ts"), types.SimpleNamespace(fps=30.0, width=640, height=360), "5eed1234")
+    for f in frames:
+        out.write(mark_frame(f, "5eed1234"), None)
+    out.close()
+    got = _frames(tmp_path / "out.ts")
+    assert len(got) == len(frames)
+    code = watermark.bch_encode(watermark.make_payload(watermark_run_id("5eed1234")))
+    for g in got:
+        det = watermark.detect(g, search=False)
+        assert det.found and det.payload["run_id"] == "5eed1234"
+        assert (det.raw_bits == code).mean() >= 0.99
+
+
 @pytest.mark.slow  # real time: ~10 s of stream plus the 5 s that tell a stopped stream; flaky on a starved machine
 def test_udp_stream_in_and_out_on_loopback(media, tmp_path):
     pin, pout = _free_port(), _free_port()
