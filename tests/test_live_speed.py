@@ -172,3 +172,24 @@ def test_session_holds_torch_threads_and_puts_them_back(media, tmp_path):
         assert summary.frames_out == 8 and summary.faces >= 6 and summary.dropped == 0
     finally:
         torch.set_num_threads(before)
+
+
+def test_dfm_runs_on_its_own_sleeping_thread_with_the_same_output(faces, tmp_path):
+    from test_live_support import tiny_untrained_model
+
+    from facedouble.inference import load_model
+    from facedouble.train.export import export_dfm
+
+    tiny_untrained_model(tmp_path / "model")
+    dfm = load_model(model_file=export_dfm(tmp_path / "model", tmp_path / "tiny.dfm"))
+    runner = live_runner(dfm, threads=1)
+    assert runner is not dfm and runner.resolution == dfm.resolution and runner.crop == dfm.crop
+    opts = runner._fast.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    r = dfm.resolution
+    import cv2
+
+    crop = cv2.resize(faces[0], (r, r), interpolation=cv2.INTER_CUBIC)   # a real face at the DFM's size
+    (a,), (ma,) = dfm.swap_numpy([crop])
+    (b,), (mb,) = runner.swap_numpy([crop])
+    assert np.abs(a - b).max() < 1e-5 and np.abs(ma - mb).max() < 1e-5

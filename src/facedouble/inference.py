@@ -185,6 +185,8 @@ class CpuRunner:
                 self._traced = None
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name == "swapper":  # copies and pickles look these up before __init__
+            raise AttributeError(name)
         return getattr(self.swapper, name)
 
     def _autocast(self):
@@ -276,6 +278,8 @@ class _FollowMorph:
         self._fast, self._original = fast, original
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_fast", "_original"):
+            raise AttributeError(name)
         return getattr(self._fast, name)
 
     def swap_numpy(self, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
