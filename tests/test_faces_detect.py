@@ -129,12 +129,12 @@ def test_grey_and_alpha_photos(media, finder):
 
     grey = cv2.imread(str(media / "BWPictureHuman.jpg"), cv2.IMREAD_UNCHANGED)
     assert grey.ndim == 2  # really one channel
-    from facedouble.extract import read_frame
+    from facedouble.imagefile import read_rgb
 
-    assert read_frame(media / "BWPictureHuman.jpg").shape == (1912, 2560, 3)
+    assert read_rgb(media / "BWPictureHuman.jpg").shape == (1912, 2560, 3)
     rgba = cv2.imread(str(media / "Image_with_alpha.png"), cv2.IMREAD_UNCHANGED)
     assert rgba.shape[2] == 4
-    image = read_frame(media / "Image_with_alpha.png")
+    image = read_rgb(media / "Image_with_alpha.png")
     faces = finder.find(image)
     assert len(faces) == 1
     # eyes of the laughing man (hand on his forehead)

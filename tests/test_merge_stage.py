@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facedouble.imagefile import read_rgb
 from facedouble.choices import MaskMode, MergeMode, values
 from facedouble.config import MergeConfig
 from facedouble.errors import Cancelled
@@ -126,7 +127,7 @@ def test_export_alpha_and_debug(dst_ws, unmarked):
 def one_frame(dst_ws_template):
     ws = dst_ws_template
     path = ws.frame_files("dst")[1]
-    return merger.read_image(path), merger.frame_records(ws)[path.name]
+    return read_rgb(path), merger.frame_records(ws)[path.name]
 
 
 def _face_change(frame, merged):

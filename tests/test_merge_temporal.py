@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from facedouble.imagefile import read_rgb
 from facedouble.config import MergeConfig
 from facedouble.faces import regions
 from facedouble.merge import merger, temporal
@@ -50,7 +51,7 @@ def test_smooth_landmarks_removes_jitter_and_keeps_motion():
 
 def _flicker_of_run(ws, cfg, hulls, dst):
     merger.merge(ws, cfg, swapper=CastSwapper(128, jitter=0.06, seed=3), force=True)
-    out = [merger.read_image(ws.merged / p.name) for p in ws.frame_files("dst")][:11]
+    out = [read_rgb(ws.merged / p.name) for p in ws.frame_files("dst")][:11]
     return temporal.flicker(out, hulls, reference=dst)
 
 
@@ -60,7 +61,7 @@ def test_smoothing_reduces_flicker_of_a_jittery_model(dst_ws, unmarked):
     ws = dst_ws
     files = ws.frame_files("dst")[:11]  # the frames of the man's clip
     recs = merger.frame_records(ws)
-    dst = [merger.read_image(p) for p in files]
+    dst = [read_rgb(p) for p in files]
     hulls = [regions.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs else
              np.zeros(dst[0].shape[:2], np.float32) for p in files]
     base = dict(mode="seamless", mask="learned", color_transfer="none")

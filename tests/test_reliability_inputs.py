@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from facedouble.cli import app
-from facedouble.extract import read_frame
+from facedouble.imagefile import read_rgb
 from facedouble.faces import meta
 from facedouble.workspace import Workspace
 from test_train_fixtures import make_workspace, train_faces  # noqa: F401  (session fixture: real aligned faces)
@@ -251,7 +251,7 @@ def test_readable_images_are_converted_and_work(workspace, media, tmp_path, kind
         assert np.abs(face[..., 0].astype(int) - face[..., 2]).max() <= 2       # still grey, as three channels
     elif kind != "rgba-png":                                   # the same colours as the original photo
         rgb = cv2.cvtColor(cv2.imread(str(media / "single_face.jpg")), cv2.COLOR_BGR2RGB)
-        assert np.abs(read_frame(frame).astype(int) - rgb).mean() < 3
+        assert np.abs(read_rgb(frame).astype(int) - rgb).mean() < 3
     # the same file works as the --reference photo too
     r = cli("extract", "src", "-w", workspace.root, *EXTRACT_FLAGS, "--reference", image)
     assert r.exit_code == 0, r.output

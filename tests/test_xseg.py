@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from facedouble.imagefile import read_rgb
 from facedouble.cli import app
 from facedouble.config import MergeConfig, XSegTrainConfig
 from facedouble.errors import InputError, MetadataError
@@ -194,7 +195,7 @@ def test_apply_writes_masks_that_merge_xseg_dst_uses(dst_ws):
     res = A.apply_xseg(dst_ws, "dst", model=_LowerHalfOut())
     assert res.written == len(dst_ws.face_files("dst"))
     path = dst_ws.frame_files("dst")[1]
-    frame, recs = merger.read_image(path), merger.frame_records(dst_ws)[path.name]
+    frame, recs = read_rgb(path), merger.frame_records(dst_ws)[path.name]
     rec = recs[0]
     assert rec.landmarks[62, 1] > 0.62 * rec.size  # the mouth is in the part the stand-in cuts out
     mouth = np.round(rec.source_landmarks[[62, 66]].mean(0)).astype(int)

@@ -93,6 +93,52 @@ def decode_file(path: str | os.PathLike, flags: int | None = None) -> np.ndarray
     return cv2.imdecode(data, cv2.IMREAD_COLOR if flags is None else flags) if data.size else None
 
 
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """A frame or photo as RGB uint8 HWC (grey-scale, 16-bit and alpha converted); InputError when the file is
+    not an image OpenCV reads."""
+    import cv2
+
+    arr = decode_file(path)
+    if arr is None:
+        raise InputError(f"{path} is not a readable image; replace or delete it (or extract the frames again).")
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """An RGB uint8 HWC image as JPEG bytes (the browser UI's pictures and previews)."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("the image could not be encoded as JPEG")
+    return buf.tobytes()
+
+
+class RGBCache:
+    """The last few images read with `read_rgb`, keyed by path, modification time and size (so a changed file is
+    read again): the merge tuner and the manual editor ask for the same frame many times. Thread-safe."""
+
+    def __init__(self, size: int = 4) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, path: str | os.PathLike) -> np.ndarray:
+        st = os.stat(path)
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        img = read_rgb(path)
+        with self.lock:
+            self.items[key] = img
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return img
+
+
 def _fast_png():
     """fpng's encoder when installed (wheels for Linux, macOS arm64 and Windows): a lossless, standard PNG
     5-7x faster than libpng at level 1 and about 25% larger (1280x720: 13 ms against 90 ms on one busy core);

@@ -24,10 +24,10 @@ screened for before any face is extracted (safety.py).
 
 
 from .layout import (MANUAL_FIX_NAME, STATE_NAME, debug_path, face_name, faces_by_frame,
-                     frames_without_faces, read_frame, read_rects, write_manual_fix)
+                     frames_without_faces, read_rects, write_manual_fix)
 from .manual import extract_with_rect, manual_fix_deleted, redraw_debug
 from .stage import ExtractSummary, extract
 
 __all__ = ["MANUAL_FIX_NAME", "STATE_NAME", "ExtractSummary", "debug_path", "extract",
            "extract_with_rect", "face_name", "faces_by_frame", "frames_without_faces", "manual_fix_deleted",
-           "read_frame", "read_rects", "redraw_debug", "write_manual_fix"]
+           "read_rects", "redraw_debug", "write_manual_fix"]

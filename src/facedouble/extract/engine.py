@@ -17,7 +17,8 @@ from ..faces.identity import SAME_PERSON, face_distance
 from ..faces.landmarks import NAME as LANDMARKER_NAME
 from ..faces.pose import pose_angles
 from ..faces.track import is_cut, thumbnail
-from .layout import face_name, read_frame, rects_for
+from ..imagefile import read_rgb
+from .layout import face_name, rects_for
 
 
 @dataclasses.dataclass
@@ -119,7 +120,7 @@ class Engine:
     def analyse(self, path: Path, number: int, warmup: bool = False) -> Frame:
         fr = Frame(path.name, number, warmup)
         try:
-            image = read_frame(path)
+            image = read_rgb(path)
         except InputError as e:
             fr.error = e.message
             return fr

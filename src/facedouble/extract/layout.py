@@ -16,7 +16,6 @@ from ..choices import Side, values
 from ..config import ExtractConfig, write_json_atomic
 from ..errors import FaceDoubleError, InputError, MetadataError, OptionError
 from ..faces import meta
-from ..imagefile import decode_file
 from ..workspace import Workspace
 
 STATE_NAME = "extract_state.json"
@@ -118,15 +117,6 @@ class ExtractState:
         write_json_atomic(self.path, {"detector": self.detector, "done": sorted(self.done),
                                       "no_face": sorted(self.no_face), "unreadable": sorted(self.unreadable)})
 
-
-def read_frame(path: Path) -> np.ndarray:
-    """A frame as RGB uint8 HWC (grey-scale, 16-bit and RGBA converted); InputError if unreadable."""
-    import cv2
-
-    arr = decode_file(path)
-    if arr is None:
-        raise InputError(f"Frame {path} is not a readable image; replace or delete it.")
-    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
 
 def write_manual_fix(ws: Workspace, side: Side, frames: list[str]) -> Path:
     """data_<side>/manual_fix.json: the frames without a face, for the browser UI's manual mode."""

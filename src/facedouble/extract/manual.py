@@ -15,10 +15,11 @@ from ..errors import InputError, MetadataError, OptionError
 from ..faces import meta
 from ..faces.find import FoundFace
 from ..progress import Reporter
+from ..imagefile import read_rgb
 from ..sort.trash import trash_faces
 from ..workspace import Workspace
 from .engine import Engine, Frame, Job, write_debug_image
-from .layout import (MANUAL_FIX_NAME, STATE_NAME, ExtractState, check_side, debug_path, faces_by_frame, read_frame,
+from .layout import (MANUAL_FIX_NAME, STATE_NAME, ExtractState, check_side, debug_path, faces_by_frame,
                      read_rects, saved_config, write_manual_fix)
 from .screening import load_safety
 from .stage import ExtractSummary, run_extract
@@ -75,7 +76,7 @@ def extract_with_rect(ws: Workspace, side: Side, frame_name: str, rect: Sequence
         raise InputError(f"Frame {path} does not exist; give the name of a frame in {ws.frames(side)}.")
     from ..faces.landmarks import landmarks_in_rect
 
-    image = read_frame(path)
+    image = read_rgb(path)
     load_safety().screen_image(image, name=frame_name, what=f"data_{side}")  # before anything is written
     r = np.asarray(rect, np.float32).reshape(-1)
     lm = landmarks_in_rect(image, r)
@@ -115,7 +116,7 @@ def extract_with_rect(ws: Workspace, side: Side, frame_name: str, rect: Sequence
 def redraw_debug(ws: Workspace, side: Side, frame_name: str, image: Optional[np.ndarray] = None) -> Path:
     """Draw the debug image of a frame again from the records of its aligned faces."""
     if image is None:
-        image = read_frame(ws.frames(side) / frame_name)
+        image = read_rgb(ws.frames(side) / frame_name)
     drawn, size = [], 512
     for p in sorted(faces_by_frame(ws, side, [frame_name]).get(frame_name, [])):
         try:

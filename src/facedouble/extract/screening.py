@@ -7,12 +7,12 @@ from typing import Optional
 
 from ..errors import FaceDoubleError, InputError
 from ..progress import Reporter
-from .layout import read_frame
+from ..imagefile import read_rgb
 
 
 def _readable(path: Path) -> bool:
     try:
-        read_frame(path)
+        read_rgb(path)
         return True
     except InputError:
         return False

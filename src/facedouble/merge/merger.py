@@ -51,7 +51,7 @@ from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError, ProvenanceError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
 from ..faces.meta import FaceRecord, atomic_write_bytes, encode_image, read_record, xseg_mask_array
-from ..imagefile import decode_file, encode_png
+from ..imagefile import decode_file, encode_png, read_rgb
 from ..inference import crop_matrix, load_model
 from ..progress import Reporter
 from ..workspace import Workspace
@@ -636,16 +636,6 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
 # Files
 # ----------------------------------------------------------------------------------------------------------
 
-def read_image(path: Path) -> np.ndarray:
-    """A frame file as RGB uint8 HWC."""
-    import cv2
-
-    img = decode_file(path)
-    if img is None:
-        raise InputError(f"Frame {path} is not a readable image; delete it or extract the frames again.")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def write_marked(path: Path, image: np.ndarray, run_id: str, *, alpha: np.ndarray | None = None,
                  png_compression: int = 1, jpeg_quality: int = 95, signer=None) -> None:
     """Mark an RGB uint8 image as AI-generated (`mark_output`), sign it (`sign_output`; `signer` from
@@ -744,7 +734,7 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     else:
         files = ws.face_files("src")
         step = max(1, len(files) // 400)
-        faces, inputs = [read_image(p) for p in files[::step]], None
+        faces, inputs = [read_rgb(p) for p in files[::step]], None
     if len(faces) < 2:
         raise InputError(f"--super-resolution learns the face detail from src faces, but {ws.aligned('src')} has "
                          f"{len(faces)}; extract src faces first or leave super resolution off.")
@@ -792,23 +782,11 @@ def neighbour_records(ws: Workspace, by_frame: dict[str, list[FaceRecord]], path
 def preview(ws: Workspace, cfg: MergeConfig, number: int, out_path: str | Path, *, swapper: Swapper | None = None,
             reporter: Reporter | None = None) -> MergedFrame:
     """`merge --frame N --preview OUT.png`: merge one frame with its options (`cfg.for_frame(N)`) and write it
-    (marked)."""
-    rep = reporter or Reporter()
-    run_id = new_run_id()
-    signer = output_signer(run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
-    path = find_frame(ws, number)
-    swapper = swapper or load_swapper(ws, cfg)
-    detail = load_face_detail(ws, cfg, swapper.resolution, rep, swapper=swapper) if cfg.super_resolution else None
-    by_frame = frame_records(ws, rep)
-    records = by_frame.get(path.name, [])
-    if not records:
-        rep.warn(f"Frame {path.name} has no aligned face; the preview is the frame itself.")
-    merged = merge_frame(read_image(path), records, swapper, cfg.for_frame(number), detail=detail, warn=rep.warn,
-                         neighbours=neighbour_records(ws, by_frame, path))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write_marked(out_path, merged.image, run_id, signer=signer)
-    return merged
+    (marked and signed), through the same MergeSession as the browser UI's tuner."""
+    from .session import MergeSession
+
+    factory = (lambda ws_, cfg_: swapper) if swapper is not None else load_swapper
+    return MergeSession(ws, factory, train_detail=True, reporter=reporter).preview_file(number, cfg, out_path)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -942,7 +920,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
 
     def load(i: int) -> _Job:
         job = _Job(i, frames[i], recs[i], lms[i])
-        job.image = read_image(frames[i])
+        job.image = read_rgb(frames[i])
         job.crops = [warp_to_face(job.image, crop_matrix(swapper, lm), res) for lm in job.landmarks]
         return job
 

@@ -25,6 +25,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from .. import config as K
 from ..errors import FaceDoubleError, InputError, ModelError, OptionError
+from ..imagefile import RGBCache, encode_jpeg
+from ..merge.session import MergeSession
 from ..sort.trash import move_faces
 from ..stages import STAGES
 from ..stages import stage as stage_by_name
@@ -198,21 +200,6 @@ def _images(folder: Path) -> list[str]:
                       and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
 
 
-def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise HTTPException(500, "Could not encode the image.")
-    return buf.tobytes()
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    from ..merge.merger import read_image
-
-    return read_image(path)
-
-
 def ranged_file(request: Request, path: Path, media_type: str, chunk: int = 8 * 1024 * 1024) -> Response:
     """A file with HTTP range requests (video seeking in the browser)."""
     size = path.stat().st_size
@@ -238,85 +225,6 @@ def ranged_file(request: Request, path: Path, media_type: str, chunk: int = 8 * 
                     headers={**base, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
-class _FrameCache:
-    """A few decoded frames (the manual editor asks for landmarks of the same frame many times)."""
-
-    def __init__(self, size: int = 4) -> None:
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, path: Path) -> np.ndarray:
-        st = path.stat()
-        key = (str(path), st.st_mtime_ns, st.st_size)
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        img = _read_rgb(path)
-        with self.lock:
-            self.items[key] = img
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return img
-
-
-class Tuner:
-    """The merge tuner's session: a loaded model, a MergeState caching its output, the dst records,
-    and the provenance run id every preview is marked with."""
-
-    def __init__(self, ws: Workspace, swapper_factory: Callable[[Workspace, K.MergeConfig], Any]) -> None:
-        self.ws, self.factory = ws, swapper_factory
-        self.lock = threading.Lock()
-        self.swapper = None
-        self.model_key: tuple | None = None
-        self.state = None
-        self.records: dict | None = None
-        self.records_key: Any = None
-        self.run_id: str | None = None
-        self.frames = _FrameCache(8)
-
-    def _records(self) -> dict:
-        from ..merge.merger import frame_records
-
-        folder = self.ws.aligned("dst")
-        key = folder.stat().st_mtime_ns if folder.is_dir() else None
-        if self.records is None or key != self.records_key:
-            self.records, self.records_key = frame_records(self.ws), key
-        return self.records
-
-    def render(self, number: int, cfg: K.MergeConfig) -> tuple[bytes, float]:
-        from ..merge import merger
-
-        t0 = time.perf_counter()
-        with self.lock:
-            key = (cfg.model, cfg.model_name, cfg.device)
-            if self.swapper is None or key != self.model_key:
-                self.swapper, self.model_key = self.factory(self.ws, cfg), key
-                self.state = merger.MergeState()
-            if self.run_id is None:
-                self.run_id = merger.new_run_id()
-            detail = None
-            if cfg.super_resolution:
-                from ..merge import superres
-
-                model_dir = Path(cfg.model) if cfg.model else self.ws.model
-                path = superres.detail_path(model_dir, 2 * int(self.swapper.resolution))
-                if not path.exists():
-                    raise ModelError("Super resolution needs the face-detail network, which is learned by the first "
-                                     "merge with --super-resolution; run Merge all once with it on.")
-                detail = superres.FaceDetail.load(path)
-            frame_path = merger.find_frame(self.ws, number)
-            frame = self.frames.get(frame_path)
-            by_frame = self._records()
-            records = by_frame.get(frame_path.name, [])
-            neighbours = merger.neighbour_records(self.ws, by_frame, frame_path) if cfg.motion_blur else None
-            merged = merger.merge_frame(frame, records, self.swapper, cfg, self.state, detail=detail,
-                                        neighbours=neighbours)
-            marked = merger.mark_output(merged.image, self.run_id)
-            signed = merger.sign_output(_jpeg(marked, 92), f"preview_{number:06d}.jpg", self.run_id,
-                                        merger.output_signer(self.run_id, cfg))  # C2PA credentials, ~2 ms
-        return signed, (time.perf_counter() - t0) * 1000
-
-
 # -- the app ----------------------------------------------------------------------------------------------
 
 def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[str, ...] = (),
@@ -330,8 +238,8 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
     if swapper_factory is None:
         from ..merge.merger import load_swapper as swapper_factory  # type: ignore[no-redef]
     runner = JobRunner()
-    tuner = Tuner(ws, swapper_factory)
-    frames_cache = _FrameCache(4)
+    tuner = MergeSession(ws, swapper_factory)
+    frames_cache = RGBCache(4)
     app = FastAPI(title="facedouble", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.token, app.state.workspace, app.state.jobs, app.state.tuner = token, ws, runner, tuner
 
@@ -507,7 +415,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
         if not landmarks:
             return FileResponse(path, headers={"Cache-Control": "no-cache"})
         image, record = read_face(path)
-        return Response(_jpeg(draw_landmarks(image, record.landmarks)), media_type="image/jpeg",
+        return Response(encode_jpeg(draw_landmarks(image, record.landmarks)), media_type="image/jpeg",
                         headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/faces/{side}/info/{name}")
@@ -797,7 +705,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
     def merge_frames():
         names = _images(ws.frames("dst"))
         numbers = [int(Path(n).stem) for n in names if Path(n).stem.isdigit()]
-        records = tuner._records()
+        records = tuner.records()
         # the first face's rectangle in each frame: the tuner's "zoom on the face" crops both pictures to it
         rects = {int(Path(n).stem): [round(float(v), 1) for v in recs[0].source_rect]
                  for n, recs in records.items() if Path(n).stem.isdigit() and recs}
@@ -849,7 +757,7 @@ def create_app(workspace: str | Path, *, token: str | None = None, hosts: tuple[
             raise HTTPException(400, "Give the frame number as `frame`.") from None
         import starlette.concurrency
 
-        data, ms = await starlette.concurrency.run_in_threadpool(tuner.render, number, cfg)
+        data, ms = await starlette.concurrency.run_in_threadpool(tuner.preview_jpeg, number, cfg)
         return Response(data, media_type="image/jpeg",
                         headers={"Cache-Control": "no-store", "X-Merge-Ms": f"{ms:.0f}"})
 

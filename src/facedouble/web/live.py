@@ -24,6 +24,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 
 from .. import config as K
+from ..imagefile import encode_jpeg
 from ..errors import FaceDoubleError, OptionError
 from ..workspace import VIDEO_SUFFIXES, Workspace
 from . import security as S
@@ -33,15 +34,6 @@ JOB_NAME = "live"
 START_TIMEOUT = 180.0   # seconds the start request waits for the source and the models (then: poll the status)
 FRAME_WAIT = 1.0        # seconds a frame request waits for a newer frame before answering 204
 JPEG_QUALITY = 85
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise HTTPException(500, "Could not encode the live frame.")
-    return buf.tobytes()
 
 
 def _is_camera(spec: str) -> bool:
@@ -295,7 +287,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
         if got is None:
             return Response(status_code=204, headers={"Cache-Control": "no-store"})
         key, image = got
-        return Response(_jpeg(image), media_type="image/jpeg",
+        return Response(encode_jpeg(image, JPEG_QUALITY), media_type="image/jpeg",
                         headers={"Cache-Control": "no-store", "X-Live-Frame": key})
 
     return view
