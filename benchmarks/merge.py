@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import cv2  # noqa: E402
 
 from facedouble.config import MergeConfig  # noqa: E402
+from facedouble.imagefile import read_rgb  # noqa: E402
 from facedouble.faces import align, meta  # noqa: E402
 from facedouble.merge import blend as B  # noqa: E402
 from facedouble.merge import color as C  # noqa: E402
@@ -91,7 +92,7 @@ def bare_decode_encode(ws: Workspace, out: Path) -> tuple[float, float]:
     files = ws.frame_files("dst")
 
     def one(p):
-        img = merger.read_image(p)
+        img = read_rgb(p)
         meta.atomic_write_bytes(out / p.name, meta.encode_image(img, ".png", png_compression=1))
 
     t, c = time.perf_counter(), time.process_time()
@@ -124,7 +125,7 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
     res, ft = swapper.resolution, swapper.face_type
     for p in files:
         t = time.process_time()
-        img = merger.read_image(p)
+        img = read_rgb(p)
         t = tick("decode PNG", t)
         lm = recs[p.name][0].source_landmarks
         crop = align.warp_to_face(img, align.face_matrix(lm, ft, res), res)
@@ -155,7 +156,7 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
         t = tick("C2PA sign + write (mask PNG)", t)
     shutil.rmtree(tmp, ignore_errors=True)
     # full-frame Poisson, for comparison with the face box
-    img = merger.read_image(files[0])
+    img = read_rgb(files[0])
     big_mask = np.zeros(img.shape[:2], np.uint8)
     cv2.fillConvexPoly(big_mask, cv2.convexHull(np.round(recs[files[0].name][0].source_landmarks).astype(np.int32)), 255)
     t = time.perf_counter()
@@ -172,7 +173,7 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
 def merge_frame_latency(ws: Workspace, swapper, cfg: MergeConfig, repeat: int = 5) -> dict[str, float]:
     p = ws.frame_files("dst")[3]
     recs = merger.frame_records(ws)[p.name]
-    img = merger.read_image(p)
+    img = read_rgb(p)
     merger.merge_frame(img, recs, swapper, cfg)  # warm up
     cold, warm = [], []
     state = merger.MergeState()
@@ -226,7 +227,7 @@ def flicker_figures(root: Path) -> dict:
     write_dst_workspace(ws, frames)
     recs = merger.frame_records(ws)
     files = ws.frame_files("dst")
-    dst = [merger.read_image(p) for p in files]
+    dst = [read_rgb(p) for p in files]
     hulls = [regions.hull_mask(recs[p.name][0].source_landmarks, dst[0].shape[:2]) if p.name in recs
              else np.zeros(dst[0].shape[:2], np.float32) for p in files]
     from facedouble.provenance import mark_frame
@@ -249,14 +250,14 @@ def flicker_figures(root: Path) -> dict:
                 continue
             merger.merge(ws, MergeConfig(mask="learned", **kw, **extra), swapper=CastSwapper(128, jitter=0.04, seed=7),
                          force=True)
-            merged = [merger.read_image(ws.merged / p.name) for p in files]
+            merged = [read_rgb(ws.merged / p.name) for p in files]
             row[name] = round(temporal.flicker(merged, hulls, reference=dst), 3)
         out[label] = row
     row = {}
     for name, k in (("off", 0), ("smooth 2", 2)):
         merger.merge(ws, MergeConfig(mode="overlay", mask="dst", color_transfer="rct", smooth_frames=k),
                      swapper=FixedFaceSwapper(), force=True)
-        merged = [merger.read_image(ws.merged / p.name) for p in files]
+        merged = [read_rgb(ws.merged / p.name) for p in files]
         row[name] = round(temporal.flicker(merged, hulls, reference=dst), 3)
     out["fixed src face (landmark jitter), overlay + rct, dst mask"] = row
     merger.mark_output = real_mark

@@ -153,7 +153,8 @@ def strip(ws_path: Path, out: Path, frame: int = 24, side: int = 256) -> Path | 
     import cv2
     import numpy as np
 
-    from facedouble.merge.merger import find_frame, frame_records, read_image, write_marked
+    from facedouble.imagefile import read_rgb as read_image
+    from facedouble.merge.merger import find_frame, frame_records, write_marked
     from facedouble.workspace import Workspace
 
     ws = Workspace(ws_path)

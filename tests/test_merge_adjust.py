@@ -206,7 +206,8 @@ def _face_region(mask: np.ndarray) -> np.ndarray:
 
 
 def test_merge_frame_applies_each_adjustment(dst_ws):
-    from facedouble.merge.merger import frame_records, read_image
+    from facedouble.imagefile import read_rgb as read_image
+    from facedouble.merge.merger import frame_records
 
     ws = dst_ws
     path = ws.frame_files("dst")[2]
