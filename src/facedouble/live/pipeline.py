@@ -84,6 +84,7 @@ def compose_face(frame: np.ndarray, landmarks: np.ndarray, pred: np.ndarray, lea
         settings: mask, color_transfer, erode, blur, face_scale, opacity (LiveConfig's fields).
     """
     from ..faces.align import FACE_TYPE_BOX, transform_points, warp_to_face
+    from ..faces.regions import hull_mask
     from ..merge import blend as B
     from ..merge import color as C
     from ..merge import mask as K
@@ -93,7 +94,7 @@ def compose_face(frame: np.ndarray, landmarks: np.ndarray, pred: np.ndarray, lea
     if settings.mask == "learned" and learned is not None:
         mask = np.asarray(learned, np.float32)
     else:
-        mask = K.hull_mask(transform_points(landmarks, m), (r, r), forehead=0.25 if face_type in ("whole-face", "head") else 0.0)
+        mask = hull_mask(transform_points(landmarks, m), (r, r), forehead=0.25 if face_type in ("whole-face", "head") else 0.0)
     mask = K.modify_mask(mask, settings.erode, settings.blur, r / FACE_TYPE_BOX.get(face_type, (0, 0, 1.0))[2])
     face = pred
     if settings.color_transfer != "none":
