@@ -219,7 +219,7 @@ def test_a_bad_certificate_or_key_is_refused_before_any_work(dst_ws, unmarked, o
 
 
 def test_the_ui_form_has_the_signing_options_and_its_preview_is_signed(web_ws, tmp_path):
-    from facedouble.web.app import option_schema
+    from facedouble.web.forms import option_schema
 
     for cls in (MergeConfig, VideoBuildConfig):
         fields = {f["name"]: f for f in option_schema(cls)}   # what the UI builds its forms from

@@ -1040,7 +1040,7 @@ def test_query_and_body_paths_refuse_traversal(sec_ws, path):
         for route in ("trash", "restore"):
             assert _refused(c.post(f"/api/faces/src/{route}", json={"names": [plain]}))
     # path options of the stages (report out=, merge model=, ...): refused before a job starts
-    from facedouble.web.app import PATH_OPTIONS, STAGE_CONFIGS
+    from facedouble.web.forms import PATH_OPTIONS, STAGE_CONFIGS
 
     for stage, cls in STAGE_CONFIGS.items():
         for option in PATH_OPTIONS.get(cls, ()):
@@ -1068,7 +1068,7 @@ def test_encoded_query_paths_refuse_traversal(sec_ws):
 
 def test_paths_inside_the_workspace_are_accepted(sec_ws):
     from facedouble.config import MergeConfig, ReportConfig
-    from facedouble.web.app import build_config
+    from facedouble.web.forms import build_config
 
     ws, outside = sec_ws
     cfg = build_config(ReportConfig, {"out": "report2", "dst": str(ws.root / "data_dst")}, ws)
@@ -1087,7 +1087,7 @@ def test_every_path_option_is_confined():
     a new path option cannot slip through unconfined."""
     import typing
 
-    from facedouble.web.app import PATH_OPTIONS, STAGE_CONFIGS, _field_kind
+    from facedouble.web.forms import PATH_OPTIONS, STAGE_CONFIGS, field_kind as _field_kind
 
     # ranges: per-frame merge options, which refuse every path option (merge/ranges.py)
     not_paths = {"device", "model_name", "start", "end", "ranges"}

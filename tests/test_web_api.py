@@ -12,7 +12,7 @@ import pytest
 
 from facedouble.config import MergeConfig, SortConfig
 from facedouble.web import security
-from facedouble.web.app import build_config, option_schema
+from facedouble.web.forms import build_config, option_schema
 from test_web_fixtures import TOKEN, make_client, train_tiny, web_template, web_ws  # noqa: F401
 
 

@@ -8,72 +8,27 @@ never downloads a browser."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from test_web_fixtures import TOKEN, add_result, identity_factory, web_template, web_ws  # noqa: F401
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
-
-def missing_browser() -> str | None:
-    """Why the browser tests cannot run here, or None when they can."""
-    if sync_playwright is None:
-        return "the playwright package is not installed (pip install -r requirements/dev.txt)"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    return None
-
-
-def in_ci() -> bool:
-    """CI=true (or 1/yes), as GitHub Actions, GitLab CI and most CI services set it."""
-    import os
-
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
+from test_web_fixtures import (ARGS, CHROMIUM, TOKEN, add_result, identity_factory, require_browser,  # noqa: F401
+                               served, sync_playwright, web_template, web_ws)
 
 @pytest.fixture(scope="session", autouse=True)
 def _browser_present():  # session scope: decided before the (costly) workspace fixtures
     """Skip without a browser on a developer's machine; in CI a missing browser fails the run instead, so the
     UI is never shipped untested because an image lost its chromium."""
-    why = missing_browser()
-    if why is None:
-        return
-    if in_ci():
-        pytest.fail(f"CI=true but the browser tests cannot run: {why}", pytrace=False)
-    pytest.skip(why)
+    require_browser()
 
 
 @pytest.fixture()
 def server(web_ws):
-    import uvicorn
-
     from facedouble.web.app import create_app
 
     app = create_app(web_ws.root, token=TOKEN, swapper_factory=identity_factory)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    end = time.monotonic() + 10
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert srv.started
-    yield f"http://127.0.0.1:{port}", web_ws
-    srv.should_exit = True
-    th.join(10)
+    with served(app) as url:
+        yield url, web_ws
 
 
 @pytest.fixture()

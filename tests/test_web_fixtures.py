@@ -3,7 +3,11 @@ a tiny trained model, and the app with a stand-in merge model."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +15,14 @@ import numpy as np
 import pytest
 
 TOKEN = "test-token-0123456789"
+CHROMIUM = Path("/usr/bin/chromium")      # Debian's chromium: the browser tests never download one
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover
+    sync_playwright = None
 N_FACE_FRAMES = 4            # frames of single_face.mp4 (a face each); one more frame from no_face.mp4 (no face)
 
 
@@ -113,3 +125,52 @@ def add_result(ws, media: Path) -> str:
     shutil.copy(media / "single_face.mp4", ws.root / "data_dst.mp4")
     build_video(ws, VideoBuildConfig(), run_id=run_id)
     return run_id
+
+
+# -- the browser tests' shared set-up -------------------------------------------------------------------------
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here, or None when they can."""
+    if sync_playwright is None:
+        return "the playwright package is not installed (pip install -r requirements/dev.txt)"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    return None
+
+
+def in_ci() -> bool:
+    """CI=true (or 1/yes), as GitHub Actions, GitLab CI and most CI services set it."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_browser() -> None:
+    """Skip without a browser on a developer's machine; in CI a missing browser fails the run instead, so the
+    UI is never shipped untested because an image lost its chromium."""
+    why = missing_browser()
+    if why is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true but the browser tests cannot run: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@contextlib.contextmanager
+def served(app):
+    """The app served by uvicorn on a free loopback port in a thread; yields its URL, stops it after."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    end = time.monotonic() + 10
+    while not srv.started and time.monotonic() < end:
+        time.sleep(0.05)
+    assert srv.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        th.join(10)

@@ -5,30 +5,19 @@ disabled, and the page never calls alert(). Skips (with the reason) when chromiu
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
-from test_web_fixtures import TOKEN, identity_factory, web_template, web_ws  # noqa: F401
+from test_web_fixtures import (ARGS, CHROMIUM, TOKEN, identity_factory, require_browser, served,  # noqa: F401
+                               sync_playwright, web_template, web_ws)
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WIDTH = 1280
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover
-    sync_playwright = None
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="the playwright package is not installed "
-                                                       "(pip install -r requirements/dev.txt)"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (apt-get install -y chromium)"),
-]
+@pytest.fixture(scope="module", autouse=True)
+def _browser_present():
+    require_browser()      # skips here without chromium; under CI=true a missing browser fails the run
+
 
 # every alert() is recorded instead of shown; the tests assert there was none
 RECORD_ALERTS = "window.__alerts = []; window.alert = (m) => { window.__alerts.push(String(m)); };"
@@ -60,22 +49,10 @@ OVERLAPS = """(() => {
 
 @pytest.fixture()
 def ui(web_ws):
-    import uvicorn
-
     from facedouble.web.app import create_app
 
     app = create_app(web_ws.root, token=TOKEN, swapper_factory=identity_factory)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    end = time.monotonic() + 10
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert srv.started
-    with sync_playwright() as p:
+    with served(app) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         # the app's Content-Security-Policy forbids eval; Playwright's wait_for_function needs it
         ctx = browser.new_context(viewport={"width": WIDTH, "height": 860}, bypass_csp=True)
@@ -84,13 +61,11 @@ def ui(web_ws):
         pg.set_default_timeout(60_000)
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
+        pg.goto(f"{url}/?token={TOKEN}")
         pg.wait_for_selector("#stage-table tbody tr")
         yield pg, web_ws
         alerts = pg.evaluate("window.__alerts")
         browser.close()
-    srv.should_exit = True
-    th.join(10)
     assert not errors, errors
     assert alerts == [], alerts                      # results and errors go to the notices, never alert()
 

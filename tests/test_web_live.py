@@ -18,7 +18,7 @@ import pytest
 from facedouble.inference import load_model
 from facedouble.provenance import watermark
 from test_live_support import tiny_untrained_model
-from test_web_fixtures import TOKEN, make_client
+from test_web_fixtures import TOKEN, make_client, require_browser, served
 
 
 class Gated:
@@ -177,25 +177,12 @@ def test_live_api_refuses_paths_outside_and_bad_sources(live_ws):
 
 # -- real Chromium ------------------------------------------------------------------------------------------
 
-def _browser_or_skip():
-    from test_web_e2e import in_ci, missing_browser
-
-    why = missing_browser()
-    if why is not None:
-        if in_ci():
-            pytest.fail(f"CI=true but the browser tests cannot run: {why}", pytrace=False)
-        pytest.skip(why)
-
-
 def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
-    _browser_or_skip()
-    import socket
-
-    import uvicorn
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     from facedouble.web.app import create_app
-    from test_web_e2e import ARGS, CHROMIUM
+    from test_web_fixtures import ARGS, CHROMIUM
     from test_web_layout import no_overlaps
 
     app = create_app(live_ws.root, token=TOKEN)
@@ -211,19 +198,9 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
             time.sleep(0.08)
 
     threading.Thread(target=pace, daemon=True).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    end = time.monotonic() + 10
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     try:
-        with sync_playwright() as p:
+        with served(app) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             pg = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True).new_page()
             pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -273,6 +250,4 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
     finally:
         stop_pacing.set()
         paced.gate.release(1000)
-        srv.should_exit = True
-        th.join(10)
     assert not errors, errors

@@ -6,14 +6,11 @@ or playwright is missing, except under CI=true, where that fails the run; never 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 
 import pytest
 
-from test_web_e2e import ARGS, CHROMIUM, in_ci, missing_browser, sync_playwright
-from test_web_fixtures import TOKEN, identity_factory, web_template, web_ws  # noqa: F401
+from test_web_fixtures import (ARGS, CHROMIUM, TOKEN, identity_factory, require_browser, served,  # noqa: F401
+                               sync_playwright, web_template, web_ws)
 from test_web_layout import OVERLAPS
 
 CANVAS = 640                 # the canvas's drawing size (index.html); shown at that size from 1280 px up
@@ -21,42 +18,23 @@ CANVAS = 640                 # the canvas's drawing size (index.html); shown at 
 
 @pytest.fixture(scope="module", autouse=True)
 def _browser_present():
-    why = missing_browser()
-    if why is None:
-        return
-    if in_ci():
-        pytest.fail(f"CI=true but the browser tests cannot run: {why}", pytrace=False)
-    pytest.skip(why)
+    require_browser()
 
 
 @pytest.fixture()
 def mask_page(web_ws):
-    import uvicorn
-
     from facedouble.web.app import create_app
 
     app = create_app(web_ws.root, token=TOKEN, swapper_factory=identity_factory)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    end = time.monotonic() + 10
-    while not srv.started and time.monotonic() < end:
-        time.sleep(0.05)
-    assert srv.started
-    with sync_playwright() as p:
+    with served(app) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         # the app's Content-Security-Policy forbids eval; Playwright's wait_for_function needs it
         pg = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True).new_page()
         pg.set_default_timeout(60_000)
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
-        yield pg, f"http://127.0.0.1:{port}", web_ws
+        yield pg, url, web_ws
         browser.close()
-    srv.should_exit = True
-    th.join(10)
     assert not errors, errors
 
 

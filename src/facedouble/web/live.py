@@ -28,6 +28,7 @@ from ..imagefile import encode_jpeg
 from ..errors import FaceDoubleError, OptionError
 from ..workspace import VIDEO_SUFFIXES, Workspace
 from . import security as S
+from .payload import finite
 from .jobs import JobBusy, JobReporter, JobRunner
 
 JOB_NAME = "live"
@@ -138,7 +139,7 @@ class LiveView:
 
     def update(self, given: dict[str, Any]) -> dict[str, Any]:
         from ..live.pipeline import SETTINGS
-        from .app import build_config
+        from .forms import build_config
 
         session = self.running_session()
         unknown = sorted(set(given) - set(SETTINGS))
@@ -184,7 +185,7 @@ class LiveView:
             return out
         model, src, latest = session.model, session.source, session.latest_frame()
         out.update({
-            "session": number, "settings": session.settings.to_dict(), "stats": _finite(session.stats()),
+            "session": number, "settings": session.settings.to_dict(), "stats": finite(session.stats()),
             "morphable": session.morphable, "run_id": session.summary.run_id,
             "model": {"name": getattr(model, "name", ""), "resolution": int(getattr(model, "resolution", 0)),
                       "face_type": str(getattr(model, "face_type", ""))},
@@ -194,16 +195,6 @@ class LiveView:
             "frame": None if latest is None else f"{number}:{latest[0]}",
         })
         return out
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _choices(ws: Workspace) -> dict[str, Any]:
@@ -238,7 +229,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
     import starlette.concurrency
 
     from ..live.pipeline import SETTINGS
-    from .app import build_config, option_schema
+    from .forms import build_config, option_schema
 
     view = LiveView(ws, runner)
     app.state.live = view
