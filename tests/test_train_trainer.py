@@ -206,14 +206,23 @@ def test_bad_loss_rolls_back_to_the_last_save_and_says_so(ws, monkeypatch, fault
 
 
 def test_cancel_saves_and_raises_cancelled(ws):
+    seen = []
+
     class StopAfter(Reporter):
-        def status(self, text):  # the progress line; stop after the second iteration
-            if re.search(r"iter +2 ", text):
+        def status(self, text, **figures):  # the progress line and its numbers; stop after the second iteration
+            seen.append((text, figures))
+            if figures["iteration"] == 2:
                 self.cancel()
 
     rep = StopAfter()
     with pytest.raises(Cancelled, match="saved"):
         train(ws, TrainConfig(**TINY), reporter=rep, max_iterations=50)
+    # the numbers behind the text (the UI's training monitor reads these, not the text)
+    text, figures = seen[-1]
+    assert re.search(r"iter +2 ", text) and figures["iteration"] == 2
+    assert figures["ms_per_it"] > 0 and abs(figures["samples_per_s"] * figures["ms_per_it"] / 1000
+                                            - TINY.get("batch_size", 8)) < 1e-6
+    assert f"{figures['src_loss']:.4f}" in text and f"{figures['dst_loss']:.4f}" in text
     assert ckpt.read_meta(ws.model / "sae.safetensors")["iteration"] == 2
     res = train(ws, TrainConfig(model="sae", workers=0), max_seconds=0.0)  # resumes, stops at once
     assert res.iteration == 2 and res.stopped == "max_seconds"

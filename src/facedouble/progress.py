@@ -107,9 +107,10 @@ class RichReporter(Reporter):
 
         self.console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True, highlight=False)
 
-    def status(self, text: str) -> None:
+    def status(self, text: str, **figures: float) -> None:
         """The training progress line: in place on a terminal (at most 4 times a second), else a plain line
-        every `status_every` seconds."""
+        every `status_every` seconds. `figures` (iteration, ms_per_it, samples_per_s, src_loss, dst_loss) are
+        the same numbers for programs; a terminal shows the text."""
         now = self.clock()
         if self.console.is_terminal:
             if now - self._status_last >= 0.25:

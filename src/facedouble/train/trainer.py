@@ -404,12 +404,12 @@ class _OutOfMemory(Exception):
         self.iteration, self.during_update = iteration, during_update
 
 
-def _status(reporter: Reporter, text: str, last: list[float], every: float = 60.0) -> None:
-    """The progress line: `reporter.status(text)` when the reporter has one (the CLI's does, in place on the
-    terminal), else an info message every `every` seconds."""
+def _status(reporter: Reporter, text: str, last: list[float], every: float = 60.0, **figures: float) -> None:
+    """The progress line: `reporter.status(text, **figures)` when the reporter has one (the CLI's does, in place
+    on the terminal; the UI's keeps the figures), else an info message every `every` seconds."""
     status = getattr(reporter, "status", None)
     if callable(status):
-        status(text)
+        status(text, **figures)
         return
     now = time.monotonic()
     if now - last[0] >= every:
@@ -743,7 +743,8 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                 ms = sum(recent) / len(recent)
                 _status(reporter, f"[{time.strftime('%H:%M:%S')}] iter {state.iteration:>7}  src {src_loss:.4f}  "
                                   f"dst {dst_loss:.4f}  {ms:5.0f} ms/it  {opts.batch_size * 1000 / ms:5.1f} samples/s",
-                        info_clock)
+                        info_clock, iteration=state.iteration, src_loss=float(src_loss), dst_loss=float(dst_loss),
+                        ms_per_it=float(ms), samples_per_s=opts.batch_size * 1000 / ms)
                 if opts.preview_every and state.iteration % opts.preview_every == 0:
                     preview_path = write_preview(True)
         except _OutOfMemory as e:

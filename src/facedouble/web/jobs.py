@@ -33,6 +33,7 @@ class JobReporter(Reporter):
         self.done = 0
         self.task_started = time.monotonic()
         self.status_line = ""
+        self.status_figures: dict[str, float] = {}   # the trainer's numbers behind the status line
         self.keys = ""            # keys for the trainer ("s" save, "p" preview), consumed by `read_keys`
 
     def _add(self, text: str) -> None:
@@ -46,9 +47,9 @@ class JobReporter(Reporter):
     def warn(self, message: str) -> None:
         self._add("warning: " + message)
 
-    def status(self, text: str) -> None:
-        """The trainer's in-place progress line (iteration, losses, rate)."""
-        self.status_line = text
+    def status(self, text: str, **figures: float) -> None:
+        """The trainer's in-place progress line, and its numbers (iteration, ms_per_it, samples_per_s, losses)."""
+        self.status_line, self.status_figures = text, dict(figures)
 
     def press(self, key: str) -> None:
         with self._lock:

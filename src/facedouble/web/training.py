@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,9 +26,10 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> None:
     def train_status():
         info = model_info(ws, history=True)
         job = runner.current
-        status = job.reporter.status_line if job is not None and job.name.startswith("train") else ""
-        m = re.search(r"(\d+(?:\.\d+)?)\s*ms/it", status)
-        info["rate"] = round(1000.0 / float(m.group(1)), 3) if m and float(m.group(1)) > 0 else None
+        training_job = job is not None and job.name.startswith("train")
+        status = job.reporter.status_line if training_job else ""
+        ms = job.reporter.status_figures.get("ms_per_it") if training_job else None
+        info["rate"] = round(1000.0 / ms, 3) if ms else None           # iterations per second
         info["status"] = status
         info["training"] = bool(job is not None and job.state == "running" and job.name.startswith("train"))
         info["identity"] = identity_curve(ws, info.get("name"))
