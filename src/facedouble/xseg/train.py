@@ -10,6 +10,9 @@ How it gets a usable mask from 10-20 labelled faces (issue 19): both of the orig
 2. Strong augmentation of every sample: rotation +-25 deg, scale 0.8-1.2, shift +-10 %, flip, colour gain,
    brightness, contrast, grey-scale, blur and noise, the same geometry applied to image and target.
 Loss: binary cross-entropy + soft Dice on the logits.
+Length: 1200 iterations by default. benchmarks/xseg.py (16 labelled faces of the sample clip, hand over the
+face): IoU with the labels on 57 held-back faces 0.893 at 600 iterations, 0.912 at 1200 (mesh-with-hands: 0.839);
+labelled faces spread over the occlusion matter more than length (all from its first half: 0.839 at 600).
 
 A step's batch is a pure function of (seed, iteration), and the Adam moments are saved with the weights, so a
 stopped run resumes where it was. Ctrl-C / SIGTERM (reporter.check) saves, then raises Cancelled.
