@@ -43,6 +43,8 @@ from facedouble.faces import align, meta  # noqa: E402
 from facedouble.merge import blend as B  # noqa: E402
 from facedouble.merge import color as C  # noqa: E402
 from facedouble.merge import merger, superres, temporal  # noqa: E402
+from facedouble.merge import compose
+from facedouble.merge import marking
 from facedouble.workspace import Workspace  # noqa: E402
 from media import media_dir  # noqa: E402
 from test_merge_support import CastSwapper, decode, landmarks, write_dst_workspace  # noqa: E402
@@ -112,9 +114,9 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
     """CPU milliseconds per frame of each step (all threads of this process), each step run alone."""
     files = ws.frame_files("dst")[:n]
     recs = merger.frame_records(ws)
-    run_id = merger.new_run_id()
-    signer = merger.output_signer(run_id, cfg)
-    state = merger.MergeState()
+    run_id = marking.new_run_id()
+    signer = marking.output_signer(run_id, cfg)
+    state = compose.MergeState()
     acc: dict[str, float] = {}
 
     def tick(name, t0):  # process CPU time: what the step costs, whatever else runs on the machine
@@ -130,29 +132,29 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
         lm = recs[p.name][0].source_landmarks
         crop = align.warp_to_face(img, align.face_matrix(lm, ft, res), res)
         t = tick("cut face", t)
-        pr, mk = merger.run_model(swapper, [crop], 1)
+        pr, mk = compose.run_model(swapper, [crop], 1)
         t = tick("model (batch 1)", t)
-        layer = merger.prepare_face(img, lm, pr[0], mk[0], res, ft, cfg, state)
+        layer = compose.prepare_face(img, lm, pr[0], mk[0], res, ft, cfg, state)
         t = tick("masks", t)
         face = C.color_transfer(cfg.color_transfer, layer.pred, layer.dst, layer.sel, layer.sel)
         t = tick("colour transfer", t)
-        if cfg.mode in merger.SEAMLESS_MODES:
-            merger._poisson(layer, face, cfg)
+        if cfg.mode in compose.SEAMLESS_MODES:
+            compose._poisson(layer, face, cfg)
             t = tick("poisson (face box)", t)
         layer.face = face
-        out = merger.compose_frame(img, [layer], cfg)
+        out = compose.compose_frame(img, [layer], cfg)
         t = tick("warp back + blend", t)
-        marked = merger.mark_output(out.image, run_id)
+        marked = marking.mark_output(out.image, run_id)
         t = tick("provenance mark", t)
         png = meta.encode_image(marked, ".png", png_compression=1)
         t = tick("encode PNG", t)
-        png = merger.sign_output(png, p.name, run_id, signer)
+        png = marking.sign_output(png, p.name, run_id, signer)
         t = tick("C2PA sign (frame PNG)", t)
         meta.atomic_write_bytes(tmp / p.name, png)
         t = tick("write PNG", t)
         mask_png = meta.encode_image(out.mask, ".png", png_compression=1)
         t = tick("encode mask", t)
-        meta.atomic_write_bytes(tmp / ("m" + p.name), merger.sign_output(mask_png, p.name, run_id, signer))
+        meta.atomic_write_bytes(tmp / ("m" + p.name), marking.sign_output(mask_png, p.name, run_id, signer))
         t = tick("C2PA sign + write (mask PNG)", t)
     shutil.rmtree(tmp, ignore_errors=True)
     # full-frame Poisson, for comparison with the face box
@@ -174,17 +176,17 @@ def merge_frame_latency(ws: Workspace, swapper, cfg: MergeConfig, repeat: int = 
     p = ws.frame_files("dst")[3]
     recs = merger.frame_records(ws)[p.name]
     img = read_rgb(p)
-    merger.merge_frame(img, recs, swapper, cfg)  # warm up
+    compose.merge_frame(img, recs, swapper, cfg)  # warm up
     cold, warm = [], []
-    state = merger.MergeState()
+    state = compose.MergeState()
     for _ in range(repeat):
         t = time.perf_counter()
-        merger.merge_frame(img, recs, swapper, cfg)
+        compose.merge_frame(img, recs, swapper, cfg)
         cold.append(time.perf_counter() - t)
-    merger.merge_frame(img, recs, swapper, cfg, state)
+    compose.merge_frame(img, recs, swapper, cfg, state)
     for _ in range(repeat):
         t = time.perf_counter()
-        merger.merge_frame(img, recs, swapper, cfg, state)  # options changed in the UI: model output cached
+        compose.merge_frame(img, recs, swapper, cfg, state)  # options changed in the UI: model output cached
         warm.append(time.perf_counter() - t)
     return {"ms_median": round(1000 * float(np.median(cold)), 1),
             "ms_median_model_cached": round(1000 * float(np.median(warm)), 1)}
@@ -232,12 +234,12 @@ def flicker_figures(root: Path) -> dict:
              else np.zeros(dst[0].shape[:2], np.float32) for p in files]
     from facedouble.provenance import mark_frame
 
-    rid = merger.new_run_id()
+    rid = marking.new_run_id()
     out = {"note": "merge output before the provenance mark (the mark's own effect is the last figure)",
            "provenance mark alone on the dst video": round(temporal.flicker([mark_frame(f, rid) for f in dst], hulls,
                                                                             reference=dst), 3)}
-    real_mark = merger.mark_output
-    merger.mark_output = lambda image, run_id: image  # measure the merge, not the watermark
+    real_mark = marking.mark_output
+    marking.mark_output = lambda image, run_id: image  # measure the merge, not the watermark
     for label, kw in [
         ("seamless, no colour transfer", dict(mode="seamless", color_transfer="none")),
         ("seamless + rct", dict(mode="seamless", color_transfer="rct")),
@@ -260,7 +262,7 @@ def flicker_figures(root: Path) -> dict:
         merged = [read_rgb(ws.merged / p.name) for p in files]
         row[name] = round(temporal.flicker(merged, hulls, reference=dst), 3)
     out["fixed src face (landmark jitter), overlay + rct, dst mask"] = row
-    merger.mark_output = real_mark
+    marking.mark_output = real_mark
     return out
 
 

@@ -154,7 +154,8 @@ def strip(ws_path: Path, out: Path, frame: int = 24, side: int = 256) -> Path | 
     import numpy as np
 
     from facedouble.imagefile import read_rgb as read_image
-    from facedouble.merge.merger import find_frame, frame_records, write_marked
+    from facedouble.merge.merger import find_frame, frame_records
+    from facedouble.merge.marking import write_marked
     from facedouble.workspace import Workspace
 
     ws = Workspace(ws_path)

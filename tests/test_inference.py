@@ -18,6 +18,7 @@ from facedouble.errors import ModelError
 from facedouble.faces import align
 from facedouble.inference import crop_matrix, load_dfm, load_model
 from facedouble.merge import merger
+from facedouble.merge import marking
 from facedouble.train import export
 from facedouble.train.checkpoint import load_swapper
 from facedouble.train.trainer import train
@@ -176,7 +177,7 @@ def test_merge_with_dfm_matches_native_and_is_marked(trained, tmp_path, monkeypa
     assert np.allclose(crop_matrix(model, lm), align.dfl_face_matrix(lm, 80))
 
     # pixels first, without the watermark (two runs carry two run ids, hence two different marks)
-    monkeypatch.setattr(merger, "mark_output", MarkRecorder())
+    monkeypatch.setattr(marking, "mark_output", MarkRecorder())
     cfg = MergeConfig(mode="overlay", mask="learned", smooth_frames=0, suppress_seamless_jitter=False, device="cpu")
     assert merger.merge(ws, cfg).written == N_FRAMES
     native = {p.name: cv2.imread(str(p)).astype(float) for p in ws.merged.iterdir()}

@@ -13,6 +13,7 @@ from facedouble.faces import align
 from facedouble.merge import adjust as A
 from facedouble.faces import regions
 from facedouble.merge import merger
+from facedouble.merge import compose
 from test_merge_support import (IdentitySwapper, decode, dst_ws, dst_ws_template, landmarks,  # noqa: F401
                                 unmarked, write_dst_workspace)
 
@@ -212,10 +213,10 @@ def test_merge_frame_applies_each_adjustment(dst_ws):
     ws = dst_ws
     path = ws.frame_files("dst")[2]
     frame, recs = read_image(path), frame_records(ws)[path.name]
-    sw, state = IdentitySwapper(128), merger.MergeState()
+    sw, state = IdentitySwapper(128), compose.MergeState()
 
     def merged(**kw):
-        return merger.merge_frame(frame, recs, sw, MergeConfig(mask="dst", **kw), state)
+        return compose.merge_frame(frame, recs, sw, MergeConfig(mask="dst", **kw), state)
 
     base = merged()
     where = _face_region(base.mask)
@@ -225,15 +226,15 @@ def test_merge_frame_applies_each_adjustment(dst_ws):
     assert detail(merged(sharpen=60)) > 1.5 * d0
     assert detail(merged(sharpen=-60)) < 0.5 * d0
     assert detail(merged(bicubic_degrade=60)) < 0.5 * d0
-    noisy_sw, noisy_state = NoisySwapper(128), merger.MergeState()
+    noisy_sw, noisy_state = NoisySwapper(128), compose.MergeState()
 
     def noisy(**kw):
-        return detail(merger.merge_frame(frame, recs, noisy_sw, MergeConfig(mask="dst", **kw), noisy_state))
+        return detail(compose.merge_frame(frame, recs, noisy_sw, MergeConfig(mask="dst", **kw), noisy_state))
 
     assert noisy() > 1.5 * d0  # the stand-in model's grain is there in the merged face ...
     assert noisy(denoise=300) < 0.6 * noisy()  # ... and the denoise takes most of it out
     assert np.array_equal(merged(motion_blur=100).image, base.image)  # no neighbours: a still face
-    still = merger.merge_frame(frame, recs, sw, MergeConfig(mask="dst", motion_blur=100), state, neighbours=(recs, recs))
+    still = compose.merge_frame(frame, recs, sw, MergeConfig(mask="dst", motion_blur=100), state, neighbours=(recs, recs))
     assert np.array_equal(still.image, base.image)
     outside = base.mask == 0
     assert np.array_equal(merged(sharpen=60).image[outside], base.image[outside])  # only the face changes

@@ -158,11 +158,11 @@ def _merged_gap(frame, merged):
 @pytest.mark.parametrize("kind", [k for k in values(ColorTransfer) if k != "none"])
 def test_merge_color_transfer_moves_the_face_towards_dst(merge_case, kind):
     from facedouble.config import MergeConfig
-    from facedouble.merge import merger
+    from facedouble.merge import compose
 
     frame, records, swapper = merge_case
-    none = merger.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer="none"))
-    out = merger.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer=kind))
+    none = compose.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer="none"))
+    out = compose.merge_frame(frame, records, swapper, MergeConfig(mode="overlay", mask="dst", color_transfer=kind))
     assert np.array_equal(out.mask, none.mask)  # the same pixels compared
     before, after = _merged_gap(frame, none), _merged_gap(frame, out)
     assert before > 10.0  # the woman's face really is coloured unlike the man's (Lab units)

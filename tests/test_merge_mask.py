@@ -122,7 +122,7 @@ def test_skin_mask_keeps_skin_and_drops_hair(face):
     assert skin[top].mean() < 0.2
 
 
-# -- each mask mode gives its own mask (merger.face_masks on a real frame with a hand over the face) -----------
+# -- each mask mode gives its own mask (compose.face_masks on a real frame with a hand over the face) -----------
 
 @pytest.fixture(scope="module")
 def hand_frame(media):
@@ -144,11 +144,11 @@ def hand_frame(media):
 
 def _masks(hand_frame, mode, *, learned=None, hands=None, lm=None, warn=None, state=None):
     from facedouble.config import MergeConfig
-    from facedouble.merge import merger
+    from facedouble.merge import compose
 
     rgb, lm0, hands0, pred, m_mask = hand_frame
-    return merger.face_masks(rgb, lm0 if lm is None else lm, pred, learned, m_mask, 256, "whole-face",
-                             MergeConfig(mask=mode), state or merger.MergeState(), warn,
+    return compose.face_masks(rgb, lm0 if lm is None else lm, pred, learned, m_mask, 256, "whole-face",
+                             MergeConfig(mask=mode), state or compose.MergeState(), warn,
                              hands0 if hands is None else hands)
 
 
@@ -239,19 +239,19 @@ def test_dst_mask_follows_the_landmarks(hand_frame):
 
 
 def test_mask_fallbacks_are_reported(hand_frame, monkeypatch):
-    from facedouble.merge import merger
+    from facedouble.merge import compose
 
     _, _, hands, _, _ = hand_frame
     hull, _ = _masks(hand_frame, "dst")
     # no learned mask in the model
-    warnings, state = [], merger.MergeState()
+    warnings, state = [], compose.MergeState()
     mask, _ = _masks(hand_frame, "learned", learned=None, warn=warnings.append, state=state)
     assert np.array_equal(mask, hull)
     assert len(warnings) == 1 and "no learned mask" in warnings[0] and "hull" in warnings[0]
     assert state.fallbacks == {"The model has no learned mask (--mask learned)": 1}
     # the mesh finds no face: the hull (less the hand), reported once per run, counted per face
     monkeypatch.setattr(mesh_net, "face_mesh", lambda image, **kw: None)
-    warnings, state = [], merger.MergeState()
+    warnings, state = [], compose.MergeState()
     for _ in range(3):
         mask, parts = _masks(hand_frame, "mesh-dst", warn=warnings.append, state=state)
     assert np.abs(mask - hull * (1 - parts["hands"])).max() < 1e-6
@@ -266,7 +266,7 @@ def test_the_merger_reports_a_fallback_per_frame_and_per_run(hand_frame, tmp_pat
     from types import SimpleNamespace
 
     from facedouble.config import MergeConfig
-    from facedouble.merge import merger
+    from facedouble.merge import compose, merger
     from facedouble.progress import Reporter
     from facedouble.workspace import Workspace
     from test_merge_support import IdentitySwapper, write_dst_workspace
@@ -274,9 +274,9 @@ def test_the_merger_reports_a_fallback_per_frame_and_per_run(hand_frame, tmp_pat
     rgb, lm, _, _, _ = hand_frame
     what = "The model has no learned mask (--mask learned)"
     records = [SimpleNamespace(source_landmarks=lm)]
-    out = merger.merge_frame(rgb, records, IdentitySwapper(128), MergeConfig(mode="overlay", mask="learned"))
+    out = compose.merge_frame(rgb, records, IdentitySwapper(128), MergeConfig(mode="overlay", mask="learned"))
     assert out.fallbacks == (what,)
-    ok = merger.merge_frame(rgb, records, IdentitySwapper(128), MergeConfig(mode="overlay", mask="dst"))
+    ok = compose.merge_frame(rgb, records, IdentitySwapper(128), MergeConfig(mode="overlay", mask="dst"))
     assert ok.fallbacks == ()
     small = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
     ws = Workspace(tmp_path / "ws")

@@ -13,6 +13,7 @@ from facedouble.choices import MaskMode, MergeMode, values
 from facedouble.config import MergeConfig
 from facedouble.errors import Cancelled
 from facedouble.merge import merger
+from facedouble.merge import compose
 from facedouble.progress import Reporter
 from test_merge_support import (N_FRAMES, NO_FACE_RECORD, REAL_NO_FACE, CastSwapper, IdentitySwapper,  # noqa: F401
                                 dst_ws, dst_ws_template, unmarked)
@@ -140,7 +141,7 @@ def _face_change(frame, merged):
 def test_every_mode_blends_a_face(one_frame, mode):
     frame, recs = one_frame
     cfg = MergeConfig(mode=mode, mask="dst", color_transfer="rct" if mode == "overlay" else "none")
-    out = merger.merge_frame(frame, recs, CastSwapper(128, jitter=0), cfg)
+    out = compose.merge_frame(frame, recs, CastSwapper(128, jitter=0), cfg)
     change, outside_same = _face_change(frame, out)
     assert outside_same and 0.3 < change < 40
     if mode == "hist-match-bw":
@@ -151,7 +152,7 @@ def test_every_mode_blends_a_face(one_frame, mode):
 @pytest.mark.parametrize("mask", values(MaskMode))
 def test_every_mask_mode(one_frame, mask):
     frame, recs = one_frame
-    out = merger.merge_frame(frame, recs, CastSwapper(128, jitter=0), MergeConfig(mode="seamless", mask=mask))
+    out = compose.merge_frame(frame, recs, CastSwapper(128, jitter=0), MergeConfig(mode="seamless", mask=mask))
     area = (out.mask > 127).mean()
     assert 0.05 < area < 0.35, area
 
@@ -159,9 +160,9 @@ def test_every_mask_mode(one_frame, mask):
 def test_raw_layers(one_frame):
     frame, recs = one_frame
     sw = CastSwapper(128, jitter=0)
-    rgb = merger.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb"))
-    pred = merger.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="predicted"))
-    mask = merger.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="mask", mask="dst"))
+    rgb = compose.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb"))
+    pred = compose.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="predicted"))
+    mask = compose.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="mask", mask="dst"))
     assert (rgb.mask > 250).sum() > (mask.mask > 250).sum()  # the whole crop square, not the face
     assert pred.image[pred.mask == 0].max() == 0 and pred.image[pred.mask > 250].mean() > 50
     grey = mask.image[mask.mask > 0]
@@ -171,12 +172,12 @@ def test_raw_layers(one_frame):
 def test_erode_blur_face_scale_and_degrade_change_the_result(one_frame):
     frame, recs = one_frame
     sw = CastSwapper(128, jitter=0)
-    base = merger.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst"))
-    eroded = merger.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", erode=80))
-    blurred = merger.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", blur=80))
-    bigger = merger.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb", face_scale=20))
-    square = merger.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb"))
-    degraded = merger.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", degrade_color=100))
+    base = compose.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst"))
+    eroded = compose.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", erode=80))
+    blurred = compose.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", blur=80))
+    bigger = compose.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb", face_scale=20))
+    square = compose.merge_frame(frame, recs, sw, MergeConfig(mode="raw", raw="rgb"))
+    degraded = compose.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst", degrade_color=100))
     assert (eroded.mask > 127).sum() < 0.85 * (base.mask > 127).sum()
     soft = lambda m: ((m > 5) & (m < 250)).sum()  # noqa: E731
     assert soft(blurred.mask) > 2 * soft(base.mask)
@@ -187,9 +188,9 @@ def test_erode_blur_face_scale_and_degrade_change_the_result(one_frame):
 def test_merge_frame_caches_the_model_with_state(one_frame):
     frame, recs = one_frame
     sw = IdentitySwapper(128)
-    state = merger.MergeState()
-    merger.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst"), state)
-    merger.merge_frame(frame, recs, sw, MergeConfig(mode="seamless", mask="dst", erode=30), state)
+    state = compose.MergeState()
+    compose.merge_frame(frame, recs, sw, MergeConfig(mode="overlay", mask="dst"), state)
+    compose.merge_frame(frame, recs, sw, MergeConfig(mode="seamless", mask="dst", erode=30), state)
     assert sw.calls == 1
 
 

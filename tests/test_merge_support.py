@@ -160,7 +160,7 @@ def dst_ws(dst_ws_template, tmp_path):
 
 
 class MarkRecorder:
-    """Stand-in for `merger.mark_output` that leaves pixels alone and counts the images it was given."""
+    """Stand-in for `marking.mark_output` that leaves pixels alone and counts the images it was given."""
 
     def __init__(self):
         self.calls = 0
@@ -175,8 +175,8 @@ class MarkRecorder:
 @pytest.fixture()
 def unmarked(monkeypatch):
     """Replace the provenance mark with a recorder (for exact pixel comparisons); returns the recorder."""
-    from facedouble.merge import merger
+    from facedouble.merge import marking
 
     rec = MarkRecorder()
-    monkeypatch.setattr(merger, "mark_output", rec)
+    monkeypatch.setattr(marking, "mark_output", rec)      # every image the merge writes is marked there
     return rec

@@ -115,7 +115,7 @@ def add_result(ws, media: Path) -> str:
 
     from facedouble.config import VideoBuildConfig
     from facedouble.imagefile import read_rgb as read_image
-    from facedouble.merge.merger import mark_output, new_run_id
+    from facedouble.merge.marking import mark_output, new_run_id
     from facedouble.video.build import build_video
 
     run_id = new_run_id()

@@ -17,6 +17,7 @@ from facedouble.errors import InputError, MetadataError
 from facedouble.faces import meta, record
 from facedouble.faces import regions
 from facedouble.merge import merger
+from facedouble.merge import compose
 from facedouble.workspace import Workspace
 from facedouble.xseg import apply as A
 from facedouble.xseg import labels as L
@@ -202,7 +203,7 @@ def test_apply_writes_masks_that_merge_xseg_dst_uses(dst_ws):
     eyes = np.round(rec.source_landmarks[36:48].mean(0)).astype(int)
     out = {}
     for mode in ("dst", "xseg-dst", "learned-xseg-dst"):
-        out[mode] = merger.merge_frame(frame, recs, IdentitySwapper(128, learn_mask=True), MergeConfig(mode="overlay", mask=mode))
+        out[mode] = compose.merge_frame(frame, recs, IdentitySwapper(128, learn_mask=True), MergeConfig(mode="overlay", mask=mode))
     assert out["dst"].mask[mouth[1], mouth[0]] > 200            # the landmark hull covers the mouth
     assert out["xseg-dst"].mask[mouth[1], mouth[0]] < 30         # the applied XSeg mask keeps it out
     assert out["xseg-dst"].mask[eyes[1], eyes[0]] > 200
@@ -211,6 +212,6 @@ def test_apply_writes_masks_that_merge_xseg_dst_uses(dst_ws):
     A.remove_xseg(dst_ws, "dst")
     recs = merger.frame_records(dst_ws)[path.name]
     warnings = []
-    plain = merger.merge_frame(frame, recs, IdentitySwapper(128), MergeConfig(mode="overlay", mask="xseg-dst"),
+    plain = compose.merge_frame(frame, recs, IdentitySwapper(128), MergeConfig(mode="overlay", mask="xseg-dst"),
                                warn=warnings.append)
     assert plain.mask[mouth[1], mouth[0]] > 200 and any("xseg apply dst" in w for w in warnings)

@@ -91,7 +91,7 @@ def _load_swapper():
 
 
 def _merge_frame():
-    from .merge.merger import merge_frame
+    from .merge.compose import merge_frame
     return merge_frame
 
 

@@ -19,6 +19,8 @@ from ..imagefile import RGBCache, encode_jpeg
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import merger
+from . import compose
+from . import marking
 
 
 class MergeSession:
@@ -36,10 +38,10 @@ class MergeSession:
         self.lock = threading.Lock()
         self.swapper: Any = None
         self.model_key: Optional[tuple] = None
-        self.state: Optional[merger.MergeState] = None
+        self.state: Optional[compose.MergeState] = None
         self._records: Optional[dict] = None
         self._records_key: Any = None
-        self.run_id = merger.new_run_id()
+        self.run_id = marking.new_run_id()
         self.frames = RGBCache(8)
 
     def records(self) -> dict:
@@ -54,7 +56,7 @@ class MergeSession:
         key = (cfg.model, cfg.model_name, cfg.model_file, cfg.device)
         if self.swapper is None or key != self.model_key:
             self.swapper, self.model_key = self.factory(self.ws, cfg), key
-            self.state = merger.MergeState()
+            self.state = compose.MergeState()
         return self.swapper
 
     def _detail(self, cfg: MergeConfig) -> Any:
@@ -71,7 +73,7 @@ class MergeSession:
                              "with --super-resolution; run Merge all once with it on.")
         return superres.FaceDetail.load(path)
 
-    def merge(self, number: int, cfg: MergeConfig) -> merger.MergedFrame:
+    def merge(self, number: int, cfg: MergeConfig) -> compose.MergedFrame:
         """Frame `number` (1 = first) merged with `cfg` (its per-frame ranges applied). Not yet marked."""
         with self.lock:
             swapper = self._model(cfg)
@@ -83,22 +85,22 @@ class MergeSession:
             if not records:
                 self.reporter.warn(f"Frame {path.name} has no aligned face; the preview is the frame itself.")
             neighbours = merger.neighbour_records(self.ws, by_frame, path)
-            return merger.merge_frame(self.frames.get(path), records, swapper, frame_cfg, self.state,
+            return compose.merge_frame(self.frames.get(path), records, swapper, frame_cfg, self.state,
                                       detail=detail, warn=self.reporter.warn, neighbours=neighbours)
 
     def preview_jpeg(self, number: int, cfg: MergeConfig, quality: int = 92) -> tuple[bytes, float]:
         """The merged frame as a marked, C2PA-signed JPEG, and the milliseconds it took (the UI's preview)."""
         t0 = time.perf_counter()
-        signer = merger.output_signer(self.run_id, cfg)
-        image = merger.mark_output(self.merge(number, cfg).image, self.run_id)
-        signed = merger.sign_output(encode_jpeg(image, quality), f"preview_{number:06d}.jpg", self.run_id, signer)
+        signer = marking.output_signer(self.run_id, cfg)
+        image = marking.mark_output(self.merge(number, cfg).image, self.run_id)
+        signed = marking.sign_output(encode_jpeg(image, quality), f"preview_{number:06d}.jpg", self.run_id, signer)
         return signed, (time.perf_counter() - t0) * 1000
 
-    def preview_file(self, number: int, cfg: MergeConfig, out_path: str | Path) -> merger.MergedFrame:
+    def preview_file(self, number: int, cfg: MergeConfig, out_path: str | Path) -> compose.MergedFrame:
         """Write the merged frame to `out_path` (PNG or JPEG by its suffix), marked and signed (the CLI's preview)."""
-        signer = merger.output_signer(self.run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
+        signer = marking.output_signer(self.run_id, cfg)  # a bad --sign-cert/--sign-key stops here, before any work
         merged = self.merge(number, cfg)
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        merger.write_marked(out_path, merged.image, self.run_id, signer=signer)
+        marking.write_marked(out_path, merged.image, self.run_id, signer=signer)
         return merged
