@@ -192,6 +192,38 @@ class _LowerHalfOut:
         return out
 
 
+class _AllIn:
+    """Stand-in XSeg model: the whole aligned face."""
+
+    model_id = "test-all-in"
+
+    def __call__(self, faces):
+        return [np.ones(f.shape[:2], np.float32) for f in faces]
+
+
+def test_smoothing_over_time_never_covers_an_xseg_cutout_again(dst_ws):
+    """A finger in front of the mouth in one frame only: the merge's mask smoothing over neighbouring frames
+    (default 4) must not average it back under the swapped face (it would with the neighbours' full masks)."""
+    A.apply_xseg(dst_ws, "dst", model=_AllIn())
+    frames = dst_ws.frame_files("dst")
+    path = frames[5]
+    face = dst_ws.aligned("dst") / f"{path.stem}_0.jpg"
+    rec = meta.read_record(face)
+    cut = np.ones((rec.size, rec.size), np.float32)
+    cut[int(rec.size * 0.6):] = 0.0                                   # the mouth and chin are "behind a hand"
+    rec.xseg_mask = meta.xseg_mask_field(cut, "test-cut")
+    meta.update_record(face, rec)
+    cfg = MergeConfig(mode="overlay", mask="xseg-dst")
+    assert cfg.smooth_frames > 0
+    merger.merge(dst_ws, cfg, swapper=IdentitySwapper(128))
+    mouth = np.round(rec.source_landmarks[[62, 66]].mean(0)).astype(int)
+    eyes = np.round(rec.source_landmarks[36:48].mean(0)).astype(int)
+    own = read_rgb(dst_ws.merged_mask / f"{path.stem}.png")[..., 0]
+    assert own[mouth[1], mouth[0]] < 30 and own[eyes[1], eyes[0]] > 200
+    before = read_rgb(dst_ws.merged_mask / f"{frames[4].stem}.png")[..., 0]
+    assert before[mouth[1], mouth[0]] > 200                          # the neighbours keep their whole face
+
+
 def test_apply_writes_masks_that_merge_xseg_dst_uses(dst_ws):
     res = A.apply_xseg(dst_ws, "dst", model=_LowerHalfOut())
     assert res.written == len(dst_ws.face_files("dst"))

@@ -76,6 +76,8 @@ class FaceLayer:
     seam_fade: np.ndarray | None = None  # (r, r) where a Poisson correction may act (fades at its edge)
     motion: np.ndarray | None = None     # (2,) the dst face's movement, frame px per frame (for motion_blur)
     cfg: MergeConfig | None = None       # the options this face is merged with (its frame's, see MergeConfig.for_frame)
+    cutouts: bool = False           # the mask leaves out what is in front of this face in this frame (hands, XSeg):
+                                    # smoothing over time may shrink it there, never cover it again
     debug: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -313,6 +315,7 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
     mask, parts = face_masks(frame, lm, pred, learned, m_mask, size, face_type, cfg, state, warn, hands,
                              xseg_dst=xseg_dst)
     layer.mask = K.modify_mask(mask, cfg.erode, cfg.blur, size / FACE_TYPE_BOX[face_type][2])
+    layer.cutouts = cfg.mask in XSEG_DST_MODES or "hands" in parts
     if cfg.debug:
         layer.debug.update({f"mask_{k}": v for k, v in parts.items()})
     if cfg.mode == "raw":  # the mask layer
@@ -458,6 +461,8 @@ def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConf
         if near and not (cfg.mode == "raw" and cfg.raw in ("rgb", "predicted")):
             total = 1.0 + sum(w for _, w, _ in near)
             mask = (mask + sum(n.mask * w for n, w, _ in near)) / total
+            if layer.cutouts:   # a hand or finger that moved since a neighbouring frame stays in front
+                mask = np.minimum(mask, layer.mask)
             if cfg.suppress_seamless_jitter and layer.seam_low is not None:
                 others = []
                 for n, w, at in near:
