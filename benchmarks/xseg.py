@@ -13,7 +13,7 @@ Labels ("drawn" programmatically, then written with `xseg labels import`):
   This is what a person draws around a hand (the fingers, not the hull of the whole hand with the face
   between the fingers), and it differs from the baseline mask in exactly the way a labeller corrects it.
 Baseline: the mesh-with-hands mask, the face oval less the convex hull of the same hand landmarks grown by
-12 % of the hand's size and softened (merge.mask.hand_mask), thresholded at 0.5.
+12 % of the hand's size and softened (faces.regions.hand_mask), thresholded at 0.5.
 
 Faces with a hand over the face are split: `--train-hands` labelled for training, the rest held back; a few
 faces without hands are labelled as well (evenly spread), and some more held back. XSeg is trained with the
@@ -57,7 +57,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from facedouble.config import MergeConfig, XSegTrainConfig  # noqa: E402
 from facedouble.faces import meta  # noqa: E402
-from facedouble.merge import mask as K  # noqa: E402
+from facedouble.faces import mesh as FM, regions as R  # noqa: E402
+from facedouble.merge import marking  # noqa: E402
 from facedouble.merge import merger as M  # noqa: E402
 from facedouble.progress import Reporter  # noqa: E402
 from facedouble.workspace import Workspace  # noqa: E402
@@ -127,7 +128,7 @@ def face_region(rec, include: list, shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: the aligned face's labelled include (the mesh oval) mapped back into its frame."""
     import cv2
 
-    oval = K.label_mask(include, [], rec.size).astype(np.float32)
+    oval = R.label_mask(include, [], rec.size).astype(np.float32)
     back = cv2.warpAffine(oval, np.asarray(rec.matrix, np.float64)[:2], (shape[1], shape[0]),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
     return back > 0.5
@@ -215,7 +216,7 @@ def write_strip(path: Path, original: np.ndarray, views: dict, hand: np.ndarray)
         cv2.putText(cap, title, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
         tiles.append(np.concatenate([cap, tile], 0))
     strip = np.concatenate([np.concatenate([t, np.full((t.shape[0], 6, 3), 255, np.uint8)], 1) for t in tiles], 1)
-    rgb = M.mark_output(cv2.cvtColor(strip, cv2.COLOR_BGR2RGB), M.new_run_id())
+    rgb = marking.mark_output(cv2.cvtColor(strip, cv2.COLOR_BGR2RGB), marking.new_run_id())
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return path
@@ -248,7 +249,7 @@ def main() -> None:
 
     # hands through the src frames in order (tracked), mesh on each aligned face
     t0 = time.monotonic()
-    tracker = K.HandTracker(video=True)
+    tracker = FM.HandTracker(video=True)
     hands_by_frame: dict[str, list] = {}
     for frame_path in ws.frame_files("src"):
         img = cv2.cvtColor(cv2.imread(str(frame_path)), cv2.COLOR_BGR2RGB)
@@ -258,19 +259,19 @@ def main() -> None:
     for f in faces:
         rec = recs[f.name]
         image, _ = meta.read_face(f)
-        pts = K.face_mesh(image)
+        pts = FM.face_mesh(image)
         if pts is None:
             continue
-        oval = (K.mesh_mask(pts, (rec.size, rec.size)) > 0.5).astype(np.uint8)
+        oval = (R.mesh_mask(pts, (rec.size, rec.size)) > 0.5).astype(np.uint8)
         hands = hands_by_frame.get(rec.source_filename, [])
         sil = hand_silhouette(hands, rec.matrix, rec.size)
         over = int((sil & oval).sum())
         include = polygons(oval)
         exclude = polygons(sil) if over else []
         labels[f.name] = {"include": include, "exclude": exclude}
-        base = K.mesh_mask(pts, (rec.size, rec.size))
+        base = R.mesh_mask(pts, (rec.size, rec.size))
         if hands:
-            base = base * (1.0 - K.hand_mask(hands, rec.matrix, rec.size))
+            base = base * (1.0 - R.hand_mask(hands, rec.matrix, rec.size))
         baseline[f.name] = base
         (hand_faces if over > 0.02 * oval.sum() else plain_faces).append(f.name)
     prep_s = time.monotonic() - t0
@@ -297,7 +298,7 @@ def main() -> None:
     for group, names in (("hand", held_hand), ("plain", held_plain)):
         for n in names:
             rec = meta.read_record(ws.aligned("src") / n)
-            truth = K.label_mask(labels[n]["include"], labels[n]["exclude"], rec.size)
+            truth = R.label_mask(labels[n]["include"], labels[n]["exclude"], rec.size)
             applied = cv2.resize(meta.xseg_mask_array(rec), (rec.size, rec.size), interpolation=cv2.INTER_LINEAR)
             rows.append({"face": n, "group": group, "xseg": iou(applied, truth), "mesh_hands": iou(baseline[n], truth)})
 

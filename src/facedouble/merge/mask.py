@@ -125,8 +125,3 @@ def combine(mode: str, *, learned: np.ndarray | None = None, dst: np.ndarray | N
         out = m.astype(np.float32) if out is None else out * m
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
-
-# TEMPORARY: names moved to faces/regions.py and faces/mesh.py, importable from here only until the live
-# pipeline's and XSeg's last callers move (the architecture issue's refactor, in progress).
-from ..faces.mesh import HandTracker, face_mesh  # noqa: E402,F401
-from ..faces.regions import hand_mask, hull_mask, label_mask, mesh_mask  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """XSeg labels: include and exclude polygons in aligned-face pixels, kept inside each face's record
 (`FaceRecord.mask_polys` = include, `FaceRecord.exclude_polys` = exclude; DESIGN.md section 3).
 
-The label mask (include minus exclude) is `merge.mask.label_mask` (pure, shared with training). This module moves labels between a side's aligned faces and
+The label mask (include minus exclude) is `faces.regions.label_mask` (pure, shared with training). This module moves labels between a side's aligned faces and
 the scripting JSON `{"<face file>": {"include": [[[x, y], ...], ...], "exclude": [...]}}`, and copies the
 labelled faces out. An import checks the whole JSON before it writes anything, and each face is rewritten
 atomically with its pixels untouched, so a bad file loses nothing.

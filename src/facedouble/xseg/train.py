@@ -2,7 +2,7 @@
 
 How it gets a usable mask from 10-20 labelled faces (issue 19): both of the original tool's remedies.
 1. Pretraining on pseudo labels. For the first `pretrain_iterations`, part of every batch (3/4 at the start,
-   falling linearly to 0) are unlabelled faces of the workspace with the face-mesh oval (merge.mask.mesh_mask)
+   falling linearly to 0) are unlabelled faces of the workspace with the face-mesh oval (faces.regions.mesh_mask)
    as their target. The mesh mask is right on most faces, so the network learns the face's outline, pose and
    skin on hundreds of faces instead of 15; the labels then only have to teach what the mesh gets wrong
    (hands, hair, the label's own hairline/jaw convention), and as the pseudo share falls to 0 the labels win
@@ -33,7 +33,7 @@ from ..files import atomic_path, atomic_write_bytes, atomic_write_json
 from ..progress import Reporter
 from ..workspace import Workspace
 from . import network as N
-from ..merge.mask import label_mask
+from ..faces.regions import label_mask
 from .labels import has_labels
 
 PSEUDO_SHARE = 0.75     # share of a batch given to pseudo-labelled faces at iteration 0
@@ -129,7 +129,8 @@ def load_labelled(ws: Workspace, res: int, reporter: Reporter) -> tuple[Samples,
 
 def pseudo_labels(paths: list, count: int, res: int, reporter: Reporter) -> Samples:
     """Face-mesh oval masks of up to `count` unlabelled faces (evenly spread); faces without a mesh skipped."""
-    from ..merge.mask import face_mesh, mesh_mask
+    from ..faces.mesh import face_mesh
+    from ..faces.regions import mesh_mask
 
     if count <= 0 or not paths:
         return Samples([], np.zeros((0, res, res, 3), np.uint8), np.zeros((0, res, res), np.float32))
