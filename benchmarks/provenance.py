@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import platform
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from media import media_dir  # noqa: E402
 
+from facedouble.provenance.robustness import h264_round_trip, jpeg_round_trip  # noqa: E402
 from facedouble import safety  # noqa: E402
 from facedouble.provenance import credentials  # noqa: E402
 from facedouble.provenance import watermark as wm  # noqa: E402
@@ -67,28 +67,6 @@ def frames(path: Path, start: int, count: int) -> list[np.ndarray]:
             if len(out) == count:
                 break
     return out
-
-
-def h264(images: list[np.ndarray], crf: int = 28) -> list[np.ndarray]:
-    h, w = images[0].shape[:2]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "medium"}
-        for f in images:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def jpeg50(img):
-    _, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 50])
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def half(img):
@@ -158,23 +136,6 @@ def ours_read(images: list[np.ndarray], code: np.ndarray, search: bool = True) -
 
 # -- per frame: the figure -------------------------------------------------------------------------
 
-def h264_with(images: list[np.ndarray], crf: int, preset: str = "medium", tune: str | None = None) -> list[np.ndarray]:
-    h, w = images[0].shape[:2]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": preset, **({"tune": tune} if tune else {})}
-        for f in images:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
 def half_and_back(img):
     h, w = img.shape[:2]
     return cv2.resize(half(img), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -201,12 +162,12 @@ class previous_release:
 
 def per_frame(clips: dict[str, list[np.ndarray]], payload: np.ndarray, code: np.ndarray) -> dict:
     attacks = {"as_written": lambda fs: fs,
-               "jpeg50": lambda fs: [jpeg50(f) for f in fs],
+               "jpeg50": lambda fs: [jpeg_round_trip(f) for f in fs],
                "half_and_back": lambda fs: [half_and_back(f) for f in fs],
-               "h264_crf23": lambda fs: h264_with(fs, 23),
-               "h264_crf28": lambda fs: h264_with(fs, 28),
-               "h264_crf35": lambda fs: h264_with(fs, 35),
-               "live_udp_encoder_crf23": lambda fs: h264_with(fs, 23, "ultrafast", "zerolatency")}
+               "h264_crf23": lambda fs: h264_round_trip(fs, 23),
+               "h264_crf28": lambda fs: h264_round_trip(fs, 28),
+               "h264_crf35": lambda fs: h264_round_trip(fs, 35),
+               "live_udp_encoder_crf23": lambda fs: h264_round_trip(fs, 23, preset="ultrafast", tune="zerolatency")}
     out: dict = {}
     for size in ((640, 360), (1280, 720)):
         for name, clip in clips.items():
@@ -310,13 +271,13 @@ def main() -> None:
             psnrs = [wm.psnr(a, b) for a, b in zip(clip, marked)]
             row = {"psnr_min": round(min(psnrs), 2), "psnr_mean": round(statistics.mean(psnrs), 2)}
             cases = {"none": [[m] for m in marked[::4]],
-                     "jpeg50": [[jpeg50(m)] for m in marked[::4]],
+                     "jpeg50": [[jpeg_round_trip(m)] for m in marked[::4]],
                      "half": [[half(m)] for m in marked[::4]],
                      "crop10": [[crop10(m)] for m in marked[::6]]}
-            dec = h264(marked)
+            dec = h264_round_trip(marked, fps=24)
             cases["h264_crf28_360p_frame"] = [[f] for f in dec[::2]]
             cases["h264_crf28_360p_10frames"] = [[dec[i] for i in np.linspace(0, len(dec) - 1, 10).round().astype(int)]]
-            dec7 = h264([emb(f) for f in up])
+            dec7 = h264_round_trip([emb(f) for f in up], fps=24)
             cases["h264_crf28_720p_frame"] = [[f] for f in dec7[::2]]
             cases["h264_crf28_720p_10frames"] = [[dec7[i] for i in np.linspace(0, len(dec7) - 1, 10).round().astype(int)]]
             for case, groups in cases.items():

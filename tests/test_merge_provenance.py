@@ -4,13 +4,13 @@ after H.264 crf 28, frame by frame. (Most merge tests stub the mark out for exac
 
 from __future__ import annotations
 
-import io
 import json
 
 import cv2
 import numpy as np
 import pytest
 
+from facedouble.provenance.robustness import h264_round_trip, jpeg_round_trip
 from facedouble.config import MergeConfig
 from facedouble.merge import merger
 from facedouble.provenance import watermark as wm
@@ -45,31 +45,6 @@ def _read_rgb(path):
     return np.ascontiguousarray(cv2.cvtColor(img[..., :3], cv2.COLOR_BGR2RGB)), img.shape[2]
 
 
-def _jpeg(img, q=50):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-    assert ok
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def _h264(frames, crf=28) -> list[np.ndarray]:
-    import av
-
-    h, w = frames[0].shape[:2]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "medium"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
 def _accuracy(det, run_id: str) -> float:
     """The raw bit accuracy of a detection that found this run's mark (0 when it found none or another)."""
     if not det.found or det.payload["run_id_int"] != watermark_run_id(run_id):
@@ -92,14 +67,14 @@ def test_every_merge_mode_writes_marked_files_that_survive_jpeg_50(small_ws, tmp
         image, channels = _read_rgb(path)
         assert channels == (4 if options.get("export_alpha") else 3)
         assert _accuracy(wm.detect(image, search=False), run_id) >= 0.99, path.name      # as written
-        assert _accuracy(wm.detect(_jpeg(image), search=False), run_id) >= 0.99, path.name  # JPEG quality 50
+        assert _accuracy(wm.detect(jpeg_round_trip(image), search=False), run_id) >= 0.99, path.name  # JPEG quality 50
 
 
 def test_merged_frames_keep_the_mark_through_h264_crf28(small_ws, tmp_path):
     """As `verify` reads a video (soft bits of the frames summed) this run's payload is read exactly with at least
     0.99 of the raw bits right (the format-1 mark gave 0.95 here). The next tests read each frame alone."""
     _, run_id, files = _merge(small_ws, tmp_path, mode="seamless")
-    decoded = _h264([_read_rgb(p)[0] for p in files])
+    decoded = h264_round_trip([_read_rgb(p)[0] for p in files], fps=30)
     assert len(decoded) == FRAMES
     det = wm.detect_frames(decoded, search=False)
     assert _accuracy(det, run_id) >= 0.99 and det.corrected <= 10
@@ -111,7 +86,7 @@ def test_every_merged_frame_alone_keeps_its_payload_through_h264_crf28(small_ws,
     the worst frame kept 0.976 (3 of 127 bits wrong) and 97% of the frames kept at least 0.99 (docs/provenance.md);
     the format-1 mark kept 0.81-0.99 of the bits of these merged frames and did not always give the payload."""
     _, run_id, files = _merge(small_ws, tmp_path, mode="seamless")
-    decoded = _h264([_read_rgb(p)[0] for p in files])
+    decoded = h264_round_trip([_read_rgb(p)[0] for p in files], fps=30)
     accuracies = [_accuracy(wm.detect(f, search=False), run_id) for f in decoded]
     assert min(accuracies) >= 0.97, accuracies
 
@@ -123,6 +98,6 @@ def test_merged_frames_keep_99_percent_of_the_bits_through_h264_crf28_frame_by_f
     monkeypatch.setattr(merger, "new_run_id", lambda: "5eed1234")
     _, run_id, files = _merge(small_ws, tmp_path, mode="seamless")
     assert run_id == "5eed1234"
-    decoded = _h264([_read_rgb(p)[0] for p in files])
+    decoded = h264_round_trip([_read_rgb(p)[0] for p in files], fps=30)
     accuracies = [_accuracy(wm.detect(f, search=False), run_id) for f in decoded]
     assert min(accuracies) >= 0.99, accuracies

@@ -3,7 +3,6 @@ on real frames of the sample videos."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import av
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facedouble.provenance.robustness import h264_round_trip, jpeg_round_trip
 from facedouble.provenance import mark_frame, new_run_id, watermark_run_id
 from facedouble.provenance import watermark as wm
 
@@ -43,29 +43,6 @@ def payload():
 @pytest.fixture(scope="module")
 def marked(clips, payload):
     return {k: [wm.embed(f, payload) for f in v] for k, v in clips.items()}
-
-
-def _h264(frames, crf=28) -> list[np.ndarray]:
-    h, w = frames[0].shape[:2]
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": str(crf), "preset": "medium"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-def _jpeg(img, q=50):
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-    assert ok
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def _half(img):
@@ -173,7 +150,7 @@ def test_bad_input_is_one_clear_error():
 
 @pytest.mark.parametrize("attack", ["jpeg50", "half"])
 def test_survives_jpeg_and_downscale(marked, payload, attack):
-    fn = {"jpeg50": _jpeg, "half": _half}[attack]
+    fn = {"jpeg50": jpeg_round_trip, "half": _half}[attack]
     for frames in marked.values():
         for m in frames[::4]:
             _check(wm.detect(fn(m)), payload, 0.99)
@@ -192,7 +169,7 @@ def test_survives_ten_percent_crop(marked, payload, corner):
 
 def test_survives_h264_crf28_360p(marked, payload):
     for frames in marked.values():
-        decoded = _h264(frames)
+        decoded = h264_round_trip(frames, fps=24)
         # the video as verify reads it: soft bits of several frames summed
         _check(wm.detect_frames(decoded[::2]), payload, 0.99)
         # and frame by frame: every frame alone decodes with almost every raw bit right (measured 0.992-1.0 on
@@ -206,14 +183,14 @@ def test_survives_h264_crf28_720p(clips, payload):
         up = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames[:8]]
         marked = [wm.embed(f, payload) for f in up]
         assert min(wm.psnr(a, b) for a, b in zip(up, marked)) >= 40.0
-        decoded = _h264(marked)
+        decoded = h264_round_trip(marked, fps=24)
         _check(wm.detect_frames(decoded[::2]), payload, 0.99)
         for f in decoded[::3]:
             _check(wm.detect(f, search=False), payload, 0.98)
 
 
 def test_unmarked_video_frames_read_as_unmarked(clips):
-    det = wm.detect_frames(_h264(clips["man"])[::3])
+    det = wm.detect_frames(h264_round_trip(clips["man"], fps=24)[::3])
     assert not det.found
 
 
@@ -232,7 +209,7 @@ def test_reads_a_file_marked_in_the_previous_format(clips, payload):
     1: a 256-pixel analysis frame and its own key; run 5eed1234), saved as JPEG quality 90. It still reads, alone
     and as a video is read; what `embed` writes now is format 2, which format 1's layout does not read."""
     img = cv2.cvtColor(cv2.imread(str(Path(__file__).parent / "data" / "watermark_format1.jpg")), cv2.COLOR_BGR2RGB)
-    for det in (wm.detect(img), wm.detect(_jpeg(img), search=False), wm.detect_frames([img, _jpeg(img)])):
+    for det in (wm.detect(img), wm.detect(jpeg_round_trip(img), search=False), wm.detect_frames([img, jpeg_round_trip(img)])):
         _check(det, payload, 0.99)
         assert det.mark_format == 1 and det.to_dict()["mark_format"] == 1
     new = wm.detect(wm.embed(clips["man"][1], payload))

@@ -28,6 +28,7 @@ from ..imagefile import encode_jpeg
 from ..errors import FaceDoubleError, OptionError
 from ..workspace import VIDEO_SUFFIXES, Workspace
 from . import security as S
+from .http import json_body
 from .payload import finite
 from .jobs import JobBusy, JobReporter, JobRunner
 
@@ -214,16 +215,6 @@ def _choices(ws: Workspace) -> dict[str, Any]:
             "cameras": cameras}
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(400, "The request body must be JSON.") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "The request body must be a JSON object.")
-    return body
-
-
 def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
     """Add the Live tab's endpoints to `app`; the view is `app.state.live`."""
     import starlette.concurrency
@@ -241,7 +232,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
 
     @app.post("/api/live/start")
     async def live_start(request: Request):
-        body = await _body(request)
+        body = await json_body(request)
         given = dict(body.get("options") or {})
         if not isinstance(given, dict):
             raise HTTPException(400, "Give the options as an object.")
@@ -262,7 +253,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
 
     @app.post("/api/live/settings")
     async def live_settings(request: Request):
-        body = await _body(request)
+        body = await json_body(request)
         given = body.get("settings")
         if not isinstance(given, dict) or not given:
             raise HTTPException(400, "Give the settings to change as an object, e.g. {\"opacity\": 80}.")
