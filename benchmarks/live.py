@@ -45,7 +45,7 @@ MODELS = {
 def make_model(name: str):
     import torch
 
-    from facedouble.train.checkpoint import Swapper
+    from facedouble.train.swapper import Swapper
     from facedouble.train.models.registry import ModelSpec, build_model, preset
 
     opts = dict(MODELS[name])

@@ -54,7 +54,7 @@ def default_model():
     """The real default CPU network (untrained weights) behind the merge's model interface."""
     import torch
 
-    from facedouble.train.checkpoint import Swapper
+    from facedouble.train.swapper import Swapper
     from facedouble.train.models.registry import ModelSpec, build_model, preset
 
     from facedouble.config import RunConfig

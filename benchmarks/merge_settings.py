@@ -81,7 +81,7 @@ def main() -> int:
     from facedouble.merge.merger import merge
     from facedouble.progress import Reporter
     from facedouble.report import make_report
-    from facedouble.train.checkpoint import load_swapper
+    from facedouble.train.swapper import load_swapper
     from facedouble.workspace import Workspace
 
     ws = Workspace(args.workspace)

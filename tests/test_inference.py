@@ -20,7 +20,7 @@ from facedouble.inference import crop_matrix, load_dfm, load_model
 from facedouble.merge import merger
 from facedouble.merge import marking
 from facedouble.train import export
-from facedouble.train.checkpoint import load_swapper
+from facedouble.train.swapper import load_swapper
 from facedouble.train.trainer import train
 from test_merge_support import N_FRAMES, dst_ws, dst_ws_template, unmarked  # noqa: F401
 

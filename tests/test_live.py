@@ -28,7 +28,7 @@ class TintModel:
     resolution, face_type, learn_mask, name = 96, "full", True, "tint"
 
     def swap_numpy(self, faces):
-        from facedouble.train.checkpoint import ellipse_mask
+        from facedouble.train.swapper import ellipse_mask
 
         preds = [np.clip(f.astype(np.float32) / 255.0 * np.array([0.3, 0.5, 1.0], np.float32) + [0, 0, 0.3], 0, 1)
                  for f in faces]

@@ -22,7 +22,7 @@ from facedouble.live.pipeline import FaceFollower, LiveTuning
 def _swapper(archi: str = "df", resolution: int = 64):
     import torch
 
-    from facedouble.train.checkpoint import Swapper
+    from facedouble.train.swapper import Swapper
     from facedouble.train.models.registry import ModelSpec, build_model
 
     spec = ModelSpec(resolution=resolution, face_type="full", archi=archi, ae_dims=32, e_dims=8, d_dims=8,

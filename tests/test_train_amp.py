@@ -14,7 +14,7 @@ from facedouble.errors import OptionError
 from facedouble.faces.meta import read_face
 from facedouble.inference import load_dfm, load_model
 from facedouble.train import export
-from facedouble.train.checkpoint import load_swapper
+from facedouble.train.swapper import load_swapper
 from facedouble.train.models import ModelSpec, build_model, preset
 from facedouble.train.models.amp import AMP
 from facedouble.train.trainer import train

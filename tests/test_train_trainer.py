@@ -23,7 +23,7 @@ from facedouble.errors import Cancelled, ModelError, OptionError, TrainingError
 from facedouble.progress import Reporter
 from facedouble.train import checkpoint as ckpt
 from facedouble.train import losses
-from facedouble.train.checkpoint import IdentitySwapper, ellipse_mask, load_swapper
+from facedouble.train.swapper import IdentitySwapper, ellipse_mask, load_swapper
 from facedouble.train.preview import preview_layout
 from facedouble.train.trainer import interactive_fields, train
 from test_train_fixtures import make_workspace, train_faces  # noqa: F401  (session fixture: real aligned faces)

@@ -92,7 +92,7 @@ def web_ws(web_template, tmp_path):
 
 
 def identity_factory(ws, cfg):
-    from facedouble.train.checkpoint import IdentitySwapper
+    from facedouble.train.swapper import IdentitySwapper
 
     return IdentitySwapper(128, "whole-face")
 

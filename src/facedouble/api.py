@@ -86,7 +86,7 @@ def _live_session():
 
 
 def _load_swapper():
-    from .train.checkpoint import load_swapper
+    from .train.swapper import load_swapper
     return load_swapper
 
 

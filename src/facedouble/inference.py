@@ -150,7 +150,7 @@ def load_model(model: str | Path | None = None, *, model_file: str | Path | None
     if model is None:
         raise ModelError("No model given; give --model FOLDER (a trained model) or --model-file FILE.dfm.")
     try:
-        from .train.checkpoint import load_swapper
+        from .train.swapper import load_swapper
     except ImportError:
         raise ModelError("Loading models needs facedouble.train.checkpoint, which is not installed; reinstall "
                          "facedouble.") from None

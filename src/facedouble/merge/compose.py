@@ -36,7 +36,7 @@ FOREHEAD = {"half": 0.0, "mid-full": 0.0, "full": 0.0, "whole-face": 0.25, "head
 # ----------------------------------------------------------------------------------------------------------
 
 class Swapper(Protocol):
-    """What the merge needs of a model (facedouble.train.checkpoint.load_swapper gives one)."""
+    """What the merge needs of a model (facedouble.train.swapper.load_swapper gives one)."""
 
     resolution: int
     face_type: str

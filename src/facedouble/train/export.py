@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..files import atomic_path
-from .checkpoint import ellipse_mask, load_swapper
+from .swapper import ellipse_mask, load_swapper
 
 OPSET = 17
 
