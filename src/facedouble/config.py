@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 from . import choices as C
-from .errors import InputError, OptionError
+from .errors import FaceDoubleError, InputError, OptionError
 
 T = TypeVar("T", bound="StageConfig")
 
@@ -103,6 +103,18 @@ class StageConfig:
         if not isinstance(options, dict):
             raise InputError(f"Config file {path} holds no options object; save one with the stage first.")
         return cls.from_dict(options)
+
+    @classmethod
+    def saved_in(cls: type[T], ws: Any, side: Optional[str] = None) -> Optional[T]:
+        """The options this stage saved in workspace `ws` (`ws.config_file(cls, side)`), or None when there is no
+        such file or it cannot be read as these options."""
+        path = ws.config_file(cls, side)
+        if not path.is_file():
+            return None
+        try:
+            return cls.load(path)
+        except FaceDoubleError:
+            return None
 
     @classmethod
     def field_help(cls, name: str) -> str:

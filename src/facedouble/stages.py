@@ -99,7 +99,6 @@ class Stage:
     load: Callable[[], Callable[..., Any]]
     config: Optional[type[StageConfig]]
     sided: bool = False
-    summary: str = ""
     ui: bool = True         # a job of the browser UI's stage forms (the others have their own tab or none)
     resumes_saved: bool = False  # a re-run starts from the options the stage saved in the workspace (the UI's base)
 
@@ -123,25 +122,20 @@ class Stage:
 
 # In pipeline order. The UI's forms and jobs, the API's stage names and `run` come from here.
 STAGES: tuple[Stage, ...] = (
-    Stage("video-extract", "extract_frames", _video_extract, VideoExtractConfig, sided=True,
-          summary="frames out of data_<side>.*"),
-    Stage("denoise", "denoise_frames", _denoise, DenoiseConfig, summary="denoise the dst frames in place",
-          ui=False),
-    Stage("extract", "extract_faces", _extract, ExtractConfig, sided=True, summary="aligned faces of the frames",
-          resumes_saved=True),
+    Stage("video-extract", "extract_frames", _video_extract, VideoExtractConfig, sided=True),
+    Stage("denoise", "denoise_frames", _denoise, DenoiseConfig, ui=False),
+    Stage("extract", "extract_faces", _extract, ExtractConfig, sided=True, resumes_saved=True),
     Stage("manual-fix-deleted", "manual_fix_deleted", _manual_fix_deleted, ExtractConfig, sided=True,
-          summary="re-extract the frames whose debug image was deleted", resumes_saved=True),
-    Stage("sort", "sort_faces", _sort, SortConfig, sided=True, summary="order faces, rejects to the trash"),
-    Stage("sort-undo", "undo_sort", _sort_undo, None, sided=True, summary="undo the last sort"),
-    Stage("train", "train", _train, TrainConfig, summary="train the model"),
-    Stage("xseg-train", "xseg_train", _xseg_train, XSegTrainConfig, summary="train the XSeg mask network", ui=False),
-    Stage("xseg-apply", "xseg_apply", _xseg_apply, None, sided=True, summary="the XSeg mask into each face",
-          ui=False),
-    Stage("xseg-remove", "xseg_remove", _xseg_remove, None, sided=True, summary="remove the applied XSeg masks",
-          ui=False),
-    Stage("merge", "merge", _merge, MergeConfig, summary="the swapped face into every dst frame", resumes_saved=True),
-    Stage("build", "build_video", _build, VideoBuildConfig, summary="the merged frames into the result video"),
-    Stage("report", "make_report", _report, ReportConfig, summary="the quality report"),
+          resumes_saved=True),
+    Stage("sort", "sort_faces", _sort, SortConfig, sided=True),
+    Stage("sort-undo", "undo_sort", _sort_undo, None, sided=True),
+    Stage("train", "train", _train, TrainConfig),
+    Stage("xseg-train", "xseg_train", _xseg_train, XSegTrainConfig, ui=False),
+    Stage("xseg-apply", "xseg_apply", _xseg_apply, None, sided=True, ui=False),
+    Stage("xseg-remove", "xseg_remove", _xseg_remove, None, sided=True, ui=False),
+    Stage("merge", "merge", _merge, MergeConfig, resumes_saved=True),
+    Stage("build", "build_video", _build, VideoBuildConfig),
+    Stage("report", "make_report", _report, ReportConfig),
 )
 
 _BY_NAME = {s.name: s for s in STAGES}

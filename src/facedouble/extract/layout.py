@@ -10,11 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional
 
-import numpy as np
-
 from ..choices import Side, values
-from ..config import ExtractConfig, write_json_atomic
-from ..errors import FaceDoubleError, InputError, MetadataError, OptionError
+from ..config import write_json_atomic
+from ..errors import InputError, MetadataError, OptionError
 from ..faces import meta
 from ..workspace import Workspace
 
@@ -123,12 +121,3 @@ def write_manual_fix(ws: Workspace, side: Side, frames: list[str]) -> Path:
     path = ws.frames(side) / MANUAL_FIX_NAME
     write_json_atomic(path, {"side": side, "count": len(frames), "frames": frames})
     return path
-
-def saved_config(ws: Workspace, side: Side) -> Optional[ExtractConfig]:
-    path = ws.config_file(ExtractConfig, side)
-    if not path.is_file():
-        return None
-    try:
-        return ExtractConfig.load(path)
-    except FaceDoubleError:
-        return None

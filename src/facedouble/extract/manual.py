@@ -20,7 +20,7 @@ from ..sort.trash import trash_faces
 from ..workspace import Workspace
 from .engine import Engine, Frame, Job, write_debug_image
 from .layout import (MANUAL_FIX_NAME, STATE_NAME, ExtractState, check_side, debug_path, faces_by_frame,
-                     read_rects, saved_config, write_manual_fix)
+                     read_rects, write_manual_fix)
 from .screening import load_safety
 from .stage import ExtractSummary, run_extract
 
@@ -68,7 +68,7 @@ def extract_with_rect(ws: Workspace, side: Side, frame_name: str, rect: Sequence
 
     dst: replaces the frame's face (one per frame); src: adds a face. Updates the debug image when the side
     has debug images, the done-list, and manual_fix.json. Returns the aligned face's path."""
-    cfg = cfg or saved_config(ws, side) or ExtractConfig()
+    cfg = cfg or ExtractConfig.saved_in(ws, side) or ExtractConfig()
     check_side(side)
     ws.require()
     path = ws.frames(side) / frame_name

@@ -19,7 +19,7 @@ from ..progress import Reporter
 from ..workspace import Workspace
 from .engine import Job, Result
 from .layout import (STATE_NAME, ExtractState, check_side, faces_by_frame, read_rects, rects_for,
-                     saved_config, write_manual_fix)
+                     write_manual_fix)
 from .screening import screen_todo
 from .workers import run_here, run_pool, start_pool
 
@@ -59,7 +59,7 @@ class ExtractSummary:
 
 
 def _check_compatible(ws: Workspace, side: Side, cfg: ExtractConfig, have_faces: bool) -> None:
-    prev = saved_config(ws, side)
+    prev = ExtractConfig.saved_in(ws, side)
     if prev is None or not have_faces:
         return
     if (prev.face_type, prev.size) != (cfg.face_type, cfg.size):

@@ -9,7 +9,7 @@ from typing import Any
 
 
 from .. import config as K
-from ..errors import FaceDoubleError, OptionError
+from ..errors import OptionError
 from ..stages import STAGES
 from ..stages import stage as stage_by_name
 from ..workspace import Workspace
@@ -139,10 +139,4 @@ def saved_config(ws: Workspace, stage: str, side: Any) -> K.StageConfig | None:
     cls = st.config
     if not st.resumes_saved or cls is None or (cls.PLACE == "side" and side not in SIDES):
         return None
-    path = ws.config_file(cls, side if cls.PLACE == "side" else None)
-    if not path.is_file():
-        return None
-    try:
-        return cls.load(path)
-    except FaceDoubleError:
-        return None
+    return cls.saved_in(ws, side if cls.PLACE == "side" else None)
