@@ -227,7 +227,8 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
                                      f"{pg.get_attribute('#live-view', 'data-count')} {errors}") from None
             first = pg.get_attribute("#live-view", "data-key")
             pg.wait_for_function(f"document.querySelector('#live-view').dataset.key !== '{first}'", timeout=30_000)
-            assert pg.evaluate("document.querySelector('#live-view').naturalWidth") == 640
+            # the picture is a 640 px frame (waited for: between two frames the next one may still be decoding)
+            pg.wait_for_function("document.querySelector('#live-view').naturalWidth === 640", timeout=30_000)
             pg.wait_for_function("/fps/.test(document.querySelector('#live-stats').textContent)", timeout=30_000)
             assert not pg.is_disabled("#live-stop") and pg.is_disabled("#live-start")
             assert no_overlaps(pg, "live, running") > 20
