@@ -8,7 +8,8 @@ the video build use the defaults (the saved merge config of `run`), then `facedo
 result. Prints one table per preset and writes benchmarks/results/quality.json (and quality_<tag>.json).
 
     .venv/bin/python benchmarks/quality.py --minutes 10 [--preset quick96 ...] [--src VIDEO --dst VIDEO]
-        [--src-fps 8] [--device cpu|cuda] [--from MODEL_DIR] [--tag NAME] [--keep]
+        [--src-fps 8] [--device cpu|cuda] [--from MODEL_DIR] [--tag NAME] [--keep] [--iterations N]
+        [--train OPTION=VALUE ...] [--merge OPTION=VALUE ...]
 
 Targets (issue 16): after 60 minutes identity nearer src >= 0.95 with mean distance to src <= 0.50, face
 detail >= 0.70 of dst's, landmark error <= 0.05, flicker <= 1.10, background >= 45 dB; after 10 minutes
@@ -89,10 +90,15 @@ def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> P
 
 
 def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | None,
-              iterations: int | None = None) -> dict:
+              iterations: int | None = None, options: dict | None = None) -> dict:
     """Run `facedouble train` in a child process and stop it with SIGTERM after `minutes` (or when it reaches
-    `iterations`, when given: runs on a loaded machine compare by iterations, not by minutes)."""
+    `iterations`, when given: runs on a loaded machine compare by iterations, not by minutes). `options`:
+    training options other than the preset's (TrainConfig names), given to the trainer as a --config file."""
     cmd = [sys.executable, "-m", "facedouble", "train", "-w", str(ws), "-m", preset]
+    if options:
+        config = ws / "train_options.json"
+        config.write_text(json.dumps(options))
+        cmd += ["--config", str(config)]
     if iterations:
         cmd += ["--target-iteration", str(iterations)]
     if device != "auto":
@@ -209,6 +215,8 @@ def main() -> int:
     ap.add_argument("--tag", default=None, help="name of this run in the JSON (default: minutes and presets)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces (default: only their reports)")
     ap.add_argument("--no-train", action="store_true", help="merge and score the kept workspaces' models again")
+    ap.add_argument("--train", nargs="*", default=[], metavar="OPTION=VALUE",
+                    help="training options other than the preset's, e.g. detail_power=10 (JSON values)")
     ap.add_argument("--merge", nargs="*", default=[], metavar="OPTION=VALUE",
                     help="merge options other than the defaults, e.g. super_resolution=false (JSON values)")
     args = ap.parse_args()
@@ -220,6 +228,7 @@ def main() -> int:
     faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps)
     tag = args.tag or f"{pair}-{args.minutes:g}min"
     rows = []
+    train_changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.train)}
     for name in presets:
         ws = args.workdir / f"{tag}-{name}"
         load_before = load_average()
@@ -231,7 +240,7 @@ def main() -> int:
                 shutil.rmtree(ws)
             shutil.copytree(faces, ws, ignore=shutil.ignore_patterns("model", "merged", "merged_mask", "report",
                                                                       "result.*"))
-            trained = train_for(ws, name, args.minutes, args.device, args.reuse, args.iterations)
+            trained = train_for(ws, name, args.minutes, args.device, args.reuse, args.iterations, train_changes)
         load_after = load_average()
         changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.merge)}
         summary, timing = merge_build_report(ws, name, args.device, changes)
@@ -239,7 +248,8 @@ def main() -> int:
         checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}
                   for k, (op, t) in targets(args.minutes).items()}
         row = {"preset": name, "minutes": args.minutes, "iterations_target": args.iterations,
-               "from": None if args.reuse is None else str(args.reuse), "pair": pair, "merge_changes": changes,
+               "from": None if args.reuse is None else str(args.reuse), "pair": pair, "train_changes": train_changes,
+               "merge_changes": changes,
                "train": trained,
                "timing": timing,
                "figures": figs, "checks": checks, "load_average": [load_before, load_after],

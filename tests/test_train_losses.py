@@ -100,3 +100,48 @@ def test_losses_have_gradients_in_bf16_autocast():
     loss = L.face_loss(pred, b, torch.ones(2, 1, 64, 64)).sum()
     loss.backward()
     assert loss.dtype == torch.float32 and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def _real_faces(media, res=96):
+    """Two frames of the woman's clip around her face, BCHW in [0, 1] (real skin, eyes and lips)."""
+    import cv2
+    import numpy as np
+
+    from test_merge_support import decode
+
+    frames = decode(media / "WolfgangLanger_Pexels.mp4", limit=2)
+    h, w = frames[0].shape[:2]
+    crops = [cv2.resize(f[: h // 2 + h // 4, w // 4: 3 * w // 4], (res, res), interpolation=cv2.INTER_AREA)
+             for f in frames]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def test_detail_loss_asks_for_the_fine_detail_that_face_loss_barely_sees(media):
+    """A face blurred by 1.5 px keeps nearly its colours, so DSSIM + MSE change little, but it loses most of
+    its 1-4 px detail: the detail loss grows with the blur, is zero for the face itself, ignores what lies
+    outside the mask, and does not care about a brightness shift (which is not detail)."""
+    import cv2
+
+    def blur(x, sigma):
+        hwc = x.permute(0, 2, 3, 1).numpy()
+        return torch.stack([torch.from_numpy(cv2.GaussianBlur(i, (0, 0), sigma)) for i in hwc]).permute(0, 3, 1, 2)
+
+    face = _real_faces(media)
+    mask = torch.ones_like(face[:, :1])
+    slight, strong = blur(face, 0.7), blur(face, 1.5)
+    assert torch.allclose(L.detail_loss(face, face, mask, 10.0), torch.zeros(2), atol=1e-6)
+    d_slight, d_strong = L.detail_loss(slight, face, mask, 10.0), L.detail_loss(strong, face, mask, 10.0)
+    assert (d_strong > 1.5 * d_slight).all() and (d_slight > 0).all()
+    # relative to the face loss, blur weighs more in the detail loss than in DSSIM + MSE
+    f_strong = L.face_loss(strong, face, mask)
+    assert (d_strong / f_strong > 0.15).all()
+    brighter = (face + 0.1).clamp(0, 1)
+    assert (L.detail_loss(brighter, face, mask, 10.0) < 0.2 * d_strong).all()
+    # outside the mask nothing counts; the power scales it
+    half = torch.zeros_like(mask)
+    half[..., :, :48] = 1
+    mixed = face * half + strong * (1 - half)
+    inner = torch.zeros_like(mask)
+    inner[..., :, :40] = 1  # away from the seam (the bands reach 6 px)
+    assert torch.allclose(L.detail_loss(mixed, face, inner, 10.0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(L.detail_loss(strong, face, mask, 20.0), 2 * d_strong, rtol=1e-5)

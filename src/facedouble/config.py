@@ -21,13 +21,22 @@ T = TypeVar("T", bound="StageConfig")
 
 def option(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
            ask: bool = True, fixed: bool = False, group: str | None = None, unit: str = "",
-           label: str | None = None) -> Any:
+           label: str | None = None, flags: str | tuple[str, ...] | None = None, panel: str | None = None,
+           path: bool = False, cli: bool = True) -> Any:
     """A config field. `lo`/`hi` bound numbers; `ask` puts it in interactive prompts;
     `fixed` marks model options that cannot change once a model exists. For the UI's forms: `group` is the
     section a user looks for it in (default: "options", or "advanced" when not asked), `unit` is shown after
-    the value, `label` replaces the field name where the name alone is cryptic."""
+    the value, `label` replaces the field name where the name alone is cryptic.
+    For the CLI (cli/options.py makes every field a flag of its stage's command): `flags` replaces the default
+    spelling (`--name`, or `--name/--no-name` for a bool): e.g. ("--batch-size", "-b"), "--adabelief/--adam", or
+    "--pretrain" (a bool with one flag: given = True); `panel` is the help panel it is listed in ("Options" =
+    the command's own; default: the command's choice, "Architecture (first run)" for `fixed`); `path`: the value
+    is a file or folder; `cli=False`: no flag (only the config file sets it)."""
+    if isinstance(flags, str):
+        flags = (flags,)
     return dataclasses.field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "ask": ask, "fixed": fixed,
-                                                        "group": group, "unit": unit, "label": label})
+                                                        "group": group, "unit": unit, "label": label, "flags": flags,
+                                                        "panel": panel, "path": path, "cli": cli})
 
 
 def _literal_choices(tp: Any) -> tuple[str, ...] | None:
@@ -58,7 +67,7 @@ class StageConfig:
             if value is None:
                 continue
             allowed = _literal_choices(hints[f.name])
-            flag = "--" + f.name.replace("_", "-")
+            flag = type(self).flag(f.name)
             if allowed and value not in allowed:
                 raise OptionError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")
             lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
@@ -115,6 +124,15 @@ class StageConfig:
             return cls.load(path)
         except FaceDoubleError:
             return None
+
+    @classmethod
+    def flag(cls, name: str) -> str:
+        """The CLI flag of field `name` (its `flags` metadata's long form, else --name-with-dashes)."""
+        flags = {f.name: f for f in dataclasses.fields(cls)}[name].metadata.get("flags")
+        for decl in flags or ():
+            if decl.startswith("--"):
+                return decl.split("/")[0]
+        return "--" + name.replace("_", "-")
 
     @classmethod
     def field_help(cls, name: str) -> str:
@@ -516,6 +534,9 @@ class TrainConfig(StageConfig):
                                            group="augmentation", label="blur out mask")
     eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
                                                  group="losses")
+    detail_power: Optional[float] = option(None, "Detail power: ask for the fine edges of eyes, brows, lips and nostrils "
+                                                 "directly (an L1 on the 1-4 px detail bands; 0 = off)", lo=0, hi=100,
+                                           group="losses")
     color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst (the merge's "
                                                                   "transfers): none, rct, lct, mkl, idt, sot",
                                                             group="augmentation")
@@ -674,6 +695,9 @@ class LiveConfig(StageConfig):
     """`facedouble live`: swap the face of a camera, stream or file as it plays (facedouble.live)."""
     source: str = option("0", "Camera (0, /dev/video0), video file, or stream URL (udp://, rtsp://, rtmp://, http://)",
                          ask=False, group="input")
+    audio: Optional[str] = option(None, "Sound for the output instead of the source's own: a microphone (alsa:hw:1, "
+                                        "pulse:default, avfoundation::0, dshow:audio=NAME) or an audio/video file",
+                                  ask=False, group="input")
     out: str = option("live.mp4", "Result: a .mp4/.mov file, a stream URL (udp://HOST:PORT, rtmp://...), vcam, or "
                                   "none (only the UI's view)",
                       ask=False, group="output")

@@ -86,6 +86,31 @@ def eyes_mouth_loss(pred: torch.Tensor, target: torch.Tensor, em_mask: torch.Ten
     return 300.0 * _per_sample((pred.float() - target.float()).abs() * em_mask.float())
 
 
+def detail_bands(x: torch.Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> list[torch.Tensor]:
+    """Band-pass layers of a BCHW image (a Laplacian-pyramid-like split without downsampling): x - G1(x),
+    G1(x) - G2(x), ... for Gaussians of the given sigmas (px), each same-size (reflect padding)."""
+    x = x.float()
+    bands, previous = [], x
+    for sigma in sigmas:
+        size = 2 * int(math.ceil(3 * sigma)) + 1
+        pad = size // 2
+        low = _blur(F.pad(x, (pad, pad, pad, pad), mode="reflect"), gaussian_kernel(size, sigma, device=x.device))
+        bands.append(previous - low)
+        previous = low
+    return bands
+
+
+def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float) -> torch.Tensor:
+    """Detail power 0..100: mean L1 between the fine band-pass layers (1-2 px and 2-4 px detail, `detail_bands`)
+    of the prediction and the target inside `mask`, x `power`. DSSIM and MSE let a young autoencoder settle on a
+    smooth face (the fine bands are a small share of either); this term asks for the edges of eyes, brows, lips
+    and nostrils directly. At power 10 a face blurred by 2 px scores about a quarter of its face loss."""
+    m = mask.float()
+    area = m.flatten(1).sum(1).clamp_min(1.0) * pred.shape[1]
+    total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_bands(pred), detail_bands(target)))
+    return power * total / area
+
+
 def style_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Colour/lighting style distance inside `mask`: per channel, the squared difference of the masked means
     plus that of the masked standard deviations, averaged over channels. Zero when both faces have the same

@@ -221,6 +221,8 @@ class TrainSession:
             loss = loss + L.mask_loss(pred_mask, mask)
         if em is not None and o.eyes_mouth_priority:  # the option decides, not whether the batch has the masks
             loss = loss + L.eyes_mouth_loss(pred, target, em)
+        if o.detail_power:
+            loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
