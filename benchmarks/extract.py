@@ -128,7 +128,7 @@ def baseline(frames: list[np.ndarray], out: Path) -> dict:
     import cv2
     import dlib
 
-    from facedouble.faces import align, meta
+    from facedouble.faces import align, container
     from facedouble.faces.models import DLIB_68, dlib_model
 
     det = dlib.get_frontal_face_detector()
@@ -143,7 +143,7 @@ def baseline(frames: list[np.ndarray], out: Path) -> dict:
             lm = np.array([[p.x, p.y] for p in sp(frame, r).parts()], np.float32)
             m = align.face_matrix(lm, "whole-face", 512)
             face = cv2.warpAffine(frame, m, (512, 512), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
-            meta.atomic_write_bytes(out / f"{i:06d}_{j}.jpg", meta.encode_image(face, ".jpg", 95))
+            container.atomic_write_bytes(out / f"{i:06d}_{j}.jpg", container.encode_image(face, ".jpg", 95))
             faces += 1
     wall = time.perf_counter() - t0
     return {"detector": "baseline: HOG on full frame", "side": "src", "frames": len(frames), "faces": faces,

@@ -39,7 +39,7 @@ import cv2  # noqa: E402
 
 from facedouble.config import MergeConfig  # noqa: E402
 from facedouble.imagefile import read_rgb  # noqa: E402
-from facedouble.faces import align, meta  # noqa: E402
+from facedouble.faces import align, container  # noqa: E402
 from facedouble.merge import blend as B  # noqa: E402
 from facedouble.merge import color as C  # noqa: E402
 from facedouble.merge import merger, superres, temporal  # noqa: E402
@@ -80,10 +80,10 @@ def make_workspace(root: Path, n: int) -> Workspace:
         for k, (lm, box) in enumerate(landmarks(img)):
             lm = lm * 2
             m = align.face_matrix(lm, "whole-face", 256)
-            rec = meta.FaceRecord(face_type="whole-face", size=256, landmarks=align.transform_points(lm, m),
+            rec = container.FaceRecord(face_type="whole-face", size=256, landmarks=align.transform_points(lm, m),
                                   source_landmarks=lm, matrix=m, source_filename=name,
                                   source_rect=tuple(int(v * 2) for v in box), source_size=(1280, 720), face_index=k)
-            meta.write_face(ws.aligned("dst") / f"{i:06d}_{k}.jpg", align.warp_to_face(big, m, 256), rec)
+            container.write_face(ws.aligned("dst") / f"{i:06d}_{k}.jpg", align.warp_to_face(big, m, 256), rec)
     return ws
 
 
@@ -95,7 +95,7 @@ def bare_decode_encode(ws: Workspace, out: Path) -> tuple[float, float]:
 
     def one(p):
         img = read_rgb(p)
-        meta.atomic_write_bytes(out / p.name, meta.encode_image(img, ".png", png_compression=1))
+        container.atomic_write_bytes(out / p.name, container.encode_image(img, ".png", png_compression=1))
 
     t, c = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(2) as pool:
@@ -146,15 +146,15 @@ def breakdown(ws: Workspace, cfg: MergeConfig, swapper, n: int = 12) -> dict[str
         t = tick("warp back + blend", t)
         marked = marking.mark_output(out.image, run_id)
         t = tick("provenance mark", t)
-        png = meta.encode_image(marked, ".png", png_compression=1)
+        png = container.encode_image(marked, ".png", png_compression=1)
         t = tick("encode PNG", t)
         png = marking.sign_output(png, p.name, run_id, signer)
         t = tick("C2PA sign (frame PNG)", t)
-        meta.atomic_write_bytes(tmp / p.name, png)
+        container.atomic_write_bytes(tmp / p.name, png)
         t = tick("write PNG", t)
-        mask_png = meta.encode_image(out.mask, ".png", png_compression=1)
+        mask_png = container.encode_image(out.mask, ".png", png_compression=1)
         t = tick("encode mask", t)
-        meta.atomic_write_bytes(tmp / ("m" + p.name), marking.sign_output(mask_png, p.name, run_id, signer))
+        container.atomic_write_bytes(tmp / ("m" + p.name), marking.sign_output(mask_png, p.name, run_id, signer))
         t = tick("C2PA sign + write (mask PNG)", t)
     shutil.rmtree(tmp, ignore_errors=True)
     # full-frame Poisson, for comparison with the face box

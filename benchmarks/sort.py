@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from media import media_dir  # noqa: E402
 
 from facedouble.config import SortConfig  # noqa: E402
-from facedouble.faces import align, meta  # noqa: E402
-from facedouble.faces.meta import FaceRecord  # noqa: E402
+from facedouble.faces import align, container  # noqa: E402
+from facedouble.faces.container import FaceRecord  # noqa: E402
 from facedouble.progress import Reporter  # noqa: E402
 from facedouble.sort import metrics, ranking, sort_folder  # noqa: E402
 from test_sort_data import MIRROR_68, dlib_models, frames  # noqa: E402
@@ -92,13 +92,13 @@ def make_faces(srcs, dest: Path, count: int, seed: int = 0) -> None:
         rec = FaceRecord(face_type="whole-face", size=SIZE, landmarks=points, source_landmarks=lm, matrix=mat,
                          source_filename=f"{i + 1:06d}.png", source_rect=rect,
                          source_size=(frame.shape[1], frame.shape[0]), extra={"bench_source": i % len(srcs)})
-        meta.write_face(dest / f"{i + 1:06d}_0.jpg", image, rec, jpeg_quality=int(rng.integers(90, 98)))
+        container.write_face(dest / f"{i + 1:06d}_0.jpg", image, rec, jpeg_quality=int(rng.integers(90, 98)))
 
 
 def with_identities(folder: Path, srcs) -> None:
     for p in folder.iterdir():
-        rec = meta.read_record(p)
-        meta.update_record(p, replace(rec, identity=srcs[rec.extra["bench_source"]][2]))
+        rec = container.read_record(p)
+        container.update_record(p, replace(rec, identity=srcs[rec.extra["bench_source"]][2]))
 
 
 def fresh(template: Path, work: Path) -> Path:
@@ -150,7 +150,7 @@ def baseline_blur(folder: Path) -> float:
     scores = []
     for p in sorted(folder.iterdir()):
         img = cv2.imread(str(p))
-        rec = meta.read_record(p)
+        rec = container.read_record(p)
         mask = np.zeros(img.shape[:2], np.uint8)
         cv2.fillConvexPoly(mask, cv2.convexHull(rec.landmarks.astype(np.int32)), 1)
         lap = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F)
@@ -190,7 +190,7 @@ def baseline_identity(folder: Path) -> float:
     emb = []
     for p in sorted(folder.iterdir()):
         img = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-        lm = meta.read_record(p).landmarks
+        lm = container.read_record(p).landmarks
         rect = dlib.rectangle(*(int(v) for v in lm.min(0)), *(int(v) for v in lm.max(0)))
         shape = dlib.full_object_detection(rect, [dlib.point(int(x), int(y)) for x, y in lm])
         emb.append(np.asarray(m.recognizer.compute_face_descriptor(img, shape)))
@@ -204,11 +204,11 @@ def rank_times(folder: Path, srcs, n_big: int) -> dict:
     rng = np.random.default_rng(1)
     hists = []
     for p in sorted(folder.iterdir()):
-        image, rec = meta.read_face(p)
+        image, rec = container.read_face(p)
         work, _ = metrics.working_copy(image, rec.landmarks)
         hists.append(metrics.color_histogram(work))
     hists = np.array(hists)
-    embs = np.array([srcs[meta.read_record(p).extra["bench_source"]][2] for p in sorted(folder.iterdir())])
+    embs = np.array([srcs[container.read_record(p).extra["bench_source"]][2] for p in sorted(folder.iterdir())])
     embs = embs + rng.normal(0, 0.02, embs.shape)
     reps = -(-n_big // len(hists))
     big_h = np.clip(np.tile(hists, (reps, 1))[:n_big] * rng.uniform(0.9, 1.1, (n_big, hists.shape[1])), 0, None)

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from facedouble.config import MergeConfig, XSegTrainConfig  # noqa: E402
-from facedouble.faces import meta  # noqa: E402
+from facedouble.faces import container  # noqa: E402
 from facedouble.faces import mesh as FM, regions as R  # noqa: E402
 from facedouble.merge import marking  # noqa: E402
 from facedouble.merge import merger as M  # noqa: E402
@@ -245,7 +245,7 @@ def main() -> None:
         shutil.rmtree(ws.frames("src"))
         shutil.copytree(Path(args.base) / "data_src", ws.frames("src"))
     faces = ws.face_files("src")
-    recs = {f.name: meta.read_record(f) for f in faces}
+    recs = {f.name: container.read_record(f) for f in faces}
 
     # hands through the src frames in order (tracked), mesh on each aligned face
     t0 = time.monotonic()
@@ -258,7 +258,7 @@ def main() -> None:
     labels, baseline, hand_faces, plain_faces = {}, {}, [], []
     for f in faces:
         rec = recs[f.name]
-        image, _ = meta.read_face(f)
+        image, _ = container.read_face(f)
         pts = FM.face_mesh(image)
         if pts is None:
             continue
@@ -297,9 +297,9 @@ def main() -> None:
     rows = []
     for group, names in (("hand", held_hand), ("plain", held_plain)):
         for n in names:
-            rec = meta.read_record(ws.aligned("src") / n)
+            rec = container.read_record(ws.aligned("src") / n)
             truth = R.label_mask(labels[n]["include"], labels[n]["exclude"], rec.size)
-            applied = cv2.resize(meta.xseg_mask_array(rec), (rec.size, rec.size), interpolation=cv2.INTER_LINEAR)
+            applied = cv2.resize(container.xseg_mask_array(rec), (rec.size, rec.size), interpolation=cv2.INTER_LINEAR)
             rows.append({"face": n, "group": group, "xseg": iou(applied, truth), "mesh_hands": iou(baseline[n], truth)})
 
     front = None

@@ -16,7 +16,7 @@ from facedouble.config import ExtractConfig
 from facedouble.errors import Cancelled, NoFaceError, OptionError, SafetyError
 from facedouble.extract import (extract, extract_with_rect, faces_by_frame, frames_without_faces,
                                 manual_fix_deleted)
-from facedouble.faces import align, meta
+from facedouble.faces import align, container
 from facedouble.progress import Reporter
 
 
@@ -64,7 +64,7 @@ def test_dst_sequence_one_smoothed_face_per_frame(workspace, single_face_frames)
     assert saved["options"]["size"] == 256 and saved["options"]["face_type"] == "whole-face"
     lms, idents = [], []
     for p in faces:
-        image, rec = meta.read_face(p)
+        image, rec = container.read_face(p)
         assert image.shape == (256, 256, 3)
         assert rec.face_type == "whole-face" and rec.size == 256 and rec.source_filename == p.stem[:6] + ".png"
         assert rec.source_size == (640, 360) and rec.detector in ("mediapipe", "mt") and rec.landmarker == "dlib68"
@@ -103,11 +103,11 @@ def test_src_photos_every_face_grey_and_alpha(workspace, media):
     assert {k: len(v) for k, v in have.items()} == {"000001.jpg": 5, "000002.jpg": 1, "000003.png": 1}
     assert s.unreadable == ["000005.png"] and s.no_face == ["000004.jpg"]
     for p in have["000003.png"]:
-        image, rec = meta.read_face(p)
+        image, rec = container.read_face(p)
         assert image.shape == (128, 128, 3) and rec.source_size == (1524, 1036)
     assert cv2.imread(str(src / "000004.jpg"), cv2.IMREAD_UNCHANGED).ndim == 2
     # faces of one frame are numbered largest first
-    sizes = [1 / align.matrix_scale(meta.read_record(p).matrix) for p in sorted(have["000001.jpg"])]
+    sizes = [1 / align.matrix_scale(container.read_record(p).matrix) for p in sorted(have["000001.jpg"])]
     assert sizes == sorted(sizes, reverse=True)
     # no-face frames are remembered: a re-run does not try them again (but still lists the unreadable one)
     again = extract(workspace, "src", ExtractConfig(size=128, workers=1))
@@ -132,7 +132,7 @@ def test_src_reference_keeps_one_person(workspace, media, tmp_path):
     have = faces_by_frame(workspace, "src")
     assert "000100.jpg" not in have and len(have) == 26
     for p in workspace.face_files("src"):
-        rec = meta.read_record(p)
+        rec = container.read_record(p)
         assert rec.extra["reference_distance"] < 0.6
         assert rec.extra["identity_from"].endswith(".png")
 
@@ -143,12 +143,12 @@ def test_manual_rects_and_extract_with_rect(workspace, single_face_frames, tmp_p
     rects.write_text(json.dumps({"000001.png": [[214, 133, 373, 304]]}))
     s = extract(workspace, "dst", ExtractConfig(detector="manual", rects=str(rects), size=128, debug=True))
     assert s.processed == 1 and s.faces_written == 1 and s.skipped == 1
-    rec = meta.read_record(workspace.aligned("dst") / "000001_0.jpg")
+    rec = container.read_record(workspace.aligned("dst") / "000001_0.jpg")
     assert rec.detector == "manual" and np.abs(rec.source_landmarks[30] - [297, 207]).max() < 30
     # the UI's call: one frame, one rectangle
     path = extract_with_rect(workspace, "dst", "000002.png", [210, 130, 375, 305], ExtractConfig(size=128))
     assert path.name == "000002_0.jpg"
-    rec = meta.read_record(path)
+    rec = container.read_record(path)
     assert rec.detector == "manual" and rec.extra["manual"] is True and rec.identity is not None
     assert (workspace.aligned_debug("dst") / "000002.jpg").exists()
     assert frames_without_faces(workspace, "dst") == []
@@ -174,7 +174,7 @@ def test_manual_fix_lists_frames_without_face_and_redoes_deleted_debug(workspace
     s2 = manual_fix_deleted(workspace, "dst", ExtractConfig(size=128, rects=str(rects), workers=1))
     assert s2.processed == 2 and s2.faces_written == 2
     assert (workspace.aligned_trash("dst") / "000068_0.jpg").read_bytes() == before
-    assert meta.read_record(workspace.aligned("dst") / "000070_0.jpg").detector == "manual"
+    assert container.read_record(workspace.aligned("dst") / "000070_0.jpg").detector == "manual"
     assert (workspace.aligned_debug("dst") / "000068.jpg").exists()
 
 
@@ -277,7 +277,7 @@ def test_dst_face_leaving_the_frame_is_kept(workspace, single_face_frames, monke
         cv2.imwrite(str(dst / f"{i:06d}.png"), cv2.warpAffine(frame, m, (640, 360), borderValue=(0, 0, 0)))
     s = extract(workspace, "dst", ExtractConfig(size=128, workers=1))
     assert s.no_face == [] and s.faces_written == 10
-    recs = [meta.read_record(workspace.aligned("dst") / f"{i:06d}_0.jpg") for i in range(1, 11)]
+    recs = [container.read_record(workspace.aligned("dst") / f"{i:06d}_0.jpg") for i in range(1, 11)]
     nose = np.array([r.source_landmarks[30, 0] for r in recs])
     assert np.abs(nose - (297 - shifts)).max() < 25
     kept = ["verified" in r.extra for r in recs]

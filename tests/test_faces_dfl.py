@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facedouble.errors import MetadataError
-from facedouble.faces import align, dfl, meta
+from facedouble.faces import align, dfl, container
 from facedouble.faces.find import FaceFinder
 
 
@@ -23,7 +23,7 @@ def read(path) -> np.ndarray:
 
 def dfl_jpeg(image: np.ndarray, payload: bytes) -> bytes:
     """A JPEG laid out like the original tool's: SOI, APP15 with the pickle, then the encoder's segments."""
-    jpg = meta.encode_image(image, ".jpg", 95)
+    jpg = container.encode_image(image, ".jpg", 95)
     app15 = b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload
     return jpg[:2] + app15 + jpg[2:]
 
@@ -45,7 +45,7 @@ def dfl_face(media):
         "eyebrows_expand_mod": 1.0,
         "seg_ie_polys": {"polys": [{"type": 1, "pts": np.array([[10, 10], [200, 12], [120, 240]], np.float32)},
                                    {"type": 0, "pts": [[50.0, 50.0], [60.0, 50.0], [55.0, 60.0]]}]},
-        "xseg_mask": meta.encode_image(np.pad(np.full((64, 64), 255, np.uint8), 32), ".png"),
+        "xseg_mask": container.encode_image(np.pad(np.full((64, 64), 255, np.uint8), 32), ".png"),
         "scalar": np.float32(0.5),
     }
     return face, info, lm, m
@@ -58,13 +58,13 @@ def test_dfl_face_imports(tmp_path, dfl_face, protocol):
     src.mkdir()
     data = dfl_jpeg(face, pickle.dumps(info, protocol=protocol))
     (src / "00042_0.jpg").write_bytes(data)
-    (src / "plain.jpg").write_bytes(meta.encode_image(face, ".jpg"))
+    (src / "plain.jpg").write_bytes(container.encode_image(face, ".jpg"))
     before = hashes(src)
     res = dfl.import_dfl(src, tmp_path / "out", identity=protocol == 4)
     assert hashes(src) == before
     assert [p.name for p in res.imported] == ["00042_0.jpg"]
     assert res.skipped == [("plain.jpg", "no metadata of the original tool")]
-    image, rec = meta.read_face(tmp_path / "out" / "00042_0.jpg")
+    image, rec = container.read_face(tmp_path / "out" / "00042_0.jpg")
     assert rec.face_type == "whole-face" and rec.size == 256
     assert rec.source_filename == "00042.png" and rec.source_rect == (185, 190, 380, 410)
     assert np.allclose(rec.landmarks, info["landmarks"]) and np.allclose(rec.source_landmarks, lm)
@@ -154,7 +154,7 @@ def dfl_folder(tmp_path, dfl_face):
     src.mkdir()
     (src / "00042_0.jpg").write_bytes(dfl_jpeg(face, pickle.dumps(info)))
     (src / "00043_0.jpg").write_bytes(dfl_jpeg(face[:, ::-1].copy(), pickle.dumps({**info, "source_filename": "00043.png"})))
-    (src / "plain.jpg").write_bytes(meta.encode_image(face, ".jpg"))
+    (src / "plain.jpg").write_bytes(container.encode_image(face, ".jpg"))
     (src / "mark.jpg").write_bytes(dfl_jpeg(face, pickle.dumps({**info, "face_type": "mark_only"})))
     (src / "notes.txt").write_text("faceset of A")
     return src
@@ -164,16 +164,16 @@ def test_import_never_changes_the_source_nor_overwrites(tmp_path, dfl_folder, df
     before = hashes(dfl_folder)
     out = tmp_path / "aligned"
     out.mkdir()
-    mine = meta.encode_image(dfl_face[0][::-1].copy(), ".jpg")      # a different face already named 00042_0.jpg
+    mine = container.encode_image(dfl_face[0][::-1].copy(), ".jpg")      # a different face already named 00042_0.jpg
     (out / "00042_0.jpg").write_bytes(mine)
     res = dfl.import_dfl(dfl_folder, out, identity=False)
     assert hashes(dfl_folder) == before                              # not one source byte changed, nothing added
     assert (out / "00042_0.jpg").read_bytes() == mine                # the existing face kept ...
     assert res.renamed == [("00042_0.jpg", "00042_0.1.jpg")]         # ... and the import written beside it
     assert sorted(p.name for p in res.imported) == ["00042_0.1.jpg", "00043_0.jpg"]
-    assert meta.read_record(out / "00042_0.1.jpg").source_filename == "00042.png"
-    assert meta.read_record(out / "00042_0.1.jpg").mask_polys == [[[10.0, 10.0], [200.0, 12.0], [120.0, 240.0]]]
-    assert meta.read_record(out / "00043_0.jpg").source_filename == "00043.png"
+    assert container.read_record(out / "00042_0.1.jpg").source_filename == "00042.png"
+    assert container.read_record(out / "00042_0.1.jpg").mask_polys == [[[10.0, 10.0], [200.0, 12.0], [120.0, 240.0]]]
+    assert container.read_record(out / "00043_0.jpg").source_filename == "00043.png"
     reasons = res.reasons()
     assert reasons[dfl.SKIP_NO_METADATA] == 1 and reasons[dfl.SKIP_NOT_JPEG] == 1 and len(res.skipped) == 3
     assert any("mark_only" in why for why in reasons)
@@ -206,7 +206,7 @@ def test_cli_import_dfl(tmp_path, dfl_folder, workspace):
     result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--no-identity"])
     assert result.exit_code == 0, result.output
     assert "imported 2 face(s)" in result.output and "skipped 3" in result.output
-    assert meta.read_record(workspace.aligned("src") / "00042_0.jpg").face_type == "whole-face"
+    assert container.read_record(workspace.aligned("src") / "00042_0.jpg").face_type == "whole-face"
     result = run(app, ["util", "import-dfl", str(dfl_folder), "-w", str(workspace.root), "--side", "dst",
                        "--no-identity"])
     assert result.exit_code == 0 and len(workspace.face_files("dst")) == 2

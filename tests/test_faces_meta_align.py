@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from facedouble.errors import MetadataError
-from facedouble.faces import align, meta
+from facedouble.faces import align, container
 
 
-def _record(rng, big_polys: int = 0) -> meta.FaceRecord:
+def _record(rng, big_polys: int = 0) -> container.FaceRecord:
     lm = rng.uniform(100, 400, (68, 2)).astype(np.float32)
-    return meta.FaceRecord(
+    return container.FaceRecord(
         face_type="whole-face", size=256,
         landmarks=rng.uniform(0, 256, (68, 2)).astype(np.float32), source_landmarks=lm,
         matrix=rng.normal(size=(2, 3)), source_filename="000012.png", source_rect=(10, 20, 110, 140),
@@ -27,8 +27,8 @@ def test_record_round_trips_exactly(tmp_path, suffix, poly):
     rng = np.random.default_rng(0)
     rec = _record(rng, poly)
     img = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
-    path = meta.write_face(tmp_path / f"f{suffix}", img, rec)
-    back_img, back = meta.read_face(path)
+    path = container.write_face(tmp_path / f"f{suffix}", img, rec)
+    back_img, back = container.read_face(path)
     assert back.to_bytes() == rec.to_bytes()
     assert back_img.shape == img.shape
     if suffix == ".png":
@@ -36,23 +36,23 @@ def test_record_round_trips_exactly(tmp_path, suffix, poly):
     # replacing the record leaves the pixels byte-identical
     before = path.read_bytes()
     rec.extra["blur"] = 1.25
-    meta.update_record(path, rec)
-    assert meta.read_record(path).extra["blur"] == 1.25
-    meta.update_record(path, None)
-    assert meta.read_record(path) is None
+    container.update_record(path, rec)
+    assert container.read_record(path).extra["blur"] == 1.25
+    container.update_record(path, None)
+    assert container.read_record(path) is None
     if suffix == ".jpg":
         assert path.read_bytes()[-1000:] == before[-1000:]
 
 
 def test_corrupt_record_raises_typed_error(tmp_path):
     rng = np.random.default_rng(1)
-    path = meta.write_face(tmp_path / "f.jpg", np.zeros((64, 64, 3), np.uint8), _record(rng))
+    path = container.write_face(tmp_path / "f.jpg", np.zeros((64, 64, 3), np.uint8), _record(rng))
     data = bytearray(path.read_bytes())
-    i = data.index(meta.IDENT) + len(meta.IDENT) + 4
+    i = data.index(container.IDENT) + len(container.IDENT) + 4
     data[i:i + 5] = b"!!!!!"
     path.write_bytes(bytes(data))
     with pytest.raises(MetadataError):
-        meta.read_face(path)
+        container.read_face(path)
 
 
 def test_face_matrix_maps_template_and_back():

@@ -63,7 +63,7 @@ def trained(trained_template, tmp_path):
 
 def _faces(ws, count=3):
     """(aligned RGB images, their 68 landmarks) of real dst faces (the aligned image used as the frame)."""
-    from facedouble.faces.meta import read_record
+    from facedouble.faces.container import read_record
 
     out = []
     for path in ws.face_files("dst")[:count]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facedouble.config import MergeConfig
-from facedouble.faces import align, meta
+from facedouble.faces import align, container
 from facedouble.merge import merger, superres
 from test_merge_support import IdentitySwapper, decode, dst_ws, dst_ws_template, landmarks, unmarked  # noqa: F401
 
@@ -48,10 +48,10 @@ def test_save_load_and_merge_with_super_resolution(src_faces, dst_ws, unmarked, 
 def test_super_resolution_trains_from_data_src_when_missing(dst_ws, src_faces, monkeypatch):
     ws = dst_ws
     for i, face in enumerate(src_faces[:4]):
-        rec = meta.FaceRecord(face_type="whole-face", size=192, landmarks=np.zeros((68, 2), np.float32),
+        rec = container.FaceRecord(face_type="whole-face", size=192, landmarks=np.zeros((68, 2), np.float32),
                               source_landmarks=np.zeros((68, 2), np.float32), matrix=np.eye(2, 3),
                               source_filename=f"{i + 1:06d}.png", source_rect=(0, 0, 1, 1))
-        meta.write_face(ws.aligned("src") / f"{i + 1:06d}_0.jpg", face, rec)
+        container.write_face(ws.aligned("src") / f"{i + 1:06d}_0.jpg", face, rec)
     real = superres.train_face_detail
     monkeypatch.setattr(superres, "train_face_detail", lambda faces, size, **kw: real(faces, size, steps=5, **kw))
     detail = merger.load_face_detail(ws, MergeConfig(super_resolution=True), 64)
@@ -65,7 +65,7 @@ def src_records(media):
     for img in decode(media / "WolfgangLanger_Pexels.mp4")[::14][:8]:
         for lm, _ in landmarks(img)[:1]:
             m = align.face_matrix(lm, "whole-face", 192)
-            rec = meta.FaceRecord(face_type="whole-face", size=192, landmarks=align.transform_points(lm, m),
+            rec = container.FaceRecord(face_type="whole-face", size=192, landmarks=align.transform_points(lm, m),
                                   source_landmarks=np.asarray(lm, np.float32), matrix=m,
                                   source_filename=f"{len(out) + 1:06d}.png", source_rect=(0, 0, 1, 1))
             out.append((align.warp_to_face(img, m, 192), rec))
@@ -80,7 +80,7 @@ def test_detail_pairs_are_the_models_reconstructions_of_the_same_crops(dst_ws, s
 
     ws = dst_ws
     for i, (face, rec) in enumerate(src_records):
-        meta.write_face(ws.aligned("src") / f"{i + 1:06d}_0.png", face, rec)
+        container.write_face(ws.aligned("src") / f"{i + 1:06d}_0.png", face, rec)
     targets, inputs = merger.detail_pairs(ws, IdentitySwapper(64, face_type="full"), 128)
     assert len(targets) == len(inputs) == len(src_records)
     for t, x, (face, rec) in zip(targets, inputs, src_records):

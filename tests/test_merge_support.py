@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facedouble.faces import align, meta
+from facedouble.faces import align, container
 
 
 def decode(path: Path, limit: int | None = None, size: tuple[int, int] | None = None) -> list[np.ndarray]:
@@ -73,11 +73,11 @@ def write_dst_workspace(ws, frames: list[np.ndarray], *, face_type: str = "whole
         for k, (lm, box) in enumerate(faces):
             m = align.face_matrix(lm, face_type, size)
             face = align.warp_to_face(img, m, size)
-            rec = meta.FaceRecord(face_type=face_type, size=size, landmarks=align.transform_points(lm, m),
+            rec = container.FaceRecord(face_type=face_type, size=size, landmarks=align.transform_points(lm, m),
                                   source_landmarks=lm, matrix=m, source_filename=name, source_rect=box,
                                   source_size=(img.shape[1], img.shape[0]), face_index=k, detector="dlib",
                                   landmarker="dlib68")
-            meta.write_face(ws.aligned("dst") / f"{i:06d}_{k}.jpg", face, rec)
+            container.write_face(ws.aligned("dst") / f"{i:06d}_{k}.jpg", face, rec)
     return found
 
 

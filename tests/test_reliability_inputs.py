@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from facedouble.cli import app
 from facedouble.imagefile import read_rgb
-from facedouble.faces import meta
+from facedouble.faces import container
 from facedouble.workspace import Workspace
 from test_train_fixtures import make_workspace, train_faces  # noqa: F401  (session fixture: real aligned faces)
 
@@ -159,7 +159,7 @@ def frames_for_merge(ws: Workspace, media: Path) -> None:
     """The dst frames that the aligned dst faces name (single_face.mp4, decoded with PyAV)."""
     import av
 
-    wanted = {meta.read_record(p).source_filename for p in ws.face_files("dst")}
+    wanted = {container.read_record(p).source_filename for p in ws.face_files("dst")}
     ws.frames("dst").mkdir(parents=True, exist_ok=True)
     with av.open(str(media / "single_face.mp4")) as c:
         for i, f in enumerate(c.decode(video=0), 1):
@@ -243,7 +243,7 @@ def test_readable_images_are_converted_and_work(workspace, media, tmp_path, kind
     assert r.exit_code == 0, r.output
     faces = workspace.face_files("src")
     assert len(faces) == 1, r.output
-    face, record = meta.read_face(faces[0])
+    face, record = container.read_face(faces[0])
     assert face.shape == (128, 128, 3) and face.dtype == np.uint8
     assert record.source_filename == frame.name
     assert snapshot(frame) == before
@@ -433,7 +433,7 @@ def test_dfl_file_with_a_malicious_pickle(tmp_path, media):
             return (os.system, (f"touch {marker}",))
 
     face = cv2.resize(cv2.imread(str(media / "single_face.jpg")), (256, 256))
-    jpg = meta.encode_image(face[..., ::-1], ".jpg", 95)
+    jpg = container.encode_image(face[..., ::-1], ".jpg", 95)
     payload = pickle.dumps({"face_type": "whole_face", "landmarks": Evil()})
     folder = tmp_path / "dfl"
     folder.mkdir()

@@ -140,7 +140,7 @@ def same_bytes(a: Path, b: Path, pattern: str) -> None:
 
 def same_faces(a: Path, b: Path, tolerance: float) -> None:
     """The same face files, their landmarks within `tolerance` pixels of the frame and their pixels close."""
-    from facedouble.faces.meta import read_face
+    from facedouble.faces.container import read_face
 
     fa, fb = visible(a, "*.jpg"), visible(b, "*.jpg")
     assert [p.name for p in fa] == [p.name for p in fb], "the re-run left other faces than an uninterrupted run"

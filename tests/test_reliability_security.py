@@ -4,7 +4,7 @@
    without `weights_only=True`, `np.load(allow_pickle=True)`, unsafe `yaml.load` and `eval`/`exec`; the one
    deliberate exception, the DFL importer's RestrictedUnpickler, is named in an allow-list and shown to refuse
    a pickle that would run code.
-2. The metadata readers of faces/meta.py and faces/dfl.py (JPEG APP9, PNG iTXt, the JSON record, the DFL APP15 pickle and the
+2. The metadata readers of faces/container.py and faces/dfl.py (JPEG APP9, PNG iTXt, the JSON record, the DFL APP15 pickle and the
    functions that dispatch between them) are fuzzed with hypothesis: random bytes, real face files with random
    mutations, and valid containers with random payloads. They return a valid record (or None / a dict, as each
    documents) or raise MetadataError (InputError where a function documents it), never anything else, and
@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 import facedouble
 from facedouble.choices import FaceType, values
 from facedouble.errors import FaceDoubleError, InputError, MetadataError
-from facedouble.faces import align, dfl, meta, record
+from facedouble.faces import align, dfl, container, record
 
 SRC = Path(facedouble.__file__).resolve().parent
 
@@ -328,7 +328,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     with pytest.raises(MetadataError):
         dfl.restricted_loads(b"c_codecs\nencode\n(S'x'\nS'rot13'\ntR.")
     # through the importer, in a face file: skipped, nothing run, the file left alone
-    face = meta.encode_image(np.full((32, 32, 3), 90, np.uint8), ".jpg")
+    face = container.encode_image(np.full((32, 32, 3), 90, np.uint8), ".jpg")
     payload = pickle.dumps({"face_type": "whole_face", "landmarks": _RunsCode(f"touch {marker}")})
     src = tmp_path / "dfl"
     src.mkdir()
@@ -381,7 +381,7 @@ class Bases:
     """Real face files made with the project's own writers from a crop of single_face.jpg."""
 
     image: np.ndarray
-    record: meta.FaceRecord
+    record: container.FaceRecord
     files: dict[str, bytes]            # name -> bytes
     hot: dict[str, list[tuple[int, int]]]   # name -> byte ranges holding metadata (mutated more often)
     dfl_info: dict
@@ -402,7 +402,7 @@ def bases(media, tmp_path_factory) -> Bases:
     m = align.face_matrix(lm, "whole-face", FACE_SIZE)
     image = align.warp_to_face(frame, m, FACE_SIZE)
     rng = np.random.default_rng(4)
-    record = meta.FaceRecord(
+    record = container.FaceRecord(
         face_type="whole-face", size=FACE_SIZE, landmarks=align.transform_points(lm, m).astype(np.float32),
         source_landmarks=lm, matrix=m, source_filename="000001.png",
         source_rect=tuple(int(v) for v in found.rect), source_size=(frame.shape[1], frame.shape[0]),
@@ -411,21 +411,21 @@ def bases(media, tmp_path_factory) -> Bases:
     folder = tmp_path_factory.mktemp("fuzz")
     files: dict[str, bytes] = {}
     for suffix in (".jpg", ".png"):
-        files["face" + suffix] = meta.write_face(folder / f"face{suffix}", image, record).read_bytes()
+        files["face" + suffix] = container.write_face(folder / f"face{suffix}", image, record).read_bytes()
     # a record too large for one JPEG segment: several APP9 parts
     big = dataclasses.replace(record, mask_polys=[[[float(i % 64), float(i // 100)] for i in range(5000)]])
-    files["multi.jpg"] = meta.write_face(folder / "multi.jpg", image, big).read_bytes()
-    assert files["multi.jpg"].count(meta.IDENT) >= 2
+    files["multi.jpg"] = container.write_face(folder / "multi.jpg", image, big).read_bytes()
+    assert files["multi.jpg"].count(container.IDENT) >= 2
     dfl_info = {
         "face_type": "whole_face", "landmarks": record.landmarks, "source_filename": "00001.png",
         "source_rect": tuple(int(v) for v in found.rect), "source_landmarks": lm, "image_to_face_mat": m,
         "eyebrows_expand_mod": 1.0,
         "seg_ie_polys": {"polys": [{"type": 1, "pts": np.array([[1, 1], [60, 2], [30, 60]], np.float32)},
                                    {"type": 0, "pts": [[20.0, 20.0], [30.0, 20.0], [25.0, 30.0]]}]},
-        "xseg_mask": meta.encode_image(np.pad(np.full((16, 16), 255, np.uint8), 8), ".png"),
+        "xseg_mask": container.encode_image(np.pad(np.full((16, 16), 255, np.uint8), 8), ".png"),
     }
-    plain_jpg = meta.encode_image(image, ".jpg")
-    plain_png = meta.encode_image(image, ".png")
+    plain_jpg = container.encode_image(image, ".jpg")
+    plain_png = container.encode_image(image, ".png")
     files["dfl.jpg"] = _with_segment(plain_jpg, 0xEF, pickle.dumps(dfl_info, protocol=2))
     files["dfl4.jpg"] = _with_segment(plain_jpg, 0xEF, pickle.dumps(dfl_info, protocol=4))
     hot: dict[str, list[tuple[int, int]]] = {}
@@ -436,15 +436,15 @@ def bases(media, tmp_path_factory) -> Bases:
             at = data.index(b"iTXt") - 4
             hot[name] = [(0, 41), (at, len(data))]
     # the readers accept what the writers made
-    assert meta.read_record(folder / "face.png").to_bytes() == record.to_bytes()
-    assert meta.read_record(folder / "multi.jpg").to_bytes() == big.to_bytes()
+    assert container.read_record(folder / "face.png").to_bytes() == record.to_bytes()
+    assert container.read_record(folder / "multi.jpg").to_bytes() == big.to_bytes()
     assert dfl.dfl_metadata(files["dfl.jpg"])["face_type"] == "whole_face"
     return Bases(image, record, files, hot, dfl_info, plain_jpg, plain_png, folder)
 
 
 def assert_valid_record(rec) -> None:
     """What every reader promises about a record it returns."""
-    assert isinstance(rec, meta.FaceRecord)
+    assert isinstance(rec, container.FaceRecord)
     assert rec.face_type in FACE_TYPES
     assert isinstance(rec.size, int) and not isinstance(rec.size, bool) and rec.size > 0
     for arr, shape, dtype in ((rec.landmarks, (68, 2), np.float32), (rec.source_landmarks, (68, 2), np.float32),
@@ -471,7 +471,7 @@ def assert_valid_record(rec) -> None:
     assert rec.version == record.FORMAT_VERSION
     # what was read can be written and read back unchanged
     raw = rec.to_bytes()
-    assert meta.FaceRecord.from_bytes(raw).to_bytes() == raw
+    assert container.FaceRecord.from_bytes(raw).to_bytes() == raw
 
 
 def _outcome(fn, *args, allowed=(MetadataError,), seconds: float = 10.0):
@@ -488,17 +488,17 @@ def _outcome(fn, *args, allowed=(MetadataError,), seconds: float = 10.0):
 def check_bytes(b: Bases, data: bytes) -> None:
     """Every bytes-level reader on `data`, and the path-level ones on `data` saved as .jpg and .png."""
     raws = []
-    for fn in (meta.record_bytes, meta.jpeg_record_bytes, meta.png_record_bytes):
+    for fn in (container.record_bytes, container.jpeg_record_bytes, container.png_record_bytes):
         out = _outcome(fn, data)
         assert out is None or isinstance(out, (bytes, MetadataError)), type(out)
         if isinstance(out, bytes):
             raws.append(out)
     for raw in raws:
-        rec = _outcome(meta.FaceRecord.from_bytes, raw)
+        rec = _outcome(container.FaceRecord.from_bytes, raw)
         if not isinstance(rec, MetadataError):
             assert_valid_record(rec)
     # the writers parse the file too (update_record, import): bytes or MetadataError
-    out = _outcome(meta.with_record, data, None)
+    out = _outcome(container.with_record, data, None)
     assert isinstance(out, (bytes, MetadataError))
     info = _outcome(dfl.dfl_metadata, data)
     assert info is None or isinstance(info, (dict, MetadataError))
@@ -506,13 +506,13 @@ def check_bytes(b: Bases, data: bytes) -> None:
         check_dfl_info(info)
     for path in (b.folder / "fuzzed.jpg",):        # the readers go by the bytes, not the suffix
         path.write_bytes(data)
-        rec = _outcome(meta.read_record, path)
+        rec = _outcome(container.read_record, path)
         if isinstance(rec, MetadataError):
             assert str(path) in rec.message          # names the file
         elif rec is not None:
             assert_valid_record(rec)
         # read_face also decodes the pixels: a file it cannot decode is an InputError (documented there)
-        out = _outcome(meta.read_face, path, allowed=(MetadataError, InputError))
+        out = _outcome(container.read_face, path, allowed=(MetadataError, InputError))
         if isinstance(out, tuple):
             image, rec = out
             assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
@@ -540,7 +540,7 @@ def check_dfl_file(b: Bases, data: bytes) -> None:
         res = dfl.import_dfl(src, out, identity=False)
     assert len(res.imported) + len(res.skipped) == 1
     if res.imported:
-        image, rec = meta.read_face(res.imported[0])
+        image, rec = container.read_face(res.imported[0])
         assert_valid_record(rec)
         assert image.shape[:2] == (rec.size, rec.size) or rec.size == image.shape[1]
         assert dfl.dfl_metadata(res.imported[0].read_bytes()) is None
@@ -593,7 +593,7 @@ def random_files(b: Bases):
     return st.one_of(
         st.binary(max_size=2048),
         st.binary(max_size=2048).map(lambda x: b"\xff\xd8" + x),
-        st.binary(max_size=2048).map(lambda x: meta.PNG_SIGNATURE + x),
+        st.binary(max_size=2048).map(lambda x: container.PNG_SIGNATURE + x),
         st.binary(max_size=512).map(lambda x: b"\xff\xd8\xff\xe9" + x),
     )
 
@@ -622,7 +622,7 @@ FIELD_VALUES = st.one_of(
         lambda shape: _shaped(shape, st.one_of(st.floats(-1e3, 1e3), ODD_NUMBERS))),
     st.lists(st.lists(st.lists(ODD_NUMBERS, max_size=3), max_size=4), max_size=3),
 )
-RECORD_KEYS = [f.name for f in dataclasses.fields(meta.FaceRecord)] + ["unknown"]
+RECORD_KEYS = [f.name for f in dataclasses.fields(container.FaceRecord)] + ["unknown"]
 
 
 @st.composite
@@ -658,15 +658,15 @@ def _fuzz_jpeg_app9(b: Bases, data) -> None:
     jpg = b.plain_jpg
     for _ in range(data.draw(st.integers(1, 4))):
         if data.draw(st.integers(0, 5)) == 0:
-            body = meta.IDENT + data.draw(st.binary(max_size=3))
+            body = container.IDENT + data.draw(st.binary(max_size=3))
         else:
             index = data.draw(st.sampled_from([0, 0, 1, 2, 7, 0xFFFF]))
             count = data.draw(st.sampled_from([0, 1, 1, 2, 3, 0xFFFF]))
-            body = meta.IDENT + struct.pack(">HH", index, count) + data.draw(payloads)
-        jpg = _with_segment(jpg, meta.APP_MARKER, body)
+            body = container.IDENT + struct.pack(">HH", index, count) + data.draw(payloads)
+        jpg = _with_segment(jpg, container.APP_MARKER, body)
     check_bytes(b, jpg)
     # and through the writer, which splits any payload into well-formed parts
-    check_bytes(b, meta.jpeg_with_record(b.plain_jpg, data.draw(payloads)))
+    check_bytes(b, container.jpeg_with_record(b.plain_jpg, data.draw(payloads)))
 
 
 def _fuzz_png_itxt(b: Bases, data) -> None:
@@ -683,7 +683,7 @@ def _fuzz_png_itxt(b: Bases, data) -> None:
             text = zlib.compress(text)
             if data.draw(st.booleans()):
                 text = text[:data.draw(st.integers(0, len(text)))]
-        keyword = data.draw(st.sampled_from([meta.PNG_KEYWORD, meta.PNG_KEYWORD, b"Comment", b""]))
+        keyword = data.draw(st.sampled_from([container.PNG_KEYWORD, container.PNG_KEYWORD, b"Comment", b""]))
         rest = data.draw(st.sampled_from([b"\x00\x00", b"\x00", b"en\x00\x00", b"\x00\x00\x00\x00", b""]))
         body = keyword + b"\x00" + bytes([flag, data.draw(st.sampled_from([0, 0, 8]))]) + rest + text
         if data.draw(st.integers(0, 4)) == 0:
@@ -691,19 +691,19 @@ def _fuzz_png_itxt(b: Bases, data) -> None:
         crc = None if data.draw(st.booleans()) else data.draw(st.integers(0, 2**32 - 1))
         chunks += _png_chunk(b"iTXt", body, crc)
     check_bytes(b, _png_insert(b.plain_png, chunks))
-    check_bytes(b, meta.png_with_record(b.plain_png, data.draw(texts)))
+    check_bytes(b, container.png_with_record(b.plain_png, data.draw(texts)))
 
 
 def _fuzz_record_json(b: Bases, data) -> None:
     """Valid JSON with wrong types, missing keys, NaN, infinities and huge numbers: from_json directly, and
     inside a PNG and a JPEG."""
     obj = data.draw(st.one_of(record_json(b), JSON_VALUES))
-    rec = _outcome(meta.FaceRecord.from_json, obj)
+    rec = _outcome(container.FaceRecord.from_json, obj)
     if not isinstance(rec, MetadataError):
         assert_valid_record(rec)
     raw = json.dumps(obj).encode()
-    check_bytes(b, meta.png_with_record(b.plain_png, raw))
-    check_bytes(b, meta.jpeg_with_record(b.plain_jpg, raw))
+    check_bytes(b, container.png_with_record(b.plain_png, raw))
+    check_bytes(b, container.jpeg_with_record(b.plain_jpg, raw))
 
 
 def _laughs(depth: int) -> list:
@@ -804,11 +804,11 @@ def test_png_decompression_bomb_is_refused_quickly(bases):
     comp = zlib.compressobj(1)
     block = bytes(1 << 20)
     bomb = b"".join(comp.compress(block) for _ in range(256)) + comp.flush()
-    body = meta.PNG_KEYWORD + b"\x00\x01\x00\x00\x00" + bomb
+    body = container.PNG_KEYWORD + b"\x00\x01\x00\x00\x00" + bomb
     png = _png_insert(bases.plain_png, _png_chunk(b"iTXt", body))
     t0 = time.perf_counter()
     with pytest.raises(MetadataError, match="too large"):
-        meta.png_record_bytes(png)
+        container.png_record_bytes(png)
     assert time.perf_counter() - t0 < 5
 
 
@@ -819,7 +819,7 @@ def test_png_decompression_bomb_is_refused_quickly(bases):
 def test_hostile_json_is_a_metadata_error(raw):
     with time_limit(10):
         with pytest.raises(MetadataError):
-            meta.FaceRecord.from_bytes(raw)
+            container.FaceRecord.from_bytes(raw)
 
 
 @pytest.mark.parametrize("field,value", [
@@ -835,7 +835,7 @@ def test_invalid_record_fields_are_refused(bases, field, value):
     obj = json.loads(bases.record.to_bytes())
     obj[field] = value
     with pytest.raises(MetadataError):
-        meta.FaceRecord.from_json(obj)
+        container.FaceRecord.from_json(obj)
 
 
 @pytest.mark.parametrize("value", [
@@ -868,20 +868,20 @@ def test_image_claiming_a_huge_size_is_refused_before_decoding(bases):
     path = bases.folder / "huge.jpg"
     path.write_bytes(huge(bases.files["face.jpg"]))
     with time_limit(5), pytest.raises(InputError, match="30000 x 30000"):
-        meta.read_face(path)
+        container.read_face(path)
     for data in (huge(bases.plain_jpg, b"junk"), huge(bases.files["dfl.jpg"], b"junk")):
         with time_limit(5), pytest.raises(InputError, match="30000 x 30000"):
-            meta.decode_image(data)
+            container.decode_image(data)
     with time_limit(5):
         check_dfl_file(bases, huge(bases.files["dfl.jpg"], b"junk"))
     with pytest.raises(InputError, match="not a PNG or JPEG"):
-        meta.decode_image(b"BM" + bytes(100))
+        container.decode_image(b"BM" + bytes(100))
 
 
 def test_jpeg_part_header_cut_short(bases):
-    jpg = _with_segment(bases.plain_jpg, meta.APP_MARKER, meta.IDENT + b"\x00")
+    jpg = _with_segment(bases.plain_jpg, container.APP_MARKER, container.IDENT + b"\x00")
     with pytest.raises(MetadataError):
-        meta.jpeg_record_bytes(jpg)
+        container.jpeg_record_bytes(jpg)
 
 
 @pytest.mark.parametrize("key,value", [
@@ -921,11 +921,11 @@ def sec_ws(tmp_path, media):
         (outside / name).write_bytes(data + SECRET)
     (ws.frames("dst") / "000001.png").write_bytes(png)
     rng = np.random.default_rng(0)
-    rec = meta.FaceRecord(face_type="whole-face", size=64, landmarks=rng.uniform(5, 60, (68, 2)).astype(np.float32),
+    rec = container.FaceRecord(face_type="whole-face", size=64, landmarks=rng.uniform(5, 60, (68, 2)).astype(np.float32),
                           source_landmarks=rng.uniform(5, 60, (68, 2)).astype(np.float32), matrix=np.eye(2, 3),
                           source_filename="000001.png", source_rect=(0, 0, 64, 64))
     for side in ("src", "dst"):
-        meta.write_face(ws.aligned(side) / "000001_0.jpg", cv2.resize(photo, (64, 64))[..., ::-1].copy(), rec)
+        container.write_face(ws.aligned(side) / "000001_0.jpg", cv2.resize(photo, (64, 64))[..., ::-1].copy(), rec)
     (ws.model / "history").mkdir()
     (ws.model / "history" / "sae_00000001.png").write_bytes(png)
     (ws.root / "result.mov").write_bytes(b"\x00" * 2000)

@@ -13,7 +13,7 @@ import pytest
 
 from facedouble.config import MergeConfig, ReportConfig
 from facedouble.faces import align
-from facedouble.faces.meta import FaceRecord, write_face
+from facedouble.faces.container import FaceRecord, write_face
 from facedouble.faces.regions import hull_mask
 from facedouble.report import centroid_from_records, identity_score, make_report
 from facedouble.report import scoring as S

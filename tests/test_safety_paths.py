@@ -20,7 +20,7 @@ from facedouble import safety
 from facedouble.config import ExtractConfig
 from facedouble.errors import SafetyError
 from facedouble.extract import extract, extract_with_rect
-from facedouble.faces import align, dfl, meta
+from facedouble.faces import align, dfl, container
 from facedouble.video.probe import frames_per_second
 
 RECT = [214, 133, 373, 304]          # the man's face in the first frames of single_face.mp4
@@ -113,7 +113,7 @@ def test_extract_with_rect_screens_the_frame(workspace, man_frames, monkeypatch)
     assert len(fake.calls) == 1 and nothing_written(workspace, "dst")
     monkeypatch.undo()
     out = extract_with_rect(workspace, "dst", "000003.png", RECT, ExtractConfig(size=128))
-    assert out.name == "000003_0.jpg" and meta.read_record(out).extra["manual"] is True
+    assert out.name == "000003_0.jpg" and container.read_record(out).extra["manual"] is True
 
 
 def test_ui_manual_confirm_route_refuses(workspace, man_frames, monkeypatch):
@@ -143,7 +143,7 @@ def dfl_folder(media, tmp_path_factory):
             "source_landmarks": lm.astype(np.float32), "image_to_face_mat": m}
     folder = tmp_path_factory.mktemp("dfl")
     for i in range(3):
-        jpg = meta.encode_image(np.roll(face, i, axis=1), ".jpg", 95)
+        jpg = container.encode_image(np.roll(face, i, axis=1), ".jpg", 95)
         payload = pickle.dumps(info)
         (folder / f"0000{i + 1}_0.jpg").write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2)
                                                     + payload + jpg[2:])
@@ -152,7 +152,7 @@ def dfl_folder(media, tmp_path_factory):
 
 def test_import_dfl_refuses_explicit_faces_and_writes_nothing(dfl_folder, tmp_path, monkeypatch):
     before = {p.name: p.read_bytes() for p in dfl_folder.iterdir()}
-    second = meta.decode_image((dfl_folder / "00002_0.jpg").read_bytes())
+    second = container.decode_image((dfl_folder / "00002_0.jpg").read_bytes())
     fake = explicit(lambda image: np.array_equal(image, second))
     monkeypatch.setattr(safety, "detect", fake)
     out = tmp_path / "aligned"

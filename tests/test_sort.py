@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from facedouble.cli import app
 from facedouble.config import SortConfig
 from facedouble.errors import InputError, OptionError, WorkspaceError
-from facedouble.faces import meta
+from facedouble.faces import container
 from facedouble.progress import Reporter
 from facedouble.sort import journal, metrics, sorting
 from facedouble.sort import sort_faces, undo_sort
@@ -50,9 +50,9 @@ def test_blur_and_motion_blur_put_degraded_copies_after_their_originals(workspac
     kernel = np.zeros((9, 9), np.float32)
     kernel[4, :] = 1 / 9  # horizontal camera shake
     for n in originals:
-        image, rec = meta.read_face(aligned / n)
-        meta.write_face(aligned / n.replace(".jpg", "_soft.jpg"), cv2.GaussianBlur(image, (0, 0), 2.0), rec)
-        meta.write_face(aligned / n.replace(".jpg", "_shake.jpg"), cv2.filter2D(image, -1, kernel), rec)
+        image, rec = container.read_face(aligned / n)
+        container.write_face(aligned / n.replace(".jpg", "_soft.jpg"), cv2.GaussianBlur(image, (0, 0), 2.0), rec)
+        container.write_face(aligned / n.replace(".jpg", "_shake.jpg"), cv2.filter2D(image, -1, kernel), rec)
 
     res, _ = _sort(workspace, by="blur")
     order = [_plain(n) for n in res.order]
@@ -74,12 +74,12 @@ def test_face_yaw_orders_left_to_right_with_mirrored_copies(workspace, faces_cac
     aligned = _ws(workspace, faces_cache)
     flipped = {}
     for p in sorted(aligned.iterdir()):
-        image, rec = meta.read_face(p)
+        image, rec = container.read_face(p)
         yaw, _ = metrics.pose(rec.landmarks)
         if abs(yaw) >= 8:
             img2, rec2 = mirrored(image, rec)
             name2 = "f" + p.name
-            meta.write_face(aligned / name2, img2, rec2)
+            container.write_face(aligned / name2, img2, rec2)
             # the mirror estimate is the negated one: the pose really comes from the points
             assert metrics.pose(rec2.landmarks)[0] == pytest.approx(-yaw, abs=1.5)
             flipped[p.name] = (name2, yaw)
@@ -90,15 +90,15 @@ def test_face_yaw_orders_left_to_right_with_mirrored_copies(workspace, faces_cac
     order = [_plain(n) for n in res.order]
     for orig, (copy, yaw) in flipped.items():
         assert (order.index(orig) < order.index(copy)) == (yaw < 0), (orig, yaw)
-    yaws = [metrics.pose(meta.read_record(aligned / n).landmarks)[0] for n in res.order]
+    yaws = [metrics.pose(container.read_record(aligned / n).landmarks)[0] for n in res.order]
     assert yaws == sorted(yaws)
     # the faces turned furthest left open the list and those turned furthest right close it
     assert yaws[0] < -15 and yaws[-1] > 15
     # a pose stored by extraction (extra yaw/pitch, degrees) is used as it is
     first = aligned / res.order[0]
-    rec = meta.read_record(first)
+    rec = container.read_record(first)
     rec.extra["yaw"] = 80.0
-    meta.update_record(first, rec)
+    container.update_record(first, rec)
     res, _ = _sort(workspace, by="face-yaw")
     assert _plain(res.order[-1]) == _plain(first.name)
 
@@ -116,7 +116,7 @@ def test_face_pitch_puts_the_laughing_head_tilted_back_last(workspace, faces_cac
 def test_identity_separates_the_woman_and_the_man_and_keeps_a_reference_person(workspace, faces_cache, media):
     aligned = _ws(workspace, faces_cache, who=("woman", "man"))
     _, names = faces_cache
-    missing = [n for n in names["woman"] if meta.read_record(aligned / n).identity is None]
+    missing = [n for n in names["woman"] if container.read_record(aligned / n).identity is None]
     assert missing  # the sort must compute these with dlib
     res, rep = _sort(workspace, by="identity")
     who = ["man" if _plain(n) in names["man"] else "woman" for n in res.order]
@@ -129,7 +129,7 @@ def test_identity_separates_the_woman_and_the_man_and_keeps_a_reference_person(w
 
     _, frame = next(frames(media / "single_face.mp4", 1000, limit=70))
     ref = workspace.root / "him.png"
-    ref.write_bytes(meta.encode_image(frame, ".png"))
+    ref.write_bytes(container.encode_image(frame, ".png"))
     res, _ = _sort(workspace, by="identity", reference=str(ref))
     assert [_plain(n) in names["man"] for n in res.order[:len(names["man"])]] == [True] * len(names["man"])
     res, _ = _sort(workspace, by="identity", reference=str(ref), trash_others=True)
@@ -138,7 +138,7 @@ def test_identity_separates_the_woman_and_the_man_and_keeps_a_reference_person(w
     with pytest.raises(OptionError, match="--trash-others needs --reference"):
         _sort(workspace, by="identity", trash_others=True)
     noface = workspace.root / "noface.png"
-    noface.write_bytes(meta.encode_image(np.full((200, 200, 3), 90, np.uint8), ".png"))
+    noface.write_bytes(container.encode_image(np.full((200, 200, 3), 90, np.uint8), ".png"))
     from facedouble.errors import NoFaceError
 
     with pytest.raises(NoFaceError, match="noface.png"):
@@ -148,11 +148,11 @@ def test_identity_separates_the_woman_and_the_man_and_keeps_a_reference_person(w
 def test_final_keeps_exactly_n_spread_over_yaw(workspace, faces_cache):
     aligned = _ws(workspace, faces_cache)
     for p in sorted(aligned.iterdir()):
-        image, rec = meta.read_face(p)
+        image, rec = container.read_face(p)
         img2, rec2 = mirrored(image, rec)
-        meta.write_face(aligned / ("f" + p.name), img2, rec2)
+        container.write_face(aligned / ("f" + p.name), img2, rec2)
     total = len(list(aligned.iterdir()))
-    recs = {p.name: meta.read_record(p) for p in aligned.iterdir()}
+    recs = {p.name: container.read_record(p) for p in aligned.iterdir()}
     yaw_all = np.array([metrics.pose(r.landmarks)[0] for r in recs.values()])
 
     res, _ = _sort(workspace, by="final", target=10)
@@ -178,7 +178,7 @@ def _img_lm(aligned, workspace, name):
     for folder in (aligned, workspace.aligned_trash("src")):
         for p in folder.iterdir():
             if p.name == name or p.name.endswith("_" + name):
-                image, rec = meta.read_face(p)
+                image, rec = container.read_face(p)
                 return image, rec.landmarks
     raise FileNotFoundError(name)
 
@@ -236,9 +236,9 @@ def test_images_without_a_face_record_are_reported_and_left_alone(workspace, fac
     (aligned / "notes.png").write_bytes(b"this is not an image")                      # not an image at all
     good = sorted(aligned.iterdir())[0]
     stripped = aligned / "stripped.jpg"                                                # a face whose record was lost
-    stripped.write_bytes(meta.with_record(good.read_bytes(), None))
+    stripped.write_bytes(container.with_record(good.read_bytes(), None))
     damaged = bytearray(good.read_bytes())
-    i = damaged.index(meta.IDENT) + len(meta.IDENT) + 10
+    i = damaged.index(container.IDENT) + len(container.IDENT) + 10
     damaged[i:i + 6] = b"!!!!!!"
     (aligned / "damaged.jpg").write_bytes(bytes(damaged))
     odd = ["holiday_photo.jpg", "notes.png", "stripped.jpg", "damaged.jpg"]
@@ -287,16 +287,16 @@ def test_oneface_black_origname_and_appearance_methods(workspace, faces_cache, m
     import dlib
 
     image, rec = face_from_frame(cut, dlib.rectangle(0, rect.top(), rect.right() - shift, rect.bottom()), m, "300001.png")
-    meta.write_face(aligned / "300001_0.jpg", image, rec)
+    container.write_face(aligned / "300001_0.jpg", image, rec)
     # a darker copy of a face
-    image, rec = meta.read_face(aligned / names["woman"][3])
-    meta.write_face(aligned / "dark.jpg", (image * 0.5).astype(np.uint8), replace(rec, source_filename="400001.png"))
+    image, rec = container.read_face(aligned / names["woman"][3])
+    container.write_face(aligned / "dark.jpg", (image * 0.5).astype(np.uint8), replace(rec, source_filename="400001.png"))
 
     res, _ = _sort(workspace, by="black")
     order = [_plain(n) for n in res.order]
     # after every face of the same man whole in his frame (the woman's close-ups are cut at the top)
     assert order.index("300001_0.jpg") > max(order.index(n) for n in names["man"])
-    black = metrics.outside_fraction(*(lambda im, r: (im, r.matrix, r.source_size))(*meta.read_face(aligned / res.order[-1])))
+    black = metrics.outside_fraction(*(lambda im, r: (im, r.matrix, r.source_size))(*container.read_face(aligned / res.order[-1])))
     assert black > 0.2
 
     res, _ = _sort(workspace, by="brightness")
@@ -308,12 +308,12 @@ def test_oneface_black_origname_and_appearance_methods(workspace, faces_cache, m
     assert len(res.order) == len(names["woman"]) + len(names["man"]) + 2
 
     res, _ = _sort(workspace, by="origname")
-    recs = [meta.read_record(aligned / n) for n in res.order]
+    recs = [container.read_record(aligned / n) for n in res.order]
     keys = [(r.source_filename, r.face_index) for r in recs]
     assert keys == sorted(keys)
 
     res, _ = _sort(workspace, by="source-rect-size")
-    areas = [(lambda r: (r[2] - r[0]) * (r[3] - r[1]))(meta.read_record(aligned / n).source_rect) for n in res.order]
+    areas = [(lambda r: (r[2] - r[0]) * (r[3] - r[1]))(container.read_record(aligned / n).source_rect) for n in res.order]
     assert areas == sorted(areas, reverse=True)
 
     res, _ = _sort(workspace, by="hist")  # the man's door background vs the woman's dark room: two runs
@@ -323,7 +323,7 @@ def test_oneface_black_origname_and_appearance_methods(workspace, faces_cache, m
     res, _ = _sort(workspace, by="hist-dissim")
     assert len(res.order) == len(list(aligned.glob("*.jpg")))
     res, _ = _sort(workspace, by="hue")
-    hues = [metrics.brightness_hue(*(lambda im, r: (im, r.landmarks))(*meta.read_face(aligned / n)))[1] for n in res.order]
+    hues = [metrics.brightness_hue(*(lambda im, r: (im, r.landmarks))(*container.read_face(aligned / n)))[1] for n in res.order]
     assert hues == sorted(hues, reverse=True)
 
 
@@ -335,7 +335,7 @@ def test_names_keep_the_original_and_prefixes_never_stack(workspace, faces_cache
     assert all(len(n.split("_")[0]) == 5 for n in res.order)
     assert sorted(_plain(n) for n in res.order) == originals
     for n in res.order:
-        rec = meta.read_record(aligned / n)
+        rec = container.read_record(aligned / n)
         assert _plain(n) == sorting.original_name(rec, ".jpg")
     res2, _ = _sort(workspace, by="blur")  # same order again: nothing to move, no journal
     assert res2.order == res.order and res2.journal is None
@@ -351,8 +351,8 @@ def test_metrics_are_cached_and_remeasured_when_a_file_changes(workspace, faces_
     res, _ = _sort(workspace, by="blur")
     assert (res.measured, res.cached) == (0, n)
     edited = aligned / res.order[0]
-    image, rec = meta.read_face(edited)
-    meta.write_face(edited, image[::-1, ::-1].copy(), rec)  # edited in place: new bytes, new mtime
+    image, rec = container.read_face(edited)
+    container.write_face(edited, image[::-1, ::-1].copy(), rec)  # edited in place: new bytes, new mtime
     res, _ = _sort(workspace, by="blur")
     assert (res.measured, res.cached) == (1, n - 1)
     (aligned / ".sort_index.json").write_text("{ broken")

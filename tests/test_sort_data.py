@@ -64,7 +64,7 @@ def face_from_frame(frame: np.ndarray, rect, m: Dlib, source_filename: str, face
                     with_identity: bool = True):
     """(aligned RGB image, FaceRecord) of the face in `rect` (a dlib rectangle) of `frame`."""
     from facedouble.faces import align
-    from facedouble.faces.meta import FaceRecord
+    from facedouble.faces.container import FaceRecord
 
     shape = m.predictor(frame, rect)
     lm = np.array([[p.x, p.y] for p in shape.parts()], np.float32)
@@ -82,7 +82,7 @@ def face_from_frame(frame: np.ndarray, rect, m: Dlib, source_filename: str, face
 def make_faces(media: Path, dest: Path, woman_every: int = 16, man_every: int = 9) -> dict[str, list[str]]:
     """Write the woman's and the man's aligned faces into `dest`; returns {'woman': names, 'man': names,
     'multi': names} where 'multi' are the faces of multi_face.jpg (several faces of one frame)."""
-    from facedouble.faces import meta
+    from facedouble.faces import container
 
     m = dlib_models()
     dest.mkdir(parents=True, exist_ok=True)
@@ -95,13 +95,13 @@ def make_faces(media: Path, dest: Path, woman_every: int = 16, man_every: int = 
             stem = f"{number + offset:06d}"
             image, rec = face_from_frame(frame, rects[0], m, stem + ".png",
                                          with_identity=(who == "man" or k % 2 == 0))
-            meta.write_face(dest / f"{stem}_0.jpg", image, rec)
+            container.write_face(dest / f"{stem}_0.jpg", image, rec)
             out[who].append(f"{stem}_0.jpg")
-    photo = meta.decode_image((media / "multi_face.jpg").read_bytes())
+    photo = container.decode_image((media / "multi_face.jpg").read_bytes())
     rects = sorted(m.detector(photo, 0), key=lambda r: r.left())
     for i, r in enumerate(rects):
         image, rec = face_from_frame(photo, r, m, "200001.png", face_index=i)
-        meta.write_face(dest / f"200001_{i}.jpg", image, rec)
+        container.write_face(dest / f"200001_{i}.jpg", image, rec)
         out["multi"].append(f"200001_{i}.jpg")
     return out
 

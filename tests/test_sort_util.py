@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from facedouble.cli import app
 from facedouble.config import SortConfig
-from facedouble.faces import meta
+from facedouble.faces import container
 from facedouble.sort import faceset, sort_faces, undo_sort
 
 from test_sort_data import copy_faces, faces_cache, tree_digest  # noqa: F401  (fixture)
@@ -34,9 +34,9 @@ def test_landmark_debug_copies_are_drawn_ignored_by_sort_and_removed(workspace, 
     assert f"wrote debug copies of {len(names)} file(s)" in out
     for n in names:
         debug = aligned / n.replace(".jpg", "_debug.jpg")
-        assert debug.is_file() and meta.read_record(debug) is None
-        face, rec = meta.read_face(aligned / n)
-        drawn = meta.decode_image(debug.read_bytes())
+        assert debug.is_file() and container.read_record(debug) is None
+        face, rec = container.read_face(aligned / n)
+        drawn = container.decode_image(debug.read_bytes())
         # the landmark dots are there: green where the points are
         x, y = np.round(rec.landmarks[30]).astype(int)
         assert drawn[y, x, 1] > 200 and drawn[y, x, 0] < 80
@@ -69,7 +69,7 @@ def test_recover_original_filename_after_a_sort_and_undo_it(workspace, faces_cac
     sort_faces(workspace, "src", SortConfig(by="face-yaw"))
     sorted_names = tree_digest(aligned)
     assert set(before) != set(sorted_names)
-    (aligned / "photo.jpg").write_bytes(meta.encode_image(np.zeros((32, 32, 3), np.uint8), ".jpg"))
+    (aligned / "photo.jpg").write_bytes(container.encode_image(np.zeros((32, 32, 3), np.uint8), ".jpg"))
     first = sorted(aligned.glob("00000_*.jpg"))[0]
     (aligned / (first.stem + "_debug.jpg")).write_bytes(b"debug copy")
     out = _run("util", "recover-original-filename", "src", "-w", workspace.root)
@@ -89,7 +89,7 @@ def test_metadata_save_and_restore_after_editing_in_an_image_editor(workspace, f
     aligned, names = _setup(workspace, faces_cache)
     sort_faces(workspace, "src", SortConfig(by="blur"))
     files = sorted(aligned.glob("*.jpg"))
-    records = {p.name: meta.read_record(p) for p in files}
+    records = {p.name: container.read_record(p) for p in files}
     backup = tmp_path / "records.json"
     out = _run("util", "metadata-save", "src", "-w", workspace.root, "--file", backup)
     assert f"saved the records of {len(names)} file(s)" in out
@@ -97,32 +97,32 @@ def test_metadata_save_and_restore_after_editing_in_an_image_editor(workspace, f
 
     # the "editor": re-encodes every face without our metadata; one is retouched and one resized
     for i, p in enumerate(files):
-        image = meta.decode_image(p.read_bytes())
+        image = container.decode_image(p.read_bytes())
         if i == 0:
             image = cv2.GaussianBlur(image, (0, 0), 1.0)
         if i == 1:
             image = cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA)
-        p.write_bytes(meta.encode_image(image, ".jpg", 90))
-        assert meta.read_record(p) is None
+        p.write_bytes(container.encode_image(image, ".jpg", 90))
+        assert container.read_record(p) is None
     # and one was saved back with a new extension
     png = files[2].with_suffix(".png")
-    png.write_bytes(meta.encode_image(meta.decode_image(files[2].read_bytes()), ".png"))
+    png.write_bytes(container.encode_image(container.decode_image(files[2].read_bytes()), ".png"))
     files[2].unlink()
-    pixels = {p.name: meta.decode_image(p.read_bytes()) for p in aligned.iterdir() if p.suffix in (".jpg", ".png")}
+    pixels = {p.name: container.decode_image(p.read_bytes()) for p in aligned.iterdir() if p.suffix in (".jpg", ".png")}
 
     out = _run("util", "metadata-restore", "src", "-w", workspace.root, "--file", backup)
     assert f"restored the records of {len(names)} file(s)" in out
     for p in aligned.iterdir():
         if p.suffix not in (".jpg", ".png"):
             continue
-        rec = meta.read_record(p)
+        rec = container.read_record(p)
         saved = records[p.name if p.suffix == ".jpg" else p.with_suffix(".jpg").name]
         if p.name == files[1].name:
             assert rec.size == 128
             assert np.allclose(rec.landmarks, saved.landmarks / 2, atol=1e-4)
         else:
             assert rec.to_bytes() == saved.to_bytes()
-        assert np.array_equal(meta.decode_image(p.read_bytes()), pixels[p.name])  # pixels untouched
+        assert np.array_equal(container.decode_image(p.read_bytes()), pixels[p.name])  # pixels untouched
     # the restored faces sort again (by name of their frame, and with the right landmarks)
     res = sort_faces(workspace, "src", SortConfig(by="origname"))
     assert len(res.order) == len(names) and not res.untouched

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from facedouble.config import MergeConfig, TrainConfig
 from facedouble.errors import OptionError
-from facedouble.faces.meta import read_face
+from facedouble.faces.container import read_face
 from facedouble.inference import load_dfm, load_model
 from facedouble.train import export
 from facedouble.train.swapper import load_swapper

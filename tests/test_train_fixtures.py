@@ -30,16 +30,16 @@ def make_aligned_faces(video: Path, out_dir: Path, count: int = FACES_PER_SIDE, 
     import av
     import dlib
 
-    from facedouble.faces import align, meta
+    from facedouble.faces import align, container
 
     out_dir.mkdir(parents=True, exist_ok=True)
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(_predictor_path()))
-    with av.open(str(video)) as container:
-        stream = container.streams.video[0]
+    with av.open(str(video)) as reader:
+        stream = reader.streams.video[0]
         total = stream.frames or 1
         wanted = set(np.linspace(0, total - 1, min(total, count * 2)).round().astype(int).tolist())
-        frames = {i: f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(stream)) if i in wanted}
+        frames = {i: f.to_ndarray(format="rgb24") for i, f in enumerate(reader.decode(stream)) if i in wanted}
     written: list[Path] = []
     for n in sorted(frames):
         if len(written) >= count:
@@ -53,12 +53,12 @@ def make_aligned_faces(video: Path, out_dir: Path, count: int = FACES_PER_SIDE, 
         lm = np.array([[p.x, p.y] for p in shape.parts()], np.float32)
         m = align.face_matrix(lm, "whole-face", size)
         face = align.warp_to_face(frame, m, size)
-        record = meta.FaceRecord(
+        record = container.FaceRecord(
             face_type="whole-face", size=size, landmarks=align.transform_points(lm, m), source_landmarks=lm,
             matrix=m, source_filename=f"{n + 1:06d}.png",
             source_rect=(rect.left(), rect.top(), rect.right(), rect.bottom()),
             source_size=(frame.shape[1], frame.shape[0]), detector="dlib", landmarker="dlib68")
-        written.append(meta.write_face(out_dir / f"{n + 1:06d}_0.jpg", face, record))
+        written.append(container.write_face(out_dir / f"{n + 1:06d}_0.jpg", face, record))
     return written
 
 
@@ -92,7 +92,7 @@ def train_faces(tmp_path_factory, media) -> dict[str, Path]:
 
 
 def test_fixture_faces_are_real_aligned_faces(train_faces):
-    from facedouble.faces.meta import read_face
+    from facedouble.faces.container import read_face
 
     for side in ("src", "dst"):
         files = sorted(train_faces[side].glob("*.jpg"))

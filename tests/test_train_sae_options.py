@@ -27,7 +27,7 @@ def _hsv_means(images: np.ndarray, sel: np.ndarray | None = None) -> np.ndarray:
 
 
 def test_random_hsv_shift_is_bounded_by_its_power(train_faces):  # noqa: F811
-    from facedouble.faces.meta import read_face
+    from facedouble.faces.container import read_face
 
     face, _ = read_face(sorted(train_faces["src"].glob("*.jpg"))[0])
     rng = np.random.default_rng(0)

@@ -149,20 +149,20 @@ def test_mov_alpha_without_masks(workspace, media):
 
 
 def test_png_to_jpg_keeps_face_records(tmp_path):
-    meta = pytest.importorskip("facedouble.faces.meta")
+    container = pytest.importorskip("facedouble.faces.container")
     folder = tmp_path / "aligned"
     folder.mkdir()
     rng = np.random.default_rng(0)
     records = {}
     for i in range(3):
-        rec = meta.FaceRecord(
+        rec = container.FaceRecord(
             face_type="whole-face", size=64,
             landmarks=rng.uniform(0, 64, (68, 2)).astype(np.float32),
             source_landmarks=rng.uniform(0, 640, (68, 2)).astype(np.float32),
             matrix=np.array([[0.5, 0, -10], [0, 0.5, -20]], np.float64),
             source_filename=f"{i + 1:06d}.png", source_rect=(10, 20, 110, 120), source_size=(640, 360))
         image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-        meta.write_face(folder / f"{i + 1:06d}_0.png", image, rec)
+        container.write_face(folder / f"{i + 1:06d}_0.png", image, rec)
         records[f"{i + 1:06d}_0"] = rec.to_json()
     (folder / "notes.png").write_bytes((folder / "000001_0.png").read_bytes()[:8] + b"")  # not a face image
     result = run("util", "png-to-jpg", folder, "--jpeg-quality", "90")
@@ -170,8 +170,8 @@ def test_png_to_jpg_keeps_face_records(tmp_path):
     jpgs = sorted(folder.glob("*.jpg"))
     assert [p.stem for p in jpgs] == sorted(records)
     for p in jpgs:
-        assert meta.read_record(p).to_json() == records[p.stem]
-        image, _ = meta.read_face(p)
+        assert container.read_record(p).to_json() == records[p.stem]
+        image, _ = container.read_face(p)
         assert image.shape == (64, 64, 3)
     assert sorted(p.name for p in (folder / "png_backup").iterdir()) == [f"{s}.png" for s in sorted(records)]
     assert not list(folder.glob("0*.png"))

@@ -12,7 +12,7 @@ import struct
 import cv2
 import numpy as np
 
-from facedouble.faces import dfl, meta
+from facedouble.faces import dfl, container
 from facedouble.xseg.labels import export_labels
 from test_web_fixtures import make_client, web_template, web_ws  # noqa: F401
 
@@ -39,8 +39,8 @@ def test_labels_round_trip_through_the_face_file(web_ws):
     assert r["labelled"] == 0 and not any(f["labelled"] or f["xseg"] for f in r["faces"])
     name = names[1]
     path = web_ws.aligned("src") / name
-    pixels = meta.read_face(path)[0]
-    size = meta.read_record(path).size
+    pixels = container.read_face(path)[0]
+    size = container.read_record(path).size
     got = c.get(f"/api/xseg/src/labels/{name}").json()
     assert got == {"side": "src", "name": name, "size": size, "include": [], "exclude": [], "labelled": False,
                    "xseg": False}
@@ -48,9 +48,9 @@ def test_labels_round_trip_through_the_face_file(web_ws):
     put = c.put(f"/api/xseg/src/labels/{name}", json={"include": INCLUDE, "exclude": EXCLUDE})
     assert put.status_code == 200, put.text
     assert put.json()["include"] == INCLUDE and put.json()["exclude"] == EXCLUDE and put.json()["labelled"]
-    rec = meta.read_record(path)                                   # in the file's own record
+    rec = container.read_record(path)                                   # in the file's own record
     assert rec.mask_polys == INCLUDE and rec.exclude_polys == EXCLUDE
-    image, _ = meta.read_face(path)
+    image, _ = container.read_face(path)
     assert np.array_equal(image, pixels)                           # the JPEG's pixels were not re-encoded
     assert not list(path.parent.glob(".*.tmp")) and not list(path.parent.glob("*.tmp"))
     again = c.get(f"/api/xseg/src/labels/{name}").json()
@@ -60,7 +60,7 @@ def test_labels_round_trip_through_the_face_file(web_ws):
     assert export_labels(web_ws, "src") == {name: {"include": INCLUDE, "exclude": EXCLUDE}}   # the CLI sees them
 
     cleared = c.put(f"/api/xseg/src/labels/{name}", json={"include": [], "exclude": []}).json()
-    assert cleared["labelled"] is False and meta.read_record(path).mask_polys == []
+    assert cleared["labelled"] is False and container.read_record(path).mask_polys == []
     assert c.get("/api/xseg/src/faces").json()["labelled"] == 0
 
 
@@ -68,7 +68,7 @@ def test_bad_polygons_are_refused_and_the_file_is_untouched(web_ws):
     c = make_client(web_ws)
     name = sorted(p.name for p in web_ws.aligned("dst").glob("*.jpg"))[0]
     path = web_ws.aligned("dst") / name
-    size = meta.read_record(path).size
+    size = container.read_record(path).size
     c.put(f"/api/xseg/dst/labels/{name}", json={"include": INCLUDE, "exclude": []})
     before = _sha(path)
     cases = [
@@ -91,7 +91,7 @@ def test_bad_polygons_are_refused_and_the_file_is_untouched(web_ws):
     assert c.put("/api/xseg/dst/labels/..%2Fextract.json", json={"include": [], "exclude": []}).status_code in (403, 404)
     assert c.put(f"/api/xseg/both/labels/{name}", json={"include": [], "exclude": []}).status_code == 404
     assert _sha(path) == before                                    # every refusal left the face as it was
-    assert meta.read_record(path).mask_polys == INCLUDE
+    assert container.read_record(path).mask_polys == INCLUDE
 
     from facedouble.sort import journal
 
@@ -105,7 +105,7 @@ def test_mesh_and_xseg_overlays(web_ws):
     c = make_client(web_ws)
     name = sorted(p.name for p in web_ws.aligned("src").glob("*.jpg"))[0]
     path = web_ws.aligned("src") / name
-    size = meta.read_record(path).size
+    size = container.read_record(path).size
     mesh = _png(c.get(f"/api/xseg/src/overlay/{name}?kind=mesh"))
     assert mesh.shape == (size, size)
     assert mesh[size // 2, size // 2] == 255                       # the face's centre is inside the oval
@@ -118,9 +118,9 @@ def test_mesh_and_xseg_overlays(web_ws):
     # an applied mask (as `xseg apply` stores it: at most 256 px) comes back at the face's size
     half = np.zeros((64, 64), np.float32)
     half[:, :32] = 1.0
-    rec = meta.read_record(path)
-    rec.xseg_mask = meta.xseg_mask_field(half, "test-model")
-    meta.update_record(path, rec)
+    rec = container.read_record(path)
+    rec.xseg_mask = container.xseg_mask_field(half, "test-model")
+    container.update_record(path, rec)
     xseg = _png(c.get(f"/api/xseg/src/overlay/{name}?kind=xseg"))
     assert xseg.shape == (size, size)
     assert xseg[:, : size // 2 - 4].min() == 255 and xseg[:, size // 2 + 4:].max() == 0
@@ -132,7 +132,7 @@ def test_polygons_of_a_face_from_the_original_tool_are_shown(web_ws, tmp_path):
     """A face made by the original tool (pickled dict in APP15 with seg_ie_polys) keeps its polygons through
     `import-dfl`, and the editor shows them: type 1 include, type 0 exclude."""
     src_face = sorted(web_ws.aligned("src").glob("*.jpg"))[0]
-    image, rec = meta.read_face(src_face)
+    image, rec = container.read_face(src_face)
     size = image.shape[0]
     include = np.array([[5, 6], [size - 10, 8], [size // 2, size - 4]], np.float32)
     info = {"face_type": "whole_face", "landmarks": rec.landmarks, "source_filename": "00042.png",
@@ -141,7 +141,7 @@ def test_polygons_of_a_face_from_the_original_tool_are_shown(web_ws, tmp_path):
             "seg_ie_polys": {"polys": [{"type": 1, "pts": include},
                                        {"type": 0, "pts": [[30.0, 40.0], [60.0, 40.0], [45.0, 70.0]]}]}}
     payload = pickle.dumps(info, protocol=4)
-    jpg = meta.encode_image(image, ".jpg", 95)
+    jpg = container.encode_image(image, ".jpg", 95)
     dfl_dir = tmp_path / "dfl"
     dfl_dir.mkdir()
     (dfl_dir / "00042_0.jpg").write_bytes(jpg[:2] + b"\xff\xef" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:])

@@ -54,7 +54,7 @@ def open_mask_tab(pg, url: str, face: str) -> None:
 
 
 def test_draw_save_reload_and_the_record_holds_it(mask_page, artifacts):
-    from facedouble.faces.meta import read_record
+    from facedouble.faces.container import read_record
 
     pg, url, ws = mask_page
     face = sorted(p.name for p in ws.aligned("src").glob("*.jpg"))[0]
@@ -116,7 +116,7 @@ def test_draw_save_reload_and_the_record_holds_it(mask_page, artifacts):
     assert pg.locator(f"#mask-list .mask-item.labelled[data-name='{face}']").count() == 1
     # the label is drawn as training sees it: inside the include polygon the face is tinted green, inside the
     # exclude polygon (cut out of it) it is not (canvas pixel minus the face's own pixel there)
-    from facedouble.faces.meta import read_face
+    from facedouble.faces.container import read_face
 
     image = read_face(ws.aligned("src") / face)[0].astype(int)
     canvas_rgb = pg.evaluate(f"""(() => {{ const g = document.querySelector('#mask-canvas').getContext('2d');
@@ -131,7 +131,7 @@ def test_draw_save_reload_and_the_record_holds_it(mask_page, artifacts):
 
 
 def test_moving_to_the_next_face_saves_and_copy_previous(mask_page):
-    from facedouble.faces.meta import read_record
+    from facedouble.faces.container import read_record
 
     pg, url, ws = mask_page
     faces = sorted(p.name for p in ws.aligned("src").glob("*.jpg"))

@@ -14,7 +14,7 @@ from facedouble.imagefile import read_rgb
 from facedouble.cli import app
 from facedouble.config import MergeConfig, XSegTrainConfig
 from facedouble.errors import InputError, MetadataError
-from facedouble.faces import meta, record
+from facedouble.faces import container, record
 from facedouble.faces import regions
 from facedouble.merge import merger
 from facedouble.merge import compose
@@ -41,7 +41,7 @@ def ws(tmp_path, train_faces):
 
 def _labels_for(path):
     """Labels of a real face: the landmark hull (jaw and brows) minus a box over the mouth."""
-    rec = meta.read_record(path)
+    rec = container.read_record(path)
     lm = rec.landmarks
     hull = [[float(x), float(y)] for x, y in lm[list(range(17)) + list(range(26, 16, -1))]]
     x0, y0 = lm[48:68].min(0) - 4
@@ -54,28 +54,28 @@ def _labels_for(path):
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 def test_labels_and_applied_mask_round_trip_through_the_file(train_faces, tmp_path, suffix):
-    image, rec = meta.read_face(sorted(train_faces["src"].glob("*.jpg"))[0])
+    image, rec = container.read_face(sorted(train_faces["src"].glob("*.jpg"))[0])
     rec.mask_polys, rec.exclude_polys = INCLUDE, EXCLUDE
     applied = np.zeros((64, 64), np.float32)
     applied[10:50, 20:40] = 1.0
-    rec.xseg_mask = meta.xseg_mask_field(applied, "xseg-7-abc")
-    path = meta.write_face(tmp_path / f"face{suffix}", image, rec)
-    back = meta.read_record(path)
+    rec.xseg_mask = container.xseg_mask_field(applied, "xseg-7-abc")
+    path = container.write_face(tmp_path / f"face{suffix}", image, rec)
+    back = container.read_record(path)
     assert back.version == record.FORMAT_VERSION == 2
     assert back.mask_polys == INCLUDE and back.exclude_polys == EXCLUDE
     assert back.xseg_mask["model"] == "xseg-7-abc"
-    assert np.array_equal(meta.xseg_mask_array(back), applied)
+    assert np.array_equal(container.xseg_mask_array(back), applied)
     # a record of version 1 kept exclude polygons in extra: they become the exclude field
     old = rec.to_json()
     old.update(version=1, exclude_polys=[], extra={"mask_exclude_polys": EXCLUDE, "yaw": 1.0})
     del old["xseg_mask"]
-    v1 = meta.FaceRecord.from_json(old)
+    v1 = container.FaceRecord.from_json(old)
     assert v1.exclude_polys == EXCLUDE and v1.extra == {"yaw": 1.0}
     # a damaged applied mask is refused as a MetadataError, not another exception
     bad = rec.to_json()
     bad["xseg_mask"] = {"png": "!!!", "model": ""}
     with pytest.raises(MetadataError, match="xseg_mask"):
-        meta.FaceRecord.from_json(bad)
+        container.FaceRecord.from_json(bad)
 
 
 def test_label_mask_is_include_minus_exclude():
@@ -113,7 +113,7 @@ def test_labels_import_export_and_refusals(ws, tmp_path):
     before = {f.name: f.read_bytes() for f in faces}
 
     # a polygon outside the face, or a face that does not exist: one sentence, exit 1, nothing written
-    size = meta.read_record(faces[3]).size
+    size = container.read_record(faces[3]).size
     bad = {faces[3].name: {"include": [[[1, 1], [size + 40, 2], [3, 9]]]}, faces[0].name: {"include": [], "exclude": []}}
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     r = runner.invoke(app, ["xseg", "labels", "import", "src", str(tmp_path / "bad.json"), "-w", str(ws.root)])
@@ -131,7 +131,7 @@ def test_labels_import_export_and_refusals(ws, tmp_path):
     assert r.exit_code == 0, r.output
     fetched = sorted(p.name for p in (tmp_path / "fetched").iterdir())
     assert fetched == sorted(data)
-    assert meta.read_record(tmp_path / "fetched" / fetched[0]).exclude_polys
+    assert container.read_record(tmp_path / "fetched" / fetched[0]).exclude_polys
     # an entry without polygons removes a face's labels
     L.import_labels(ws, "src", {faces[0].name: {"include": [], "exclude": []}})
     assert set(L.export_labels(ws, "src")) == set(data) - {faces[0].name}
@@ -158,17 +158,17 @@ def test_xseg_train_lowers_the_loss_resumes_and_apply_writes_masks(ws):
     runner = CliRunner()
     r = runner.invoke(app, ["xseg", "apply", "dst", "-w", str(ws.root)])
     assert r.exit_code == 0, r.output
-    recs = [meta.read_record(f) for f in ws.face_files("dst")]
+    recs = [container.read_record(f) for f in ws.face_files("dst")]
     assert all(rec.xseg_mask is not None and rec.xseg_mask["model"].startswith("xseg-28-") for rec in recs)
-    m = meta.xseg_mask_array(recs[0])
+    m = container.xseg_mask_array(recs[0])
     side = min(A.APPLIED_SIZE, recs[0].size)  # the face's side, at most the stored size
     assert m.shape == (side, side) and 0.0 <= m.min() and m.max() <= 1.0
     assert A.apply_xseg(ws, "dst").skipped == len(recs)  # resumes: nothing to redo
-    labelled = [f for f in ws.face_files("dst") if L.has_labels(meta.read_record(f))]
+    labelled = [f for f in ws.face_files("dst") if L.has_labels(container.read_record(f))]
     r = runner.invoke(app, ["xseg", "remove", "dst", "-w", str(ws.root)])
     assert r.exit_code == 0, r.output
-    assert all(meta.read_record(f).xseg_mask is None for f in ws.face_files("dst"))
-    assert all(L.has_labels(meta.read_record(f)) for f in labelled)  # labels are never removed
+    assert all(container.read_record(f).xseg_mask is None for f in ws.face_files("dst"))
+    assert all(L.has_labels(container.read_record(f)) for f in labelled)  # labels are never removed
 
 
 def test_train_without_labels_says_what_to_do(ws):
@@ -208,11 +208,11 @@ def test_smoothing_over_time_never_covers_an_xseg_cutout_again(dst_ws):
     frames = dst_ws.frame_files("dst")
     path = frames[5]
     face = dst_ws.aligned("dst") / f"{path.stem}_0.jpg"
-    rec = meta.read_record(face)
+    rec = container.read_record(face)
     cut = np.ones((rec.size, rec.size), np.float32)
     cut[int(rec.size * 0.6):] = 0.0                                   # the mouth and chin are "behind a hand"
-    rec.xseg_mask = meta.xseg_mask_field(cut, "test-cut")
-    meta.update_record(face, rec)
+    rec.xseg_mask = container.xseg_mask_field(cut, "test-cut")
+    container.update_record(face, rec)
     cfg = MergeConfig(mode="overlay", mask="xseg-dst")
     assert cfg.smooth_frames > 0
     merger.merge(dst_ws, cfg, swapper=IdentitySwapper(128))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError
 
-# 2**27 (134 megapixels, the limit faces/meta.py uses for face files too): larger than any video frame (8K is
+# 2**27 (134 megapixels, the limit faces/container.py uses for face files too): larger than any video frame (8K is
 # 33) and most camera photos; decoding one takes ~400 MB as RGB, and extraction holds a few copies.
 MAX_PIXELS = 1 << 27
 

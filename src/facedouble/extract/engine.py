@@ -11,7 +11,7 @@ import numpy as np
 
 from ..config import ExtractConfig
 from ..errors import InputError
-from ..faces import align, meta
+from ..faces import align, container
 from ..faces.find import FaceFinder, FoundFace
 from ..faces.identity import SAME_PERSON, face_distance
 from ..faces.landmarks import NAME as LANDMARKER_NAME
@@ -159,14 +159,14 @@ class Engine:
             info["identity_from"] = identity_from
         info.update(extra or {})
         rect = tuple(int(round(float(v))) for v in face.rect)
-        record = meta.FaceRecord(
+        record = container.FaceRecord(
             face_type=cfg.face_type, size=cfg.size,
             landmarks=align.transform_points(landmarks, m), source_landmarks=np.asarray(landmarks, np.float32),
             matrix=m, source_filename=fr.name, source_rect=rect, source_size=(w, h),  # type: ignore[arg-type]
             face_index=index, detector=face.detector, landmarker=LANDMARKER_NAME,
             identity=None if identity is None else np.asarray(identity, np.float32), extra=info)
         path = self.job.aligned / face_name(fr.name, index)
-        meta.write_face(path, face_img, record, cfg.jpeg_quality)
+        container.write_face(path, face_img, record, cfg.jpeg_quality)
         return path, m
 
     def write_debug(self, fr: Frame, drawn: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
@@ -225,5 +225,5 @@ def write_debug_image(path: Path, image: np.ndarray, drawn: Sequence[tuple[np.nd
     ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if ok:
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta.atomic_write_bytes(path, buf.tobytes())
+        container.atomic_write_bytes(path, buf.tobytes())
 

@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 from ..choices import Side, values
 from ..config import write_json_atomic
 from ..errors import InputError, MetadataError, OptionError
-from ..faces import meta
+from ..faces import container
 from ..workspace import Workspace
 
 STATE_NAME = "extract_state.json"
@@ -46,7 +46,7 @@ def faces_by_frame(ws: Workspace, side: Side, frame_names: Iterable[str] | None 
             out[by_stem[stem]].append(p)
             continue
         try:
-            rec = meta.read_record(p)
+            rec = container.read_record(p)
         except (MetadataError, InputError):
             continue
         if rec is not None and rec.source_filename in known:

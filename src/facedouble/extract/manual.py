@@ -12,7 +12,7 @@ import numpy as np
 from ..choices import Side
 from ..config import ExtractConfig
 from ..errors import InputError, MetadataError, OptionError
-from ..faces import meta
+from ..faces import container
 from ..faces.find import FoundFace
 from ..progress import Reporter
 from ..imagefile import read_rgb
@@ -120,7 +120,7 @@ def redraw_debug(ws: Workspace, side: Side, frame_name: str, image: Optional[np.
     drawn, size = [], 512
     for p in sorted(faces_by_frame(ws, side, [frame_name]).get(frame_name, [])):
         try:
-            rec = meta.read_record(p)
+            rec = container.read_record(p)
         except MetadataError:
             continue
         if rec is not None:

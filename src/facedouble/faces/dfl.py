@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError, MetadataError
 from ..files import atomic_write_bytes
 from ..imagefile import PNG_SIGNATURE
-from .meta import decode_image, image_dimensions, jpeg_segments, read_bytes, read_record, with_record
+from .container import decode_image, image_dimensions, jpeg_segments, read_bytes, read_record, with_record
 from .record import MAX_COORDINATE, FaceRecord, shorten
 
 MAX_PICKLED_ITEMS = 4_000_000           # values in DFL metadata once shared references are expanded

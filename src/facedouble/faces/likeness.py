@@ -129,7 +129,7 @@ def record_embeddings(folder: str | Path, *, compute_limit: int = 32) -> tuple[l
     """Identity embeddings of the aligned faces in `folder`: the ones stored in their records
     (FaceRecord.identity); when none has one, computed from up to `compute_limit` faces spread over the
     folder, using the landmarks in the record. Returns (embeddings, files with a record)."""
-    from ..faces.meta import read_face, read_record
+    from ..faces.container import read_face, read_record
 
     files = _face_files(Path(folder))
     stored, recorded = [], []

@@ -1,6 +1,6 @@
 """The face record (DESIGN.md section 3): what facedouble knows about one aligned face, as a versioned JSON
 object, with the checks of every field (each raises MetadataError naming the field). The files that carry it
-are faces/meta.py's; faces made by the original tool are turned into records by faces/dfl.py."""
+are faces/container.py's; faces made by the original tool are turned into records by faces/dfl.py."""
 
 from __future__ import annotations
 

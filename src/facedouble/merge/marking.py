@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import MergeConfig
 from ..errors import ProvenanceError
-from ..faces.meta import atomic_write_bytes, encode_image
+from ..faces.container import atomic_write_bytes, encode_image
 from ..imagefile import encode_png
 
 

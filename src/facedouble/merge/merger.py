@@ -48,7 +48,7 @@ from ..files import remove_temporaries
 from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, NoFaceError
 from ..faces.align import warp_to_face
-from ..faces.meta import FaceRecord, read_record
+from ..faces.container import FaceRecord, read_record
 from ..imagefile import read_rgb
 from ..inference import crop_matrix, load_model
 from ..progress import Reporter
@@ -106,7 +106,7 @@ def detail_pairs(ws: Workspace, swapper: Swapper, size: int, limit: int = 400) -
     Returns:
         (targets (size, size, 3) uint8 RGB, inputs (res, res, 3) float32 [0, 1]).
     """
-    from ..faces.meta import read_face
+    from ..faces.container import read_face
 
     files = ws.face_files("src")
     step = max(1, len(files) // limit)

@@ -140,7 +140,7 @@ class SrcFaces:
 
 def src_from_records(folder: Path, limit: int, check=lambda: None) -> SrcFaces:
     """src from aligned faces: every stored embedding, and crops of up to `limit` faces."""
-    from ..faces.meta import read_face
+    from ..faces.container import read_face
 
     emb, recorded = record_embeddings(folder, compute_limit=limit)
     crops = []

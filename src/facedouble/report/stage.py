@@ -87,7 +87,7 @@ def _workspace_result(ws: Workspace) -> Path | None:
 
 def _dst_records(ws: Workspace) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
     """Frame number -> (source landmarks, identity) of the largest aligned dst face of that frame."""
-    from ..faces.meta import read_record
+    from ..faces.container import read_record
 
     best: dict[int, tuple[float, np.ndarray, np.ndarray | None]] = {}
     for p in ws.face_files("dst"):

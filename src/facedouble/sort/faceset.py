@@ -21,8 +21,8 @@ import numpy as np
 
 from ..config import write_json_atomic
 from ..errors import InputError, MetadataError, WorkspaceError
-from ..faces import meta
-from ..faces.meta import FaceRecord
+from ..faces import container
+from ..faces.container import FaceRecord
 from ..progress import Reporter
 from . import journal
 from .sorting import _has_record, describe, is_debug_image, list_images, original_name
@@ -69,7 +69,7 @@ def _faces(folder: Path) -> list[Path]:
 
 def _read(path: Path) -> tuple[FaceRecord | None, str | None]:
     try:
-        record = meta.read_record(path)
+        record = container.read_record(path)
     except MetadataError as e:
         return None, f"damaged face record: {e.message}"
     except InputError as e:
@@ -105,17 +105,17 @@ def add_landmarks_debug(folder: Path, *, reporter: Reporter | None = None) -> Fa
     with journal.FolderLock(folder):
         for path in rep.track(_faces(folder), "drawing landmarks"):
             try:
-                image, record = meta.read_face(path)
+                image, record = container.read_face(path)
             except (MetadataError, InputError) as e:
                 skipped[path.name] = "no face record" if "has no facedouble face record" in e.message else e.message
                 continue
             target = path.with_name(path.stem + "_debug.jpg")
-            if target.exists() and meta.read_record(target) is not None:
+            if target.exists() and container.read_record(target) is not None:
                 skipped[path.name] = f"{target.name} exists and is a face, not a debug copy"
                 continue
             scale = image.shape[1] / float(record.size or image.shape[1])
             drawn = draw_landmarks(image, record.landmarks * scale)
-            meta.atomic_write_bytes(target, meta.encode_image(drawn, ".jpg", 90))
+            container.atomic_write_bytes(target, container.encode_image(drawn, ".jpg", 90))
             done.append(target.name)
     return FacesetResult("add-landmarks-debug", folder, done, skipped)
 
@@ -279,13 +279,13 @@ def restore_metadata(folder: Path, file: Path | None = None, *, reporter: Report
             if w != record.size:
                 record = _resized(record, w)
             try:
-                current = meta.read_record(p)
+                current = container.read_record(p)
             except MetadataError:
                 current = None
             if current is not None and current.to_bytes() == record.to_bytes():
                 unchanged += 1
                 continue
-            meta.update_record(p, record)
+            container.update_record(p, record)
             done.append(p.name)
     for name in sorted(set(saved) - used):
         skipped.setdefault(name, "in the metadata file but not in the folder")

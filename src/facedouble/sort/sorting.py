@@ -27,8 +27,8 @@ from ..files import remove_temporaries
 from ..choices import Side
 from ..config import SortConfig
 from ..errors import InputError, MetadataError, OptionError, WorkspaceError
-from ..faces import meta
-from ..faces.meta import FaceRecord
+from ..faces import container
+from ..faces.container import FaceRecord
 from ..progress import Reporter
 from ..workspace import IMAGE_SUFFIXES, Workspace
 from . import cache as C
@@ -181,7 +181,7 @@ def is_debug_image(path: Path) -> bool:
 
 def _has_record(path: Path) -> bool:
     try:
-        return meta.read_record(path) is not None
+        return container.read_record(path) is not None
     except (MetadataError, InputError):
         return False
 
@@ -216,7 +216,7 @@ def _decode(data: bytes, record: FaceRecord, name: str) -> np.ndarray:
 
 def _read_record(data: bytes) -> tuple[FaceRecord | None, str | None]:
     try:
-        raw = meta.record_bytes(data)
+        raw = container.record_bytes(data)
     except MetadataError:
         return None, "not a JPEG or PNG face image"
     if raw is None:
@@ -399,7 +399,7 @@ def _reference_embedding(path: str) -> np.ndarray:
         raise InputError(f"Reference image {p} does not exist; give the path of a photo of the person to keep.")
     data = p.read_bytes()
     try:
-        raw = meta.record_bytes(data)
+        raw = container.record_bytes(data)
         record = FaceRecord.from_bytes(raw) if raw else None
     except MetadataError:
         record = None
@@ -407,7 +407,7 @@ def _reference_embedding(path: str) -> np.ndarray:
         return reference_embedding(p)
     if record.identity is not None:
         return record.identity
-    image = meta.decode_image(data, str(p))
+    image = container.decode_image(data, str(p))
     scale = image.shape[1] / float(record.size or image.shape[1])
     return default_encoder()(image, record.landmarks * np.float32(scale))
 

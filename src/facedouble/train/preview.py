@@ -91,7 +91,7 @@ def loss_plot_png(history: np.ndarray, title: str = "") -> bytes:
 
 
 def write_png(path: Path, data: bytes) -> Path:
-    from ..faces.meta import atomic_write_bytes
+    from ..faces.container import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import NoFaceError
 from ..faces.align import face_matrix, transform_points, warp_to_face
-from ..faces.meta import MetadataError, read_face, xseg_mask_array
+from ..faces.container import MetadataError, read_face, xseg_mask_array
 from ..merge.color import color_transfer
 from ..faces.regions import eyes_mouth_mask, hull_mask, label_mask, remap_mask
 from .warp import AugmentRanges, augment, centre_affine, crop_margin, warp_sample

@@ -181,7 +181,7 @@ def png_to_jpg(folder: str | os.PathLike, jpeg_quality: int = 95, *, delete_png:
     Each PNG is moved to `<folder>/png_backup/` after its JPG is written (or deleted with
     `delete_png`). Re-running resumes: a PNG still in `folder` is simply converted again."""
     from ..errors import OptionError
-    from ..faces import meta
+    from ..faces import container
 
     rep = reporter or Reporter()
     folder = Path(folder)
@@ -198,16 +198,16 @@ def png_to_jpg(folder: str | os.PathLike, jpeg_quality: int = 95, *, delete_png:
     converted = 0
     skipped = []
     for png in rep.track(pngs, f"PNG -> JPG in {folder.name}"):
-        if meta.read_record(png) is None:
+        if container.read_record(png) is None:
             skipped.append(png.name)
             continue
-        image, record = meta.read_face(png)
+        image, record = container.read_face(png)
         jpg = png.with_suffix(".jpg")
         if jpg.exists():
-            old = meta.read_record(jpg)
+            old = container.read_record(jpg)
             if old is None or old.to_json() != record.to_json():
                 raise InputError(f"{jpg} already exists and holds another face; move it away, then run again.")
-        meta.write_face(jpg, image, record, jpeg_quality=int(jpeg_quality))
+        container.write_face(jpg, image, record, jpeg_quality=int(jpeg_quality))
         if backup is None:
             png.unlink()
         else:

@@ -45,14 +45,14 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner, frames_cache: RGBCa
             small = cv2.resize(img, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
             ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
             cache.mkdir(parents=True, exist_ok=True)
-            from ..faces.meta import atomic_write_bytes
+            from ..faces.container import atomic_write_bytes
 
             atomic_write_bytes(out, buf.tobytes())
         return FileResponse(out, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
     @app.get("/api/faces/{side}/image/{name}")
     def face_image(side: str, name: str, folder: str = "aligned", landmarks: bool = False):
-        from ..faces.meta import read_face
+        from ..faces.container import read_face
         from ..sort.faceset import draw_landmarks
 
         path = face_file(ws, side, folder, name)
@@ -64,7 +64,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner, frames_cache: RGBCa
 
     @app.get("/api/faces/{side}/info/{name}")
     def face_info(side: str, name: str, folder: str = "aligned"):
-        from ..faces.meta import read_record
+        from ..faces.container import read_record
 
         rec = read_record(face_file(ws, side, folder, name))
         if rec is None:
@@ -114,7 +114,7 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner, frames_cache: RGBCa
     @app.get("/api/frames/{side}/faces/{name}")
     def frame_faces(side: str, name: str):
         from ..extract import faces_by_frame
-        from ..faces.meta import read_record
+        from ..faces.container import read_record
 
         frame_file(ws, side, name)
         out = []

@@ -25,7 +25,7 @@ def register(app: FastAPI, ws: Workspace) -> None:
     mask_lock = threading.Lock()
 
     def labelled_face(side: str, name: str):
-        from ..faces.meta import read_record
+        from ..faces.container import read_record
 
         path = face_file(ws, side, "aligned", name)
         rec = read_record(path)
@@ -42,7 +42,7 @@ def register(app: FastAPI, ws: Workspace) -> None:
     @app.get("/api/xseg/{side}/faces")
     def xseg_faces(side: str):
         """The aligned faces of a side, each with whether it carries labels and an applied XSeg mask."""
-        from ..faces.meta import read_record
+        from ..faces.container import read_record
         from ..xseg.labels import has_labels
 
         folder = ws.aligned(side_name(side))  # type: ignore[arg-type]
@@ -76,7 +76,7 @@ def register(app: FastAPI, ws: Workspace) -> None:
         return labels_reply(side, name, rec)
 
     def save_labels(side: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        from ..faces.meta import read_record
+        from ..faces.container import read_record
         from ..sort import journal
         from ..xseg.labels import check_polygons, import_labels
 
@@ -108,7 +108,7 @@ def register(app: FastAPI, ws: Workspace) -> None:
         mesh masks draw it) or `xseg` (the XSeg mask applied to the face, `facedouble xseg apply`)."""
         import cv2
 
-        from ..faces.meta import read_face, xseg_mask_array
+        from ..faces.container import read_face, xseg_mask_array
 
         if kind not in ("mesh", "xseg"):
             raise HTTPException(404, f"The overlay kind must be mesh or xseg, not {kind!r}.")

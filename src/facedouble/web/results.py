@@ -89,7 +89,7 @@ def register(app: FastAPI, ws: Workspace) -> None:
         suffix = Path(file.filename or "").suffix.lower()
         if suffix not in IMAGE_SUFFIXES or cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is None:
             raise HTTPException(415, "The reference must be a PNG or JPEG image.")
-        from ..faces.meta import atomic_write_bytes
+        from ..faces.container import atomic_write_bytes
 
         out = ws.root / "references" / f"{stem}{suffix}"
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import InputError, MetadataError
-from ..faces.meta import read_face, read_record, update_record, xseg_mask_field
+from ..faces.container import read_face, read_record, update_record, xseg_mask_field
 from ..progress import Reporter
 from ..workspace import Workspace
 from .network import XSegModel, load_xseg

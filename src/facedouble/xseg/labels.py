@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MetadataError
-from ..faces.meta import FaceRecord, read_record, update_record
+from ..faces.container import FaceRecord, read_record, update_record
 from ..files import atomic_write_text
 from ..progress import Reporter
 from ..workspace import Workspace

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import XSegTrainConfig
 from ..errors import Cancelled, ModelError, NoFaceError, OptionError
-from ..faces.meta import MetadataError, read_face, read_record
+from ..faces.container import MetadataError, read_face, read_record
 from ..files import atomic_path, atomic_write_bytes, atomic_write_json
 from ..progress import Reporter
 from ..workspace import Workspace
