@@ -256,7 +256,6 @@ MERGE_FRAME_OPTIONS: tuple[str, ...] = (
 _RUN_REASONS = {
     "smooth_frames": "it smooths each frame with its neighbours over the whole video",
     "suppress_seamless_jitter": "it steadies each frame's blend with its neighbours over the whole video",
-    "smooth_face": "it averages each face with its neighbours over the whole video",
     "super_resolution": "the face-detail network is loaded (or learned) once for the run",
     "export_alpha": "it sets the file format of every merged frame",
     "sign_cert": "the content credentials are the run's", "sign_key": "the content credentials are the run's",
@@ -420,9 +419,6 @@ class MergeConfig(StageConfig):
     batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False, group="advanced", unit="faces")
     smooth_frames: int = option(4, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
                                    "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
-    smooth_face: int = option(0, "Average the predicted face with the same face in this many neighbouring frames each "
-                                 "side (steadies the model's frame-to-frame wobble; needs smooth frames > 0)",
-                              lo=0, hi=3, group="blend", unit="frames")
     skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model",
                              group="mask")
     model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced")

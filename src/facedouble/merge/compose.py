@@ -15,7 +15,7 @@ import numpy as np
 from ..config import MergeConfig
 from ..errors import MetadataError, ModelError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
-from ..faces.container import FaceRecord, xseg_mask_array
+from ..faces.meta import FaceRecord, xseg_mask_array
 from ..inference import crop_matrix
 from . import adjust as A
 from . import blend as B
@@ -432,26 +432,6 @@ def _neighbours(layer: FaceLayer, window: dict[int, Sequence[FaceLayer]], at: in
     return out
 
 
-def _smoothed_face(layer: FaceLayer, face: np.ndarray, near: Sequence[tuple[FaceLayer, float, int]],
-                   window: dict[int, Sequence[FaceLayer]], cfg: MergeConfig, k: int) -> np.ndarray:
-    """The colour-matched face averaged in face space with the same face in the frames up to `cfg.smooth_face`
-    away, triangular weights (radius 1: 1/4, 1/2, 1/4). Landmarks are smoothed over time, so a point of face
-    space is the same point of the face in neighbouring frames; what the average removes is the model's own
-    frame-to-frame wobble."""
-    radius = int(cfg.smooth_face)
-    weights = T.window_weights(radius)
-    total, acc = 1.0, face.astype(np.float32).copy()
-    for n, _, at in near:
-        if abs(at) > radius:
-            continue
-        if n.face is None:
-            colour_face(n, n.cfg or cfg, [m for m, _, _ in _neighbours(n, window, at, k)])
-        w = float(weights[radius + at])
-        acc += w * n.face
-        total += w
-    return acc / total
-
-
 def _same_options(a: FaceLayer, b: FaceLayer) -> bool:
     """Whether two faces are merged with the same options (a per-frame range is a cut for the smoothing)."""
     return a.cfg is None or b.cfg is None or a.cfg is b.cfg or a.cfg == b.cfg
@@ -478,8 +458,6 @@ def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConf
         if face is None:
             colour_face(layer, cfg, [n for n, _, _ in near])
             face = layer.face
-        if cfg.smooth_face and near and not (cfg.mode == "raw" and cfg.raw == "mask"):
-            face = _smoothed_face(layer, face, near, window, cfg, k)
         if near and not (cfg.mode == "raw" and cfg.raw in ("rgb", "predicted")):
             total = 1.0 + sum(w for _, w, _ in near)
             mask = (mask + sum(n.mask * w for n, w, _ in near)) / total
