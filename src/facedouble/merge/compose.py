@@ -15,7 +15,7 @@ import numpy as np
 from ..config import MergeConfig
 from ..errors import MetadataError, ModelError
 from ..faces.align import FACE_TYPE_BOX, face_matrix, transform_points, warp_to_face
-from ..faces.meta import FaceRecord, xseg_mask_array
+from ..faces.container import FaceRecord, xseg_mask_array
 from ..inference import crop_matrix
 from . import adjust as A
 from . import blend as B
