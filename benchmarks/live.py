@@ -43,20 +43,10 @@ MODELS = {
 
 
 def make_model(name: str):
-    import torch
-
-    from facedouble.train.swapper import Swapper
-    from facedouble.train.models.registry import ModelSpec, build_model, preset
+    from facedouble.train.swapper import untrained_swapper
 
     opts = dict(MODELS[name])
-    values = preset(opts.pop("preset"))
-    values.update(opts)
-    spec = ModelSpec(**{k: v for k, v in values.items() if k in ModelSpec.fields()})
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return Swapper(model, spec, torch.device("cpu"), name, 0)
+    return untrained_swapper(opts.pop("preset"), seed=0, name=name, **opts)
 
 
 def make_clip(src: Path, size: tuple[int, int], seconds: float, folder: Path) -> Path:

@@ -52,21 +52,10 @@ from test_merge_support import CastSwapper, decode, landmarks, write_dst_workspa
 
 def default_model():
     """The real default CPU network (untrained weights) behind the merge's model interface."""
-    import torch
-
-    from facedouble.train.swapper import Swapper
-    from facedouble.train.models.registry import ModelSpec, build_model, preset
-
     from facedouble.config import RunConfig
+    from facedouble.train.swapper import untrained_swapper
 
-    name = RunConfig().model
-    p = preset(name)
-    spec = ModelSpec(**{k: v for k, v in p.items() if k in ModelSpec.fields()})
-    torch.manual_seed(0)
-    model = build_model(spec).eval()
-    for q in model.parameters():
-        q.requires_grad_(False)
-    return Swapper(model, spec, torch.device("cpu"), name, 0)
+    return untrained_swapper(RunConfig().model, seed=0)
 
 
 def make_workspace(root: Path, n: int) -> Workspace:

@@ -14,20 +14,16 @@ def tiny_untrained_model(model_dir: Path, name: str = "sae") -> Path:
     """Write `model_dir/<name>_options.json` and `<name>.safetensors` (random weights, iteration 0)."""
     import dataclasses
 
-    import torch
-
     from facedouble.config import TrainConfig
     from facedouble.train.checkpoint import FORMAT_VERSION, ModelFiles, save_checkpoint
-    from facedouble.train.models.registry import ModelSpec, build_model
+    from facedouble.train.models.registry import ModelSpec
+    from facedouble.train.swapper import untrained_swapper
 
-    spec = ModelSpec()
-    cfg = TrainConfig(**TINY, **{f: getattr(spec, f) for f in ModelSpec.fields() if f not in TINY})
-    spec = ModelSpec.from_options(cfg)
-    torch.manual_seed(3)
-    model = build_model(spec)
+    sw = untrained_swapper(TINY["model"], seed=TINY["seed"], **{k: v for k, v in TINY.items() if k in ModelSpec.fields()})
+    cfg = TrainConfig(**TINY, **{f: getattr(sw.spec, f) for f in ModelSpec.fields() if f not in TINY})
     files = ModelFiles(Path(model_dir), name)
     Path(model_dir).mkdir(parents=True, exist_ok=True)
     cfg.save(files.options)
-    save_checkpoint(files.weights, {"model." + k: v for k, v in model.state_dict().items()},
-                    {"version": FORMAT_VERSION, "iteration": 0, "spec": dataclasses.asdict(spec)})
+    save_checkpoint(files.weights, {"model." + k: v for k, v in sw.model.state_dict().items()},
+                    {"version": FORMAT_VERSION, "iteration": 0, "spec": dataclasses.asdict(sw.spec)})
     return files.weights

@@ -1,7 +1,8 @@
 """A trained model ready to swap faces: the contract the merge, live and export code against (`Swapper`: faces in,
 predicted faces and masks out), the loading of a saved model into one (`load_swapper`), and a stand-in for tests
-(`IdentitySwapper`). Files and their format are checkpoint.py's; `facedouble.inference` adds DFM files and the
-fast CPU runner on top."""
+(`IdentitySwapper`), and a preset's network with fresh random weights for benchmarks and tests
+(`untrained_swapper`: a trained model's shapes and speed). Files and their format are checkpoint.py's;
+`facedouble.inference` adds DFM files and the fast CPU runner on top."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ..device import amp_dtype_for
-from ..errors import ModelError
+from ..errors import ModelError, OptionError
 from .checkpoint import ModelFiles, find_models, load_options, read_checkpoint
-from .models.registry import ModelSpec, build_model
+from .models.registry import ModelSpec, build_model, preset
 
 
 def ellipse_mask(size: int) -> np.ndarray:
@@ -165,3 +166,30 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
         p.requires_grad_(False)
     return Swapper(model, spec, dev, name, int(meta.get("iteration", 0)), amp=amp, morph_factor=morph_factor)
 
+
+def untrained_swapper(preset_name: str, *, seed: int = 0, device: str = "cpu", name: str | None = None,
+                      amp: bool = True, **architecture) -> Swapper:
+    """The network of the preset `preset_name` with fresh random weights (iteration 0), ready to swap: a trained
+    model's shapes and speed without training, for benchmarks and tests. `architecture` replaces the preset's
+    architecture options (`ModelSpec` fields, e.g. resolution=64); an option the preset does not name takes
+    ModelSpec's default. The weights depend on `seed` only (the caller's random state is left as it was)."""
+    import torch
+
+    from ..device import parse_device
+
+    unknown = sorted(set(architecture) - set(ModelSpec.fields()))
+    if unknown:
+        raise OptionError(f"untrained_swapper: {', '.join(unknown)} is not an architecture option; give only "
+                          f"{', '.join(ModelSpec.fields())}.")
+    values = {k: v for k, v in preset(preset_name).items() if k in ModelSpec.fields()}
+    spec = ModelSpec(**{**values, **architecture})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(spec)
+    dev = parse_device(device)
+    model = model.to(dev).eval()
+    if dev.type == "cuda":  # as load_swapper runs it
+        model = model.to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Swapper(model, spec, dev, name or preset_name, 0, amp=amp)
