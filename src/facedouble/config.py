@@ -39,13 +39,13 @@ def option(default: Any, help: str, *, lo: float | None = None, hi: float | None
                                                         "panel": panel, "path": path, "cli": cli})
 
 
-def _literal_choices(tp: Any) -> tuple[str, ...] | None:
+def literal_choices(tp: Any) -> tuple[str, ...] | None:
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return tuple(typing.get_args(tp))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         for arg in typing.get_args(tp):
-            found = _literal_choices(arg)
+            found = literal_choices(arg)
             if found:
                 return found
     return None
@@ -66,7 +66,7 @@ class StageConfig:
             value = getattr(self, f.name)
             if value is None:
                 continue
-            allowed = _literal_choices(hints[f.name])
+            allowed = literal_choices(hints[f.name])
             flag = type(self).flag(f.name)
             if allowed and value not in allowed:
                 raise OptionError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}.")
@@ -175,8 +175,8 @@ class VideoExtractConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class VideoCutConfig(StageConfig):
-    start: str = option("00:00:00.000", "Start time HH:MM:SS.mmm")
-    end: Optional[str] = option(None, "End time HH:MM:SS.mmm (empty = end of the video)")
+    start: str = option("00:00:00.000", "Start time HH:MM:SS.mmm", flags="--from")
+    end: Optional[str] = option(None, "End time HH:MM:SS.mmm (empty = end of the video)", flags="--to")
     audio_track: int = option(0, "Audio track index to keep", lo=0, hi=64)
     bitrate: float = option(25.0, "Bitrate of the output in Mbit/s", lo=0.1, hi=1000, unit="Mbit/s")
 
@@ -194,19 +194,19 @@ class VideoBuildConfig(StageConfig):
     format: C.VideoFormat = option("mp4", "Output: mp4, avi, mp4-lossless, or mov-alpha (alpha from merged_mask/)")
     bitrate: float = option(16.0, "Bitrate in Mbit/s (mp4, avi)", lo=0.1, hi=1000, unit="Mbit/s")
     input_dir: Optional[str] = option(None, "Folder of frames to build from (default data_dst/merged)", ask=False,
-                                      group="advanced")
+                                      group="advanced", flags="--input", path=True)
     sign_cert: Optional[str] = option(None, "Certificate chain (PEM, leaf first) to sign the result with C2PA "
                                             "content credentials (default: the local facedouble certificate)",
-                                      ask=False, group="advanced", label="signing certificate")
+                                      ask=False, group="advanced", label="signing certificate", path=True)
     sign_key: Optional[str] = option(None, "Private key (PEM) of --sign-cert", ask=False, group="advanced",
-                                     label="signing key")
+                                     label="signing key", path=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class ExtractConfig(StageConfig):
     FILE = "extract.json"
     PLACE = "side"
-    detector: C.Detector = option("auto", "Face detector", group="faces")
+    detector: C.Detector = option("auto", "Face detector", group="faces", flags=("--detector", "-d"))
     face_type: C.FaceType = option("whole-face", "Face type: how much of the head the aligned image covers",
                                    group="faces")
     size: int = option(512, "Size of the aligned face image in pixels", lo=64, hi=2048, group="faces", unit="px")
@@ -215,9 +215,9 @@ class ExtractConfig(StageConfig):
                             group="faces", unit="faces")
     debug: bool = option(False, "Write aligned_debug/ frames with box, landmarks and crop outline", group="faces")
     reference: Optional[str] = option(None, "Image of the person to keep (identity); others are skipped", ask=False,
-                                      group="which face")
+                                      group="which face", path=True)
     rects: Optional[str] = option(None, "JSON file of face rectangles per frame for --detector manual", ask=False,
-                                  group="advanced")
+                                  group="advanced", path=True)
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")
     workers: int = option(0, "Worker processes (0 = one per core)", lo=0, hi=256, ask=False,
                           group="advanced", unit="processes")
@@ -238,10 +238,10 @@ class ExtractConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class SortConfig(StageConfig):
-    by: C.SortMethod = option("blur", "Sort method")
-    target: int = option(2000, "Faces kept by --by final", lo=1, hi=1_000_000, unit="faces")
-    reference: Optional[str] = option(None, "Image of the person to put first (--by identity)", ask=False)
-    trash_others: bool = option(False, "With --by identity and --reference: move other people to trash")
+    by: C.SortMethod = option("blur", "Sort method", flags=("--by", "-b"))
+    target: int = option(2000, "Faces kept by --by final", lo=1, hi=1_000_000, unit="faces", flags=("--target", "-n"))
+    reference: Optional[str] = option(None, "Image of the person to put first (--by identity)", ask=False, path=True)
+    trash_others: bool = option(False, "With --by identity and --reference: move other people to trash", flags="--trash-others/--keep-others")
     workers: int = option(0, "Worker processes measuring faces (0 = one per core)", lo=0, hi=256, ask=False,
                           unit="processes")
 
@@ -421,24 +421,24 @@ class MergeConfig(StageConfig):
                                    "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
     skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model",
                              group="mask")
-    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced")
+    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced", path=True)
     model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False,
                                        group="advanced")
     model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
-                                       ask=False, group="advanced")
+                                       ask=False, group="advanced", path=True)
     morph_factor: Optional[float] = option(None, "Morph factor of morphable models (amp, morphable DFM files): 0 = "
                                                  "dst's own face, 1 = the full swap (empty = 1 for an amp model, "
                                                  "0.75 for a DFM file)", lo=0, hi=1, group="blend",
                                            label="morph factor")
     sign_cert: Optional[str] = option(None, "Certificate chain (PEM, leaf first) to sign the merged images with C2PA "
                                             "content credentials (default: the local facedouble certificate)",
-                                      ask=False, group="output", label="signing certificate")
+                                      ask=False, group="output", label="signing certificate", path=True)
     sign_key: Optional[str] = option(None, "Private key (PEM) of --sign-cert", ask=False, group="output",
-                                     label="signing key")
+                                     label="signing key", path=True)
     # per-frame settings: options of MERGE_FRAME_OPTIONS that differ on some frames (the UI's "apply to this frame")
     ranges: tuple[FrameRange, ...] = option((), "Frame ranges with their own options: a list of {start, end, options} "
                                                 "in the config file (the merge tuner writes them)", ask=False,
-                                            group="frames")
+                                            group="frames", cli=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -476,7 +476,7 @@ class TrainConfig(StageConfig):
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
     model: C.ModelPreset = option("cpu192", "Model preset: cpu192 (CPU default), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
-                                  group="model shape")
+                                  group="model shape", flags=("--model", "-m"), panel="Options")
     # -- architecture: fixed once the model exists --------------------------------------------------------
     resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
                                        group="model shape", unit="px")
@@ -503,18 +503,18 @@ class TrainConfig(StageConfig):
     multiscale_decoder: Optional[bool] = option(None, "Multiscale decoder: also learn the face at 1/4 and 1/2 resolution "
                                                       "(sharper sooner)", fixed=True, group="model shape")
     remove_gray_border: Optional[bool] = option(None, "Remove the gray border of the predicted face by also training a "
-                                                      "band around the mask", fixed=True, group="model shape")
+                                                      "band around the mask", fixed=True, group="model shape", flags="--remove-gray-border/--keep-gray-border")
     double_resolution: Optional[bool] = option(None, "Double resolution: the decoder works at half the face resolution "
                                                      "and predicts 2x2 pixels per position (the original's 'd' "
                                                      "architecture: a face twice the side for about the same work)",
                                                fixed=True, group="model shape")
     # -- training: changeable with --override ----------------------------------------------------------------
     batch_size: Optional[int] = option(None, "Batch size: src and dst faces per iteration (bigger generalises better, "
-                                             "needs more memory)", lo=1, hi=512, group="training", unit="faces")
+                                             "needs more memory)", lo=1, hi=512, group="training", unit="faces", flags=("--batch-size", "-b"))
     target_iteration: Optional[int] = option(None, "Stop at this iteration (0 = no target)", lo=0, hi=100_000_000,
                                              group="training", unit="iterations")
     write_preview_history: Optional[bool] = option(None, "Keep a numbered copy of every preview in model/history/",
-                                                   group="training")
+                                                   group="training", flags="--preview-history/--no-preview-history")
     uniform_yaw: Optional[bool] = option(None, "Feed src faces sorted by yaw to match each dst face's pose",
                                          group="augmentation")
     random_flip: Optional[bool] = option(None, "Flip faces horizontally at random (needs src from both sides)",
@@ -547,7 +547,7 @@ class TrainConfig(StageConfig):
     lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False,
                                  group="training", label="learning rate")
     adabelief: Optional[bool] = option(None, "AdaBelief optimizer instead of Adam (the original's later default)",
-                                       group="training", label="AdaBelief")
+                                       group="training", label="AdaBelief", flags="--adabelief/--adam")
     lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
                                               "(sharper late in training)",
                                               group="training", label="learning-rate dropout")
@@ -569,32 +569,32 @@ class TrainConfig(StageConfig):
                                  lo=0, hi=2**31 - 1, ask=False, group="advanced")
     # -- run settings: take effect on every run, never need --override --------------------------------------
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps, or all (every GPU, under torchrun)", ask=False,
-                         group="advanced")
+                         group="advanced", panel="Run")
     amp: bool = option(True, "Mixed precision: bf16 on CPUs that have it, fp16/bf16 on GPUs", ask=False,
-                       group="advanced")
-    channels_last: bool = option(True, "Channels-last memory layout for the convolutions", ask=False, group="advanced")
+                       group="advanced", panel="Run")
+    channels_last: bool = option(True, "Channels-last memory layout for the convolutions", ask=False, group="advanced", panel="Run")
     workers: int = option(1, "Sample loader threads (0 = make batches in the training thread)", lo=0, hi=64, ask=False,
-                          group="advanced", unit="threads")
+                          group="advanced", unit="threads", panel="Run")
     threads: int = option(0, "Model threads (0 = automatic: all cores, or fewer while other programs compete for them; "
                              "give a number for bit-exact resumes)", lo=0, hi=1024, ask=False,
-                             group="advanced", unit="threads")
+                             group="advanced", unit="threads", panel="Run")
     autosave_minutes: float = option(15.0, "Save every N minutes (0 = only when stopping)", lo=0, hi=1440, ask=False,
-                                     group="advanced", unit="min", label="autosave every")
+                                     group="advanced", unit="min", label="autosave every", panel="Run")
     backup_hours: float = option(2.0, "Copy the model to model/backups/ every N hours (0 = never)", lo=0, hi=1000, ask=False,
-                                 group="advanced", unit="h", label="backup every")
+                                 group="advanced", unit="h", label="backup every", panel="Run")
     backups_kept: int = option(3, "How many backups to keep", lo=1, hi=1000, ask=False,
-                               group="advanced", unit="backups")
+                               group="advanced", unit="backups", panel="Run")
     preview_every: int = option(200, "Write the preview and loss plot every N iterations (0 = only when saving)",
-                                lo=0, hi=1_000_000, ask=False, group="advanced", unit="iterations")
+                                lo=0, hi=1_000_000, ask=False, group="advanced", unit="iterations", panel="Run")
     override_options: bool = option(False, "Ask the training options of an existing model again (-i); options given "
                                            "always apply, architecture options stay fixed",
-                            ask=False, group="advanced")
+                            ask=False, group="advanced", flags="--override", panel="Options")
     pretrain: bool = option(False, "Pretrain: learn a generic face from --faceset (any people, no src/dst pair); start "
-                                   "pairs from the result with --from", ask=False, group="advanced")
+                                   "pairs from the result with --from", ask=False, group="advanced", flags="--pretrain", panel="Run")
     faceset: Optional[str] = option(None, "Folder of aligned faces to pretrain on (with --pretrain)", ask=False,
-                                    group="advanced")
+                                    group="advanced", path=True, panel="Run")
     from_model: Optional[str] = option(None, "Start a new model from the weights of this model folder (a pretrained "
-                                             "or earlier model of the same architecture)", ask=False, group="advanced")
+                                             "or earlier model of the same architecture)", ask=False, group="advanced", flags="--from", path=True, panel="Run")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -608,7 +608,7 @@ class ReportConfig(StageConfig):
     and the quality targets (DESIGN.md section 4) the summary is judged against."""
 
     every: int = option(0, "Score every Nth frame (0 = auto: about --samples frames spread over the clip)",
-                        lo=0, hi=1_000_000, group="sampling", unit="frames", label="score every")
+                        lo=0, hi=1_000_000, group="sampling", unit="frames", label="score every", flags=("--every", "-n"))
     samples: int = option(60, "With --every 0: about how many frames are scored (~0.5-1 s each on a loaded 2-core CPU)",
                           lo=1, hi=1_000_000, ask=False, group="sampling", unit="frames")
     src_faces: int = option(24, "src faces measured for the identity centroid and detail when no stored embeddings "
@@ -618,13 +618,13 @@ class ReportConfig(StageConfig):
                                   group="advanced")
     device: str = option("auto", "Device of the face detector: auto, cpu, cuda:N, mps", ask=False, group="advanced")
     result: Optional[str] = option(None, "Result video, image or folder of frames (default: WORKSPACE/result.mp4, "
-                                         "else data_dst/merged)", ask=False, group="inputs")
+                                         "else data_dst/merged)", ask=False, group="inputs", path=True)
     dst: Optional[str] = option(None, "dst video, image or folder of frames (default: data_dst frames, else data_dst.*)",
-                                ask=False, group="inputs")
+                                ask=False, group="inputs", path=True)
     src: tuple[str, ...] = option((), "src videos, images or folders (default: data_src/aligned, data_src frames, "
-                                      "else data_src.*)", ask=False, group="inputs")
+                                      "else data_src.*)", ask=False, group="inputs", path=True)
     out: Optional[str] = option(None, "Folder of report.html and report.json (default: WORKSPACE/report)", ask=False,
-                                group="inputs")
+                                group="inputs", flags=("--out", "-o"), path=True)
     worst: int = option(10, "How many of the worst frames the page shows", lo=0, hi=1000, ask=False,
                         group="sampling", unit="frames", label="worst frames shown")
     detail_target: float = option(0.7, "Target: face detail of the result / dst's, at least", lo=0, hi=100, ask=False,
@@ -675,7 +675,7 @@ class XSegTrainConfig(StageConfig):
     """`facedouble xseg train`: the mask network, learned from the labelled faces of both sides."""
     # 1200: benchmarks/xseg.py (16 labelled faces of the sample clip): held-back IoU 0.893 at 600, 0.912 at 1200
     target_iteration: int = option(1200, "Train XSeg to this iteration (a later run with a higher one continues)",
-                                   lo=1, hi=10_000_000, unit="iterations")
+                                   lo=1, hi=10_000_000, unit="iterations", flags=("--target-iteration", "-n"))
     batch_size: int = option(8, "Faces per training step", lo=1, hi=256, unit="faces")
     resolution: int = option(128, "Network input side (fixed once the XSeg model exists)", lo=64, hi=256, fixed=True,
                              ask=False, unit="px")
@@ -694,18 +694,18 @@ class XSegTrainConfig(StageConfig):
 class LiveConfig(StageConfig):
     """`facedouble live`: swap the face of a camera, stream or file as it plays (facedouble.live)."""
     source: str = option("0", "Camera (0, /dev/video0), video file, or stream URL (udp://, rtsp://, rtmp://, http://)",
-                         ask=False, group="input")
+                         ask=False, group="input", flags=("--source", "-s"))
     audio: Optional[str] = option(None, "Sound for the output instead of the source's own: a microphone (alsa:hw:1, "
                                         "pulse:default, avfoundation::0, dshow:audio=NAME) or an audio/video file",
                                   ask=False, group="input")
     out: str = option("live.mp4", "Result: a .mp4/.mov file, a stream URL (udp://HOST:PORT, rtmp://...), vcam, or "
                                   "none (only the UI's view)",
-                      ask=False, group="output")
-    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="model")
+                      ask=False, group="output", flags=("--out", "-o"))
+    model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="model", path=True)
     model_name: Optional[str] = option(None, "Model name inside the model folder when it holds several", ask=False,
                                        group="model")
     model_file: Optional[str] = option(None, "A DFM model file (.dfm) to use instead of a trained model folder",
-                                       ask=False, group="model")
+                                       ask=False, group="model", path=True)
     device: str = option("auto", "Device: auto, cpu, cuda:N, mps", ask=False, group="advanced")
     detector: C.Detector = option("mediapipe", "Face detector (re-run only when tracking the landmarks fails)",
                                   group="faces")

@@ -11,6 +11,7 @@ from ..choices import SortMethod, values
 from ..config import SortConfig
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
+from .options import config_options
 
 METHODS_HELP = (
     "blur (sharp first), motion-blur (least smeared first), face-yaw (looking left to right), face-pitch "
@@ -21,14 +22,11 @@ METHODS_HELP = (
 )
 
 
-def _sort(side: str, workspace: Path, by: Optional[str], target: Optional[int], reference: Optional[Path],
-          trash_others: Optional[bool], workers: Optional[int], config: Optional[Path], interactive: bool) -> None:
+def _sort(side: str, workspace: Path, config: Optional[Path], interactive: bool, given: dict) -> None:
     from ..sort import sort_faces
 
     with cli_errors():
-        cfg = build_config(SortConfig, config, interactive, by=by, target=target,
-                           reference=str(reference) if reference else None, trash_others=trash_others,
-                           workers=workers)
+        cfg = build_config(SortConfig, config, interactive, **given)
         ws = Workspace(workspace)
         with reporter() as rep:
             result = sort_faces(ws, side, cfg, reporter=rep)  # type: ignore[arg-type]
@@ -38,18 +36,14 @@ def _sort(side: str, workspace: Path, by: Optional[str], target: Optional[int], 
 
 
 def _sort_command(side: str):
+    @config_options(SortConfig, extra_help={"by": ": " + METHODS_HELP})
     def command(
         workspace: Path = WorkspaceArg,
-        by: Optional[str] = typer.Option(None, "--by", "-b", help="Sort method: " + METHODS_HELP + ". [default: blur]",
-                                         show_default=False),
-        target: Optional[int] = typer.Option(None, "--target", "-n", help=SortConfig.field_help("target") + " [default: 2000]"),
-        reference: Optional[Path] = typer.Option(None, "--reference", help=SortConfig.field_help("reference")),
-        trash_others: Optional[bool] = typer.Option(None, "--trash-others/--keep-others", help=SortConfig.field_help("trash_others")),
-        workers: Optional[int] = typer.Option(None, "--workers", help=SortConfig.field_help("workers")),
         config: Optional[Path] = ConfigOpt,
         interactive: bool = InteractiveOpt,
+        given: Optional[dict] = None,
     ) -> None:
-        _sort(side, workspace, by, target, reference, trash_others, workers, config, interactive)
+        _sort(side, workspace, config, interactive, given or {})
 
     command.__doc__ = (f"Sort data_{side}/aligned: rename the faces 00000_<name>, 00001_<name>, ... in the new "
                        f"order and move rejects to data_{side}/aligned_trash (nothing is deleted; undo with "

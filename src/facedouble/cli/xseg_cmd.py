@@ -11,6 +11,7 @@ from ..config import XSegTrainConfig
 from ..errors import OptionError
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
+from .options import config_options
 
 SideArg = typer.Argument(..., help="src or dst", metavar="src|dst")
 
@@ -62,14 +63,12 @@ def labels_import(
         _say(res.summary())
 
 
-def _train(workspace: Path, target_iteration: Optional[int], batch_size: Optional[int],
-           pretrain_iterations: Optional[int], max_minutes: Optional[float], config: Optional[Path],
-           interactive: bool) -> None:
+def _train(workspace: Path, max_minutes: Optional[float], config: Optional[Path], interactive: bool,
+           given: dict) -> None:
     from ..xseg.train import train_xseg
 
     with cli_errors():
-        cfg = build_config(XSegTrainConfig, config, interactive, target_iteration=target_iteration,
-                           batch_size=batch_size, pretrain_iterations=pretrain_iterations)
+        cfg = build_config(XSegTrainConfig, config, interactive, **given)
         ws = Workspace(workspace).require()
         with reporter() as rep:
             res = train_xseg(ws, cfg, reporter=rep, max_seconds=None if max_minutes is None else max_minutes * 60)
@@ -84,20 +83,17 @@ def register(app: typer.Typer) -> None:
     group.add_typer(labels, name="labels")
 
     @group.command("train")
+    @config_options(XSegTrainConfig)
     def train(
         workspace: Path = WorkspaceArg,
-        target_iteration: Optional[int] = typer.Option(None, "--target-iteration", "-n",
-                                                       help=XSegTrainConfig.field_help("target_iteration") + " [default: 600]"),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help=XSegTrainConfig.field_help("batch_size")),
-        pretrain_iterations: Optional[int] = typer.Option(None, "--pretrain-iterations",
-                                                          help=XSegTrainConfig.field_help("pretrain_iterations")),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and save) after this many minutes."),
         config: Optional[Path] = ConfigOpt,
         interactive: bool = InteractiveOpt,
+        given: Optional[dict] = None,
     ) -> None:
         """Train the XSeg mask network on the labelled faces of src and dst (resumes; Ctrl-C or SIGTERM saves).
         Writes model/xseg.safetensors, model/xseg.json and model/xseg_preview.jpg."""
-        _train(workspace, target_iteration, batch_size, pretrain_iterations, max_minutes, config, interactive)
+        _train(workspace, max_minutes, config, interactive, given or {})
 
     @group.command("apply")
     def apply(side: str = SideArg, workspace: Path = WorkspaceArg) -> None:

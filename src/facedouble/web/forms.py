@@ -65,7 +65,7 @@ def option_schema(cls: type[K.StageConfig]) -> list[dict[str, Any]]:
         kind, options, optional = field_kind(hints[f.name])
         if kind == "other":
             continue
-        out.append({"name": f.name, "flag": "--" + f.name.replace("_", "-"), "kind": kind, "choices": options,
+        out.append({"name": f.name, "flag": cls.flag(f.name), "kind": kind, "choices": options,
                     "optional": optional, "default": K._jsonable(getattr(default, f.name)),
                     "help": f.metadata.get("help", ""), "lo": f.metadata.get("lo"), "hi": f.metadata.get("hi"),
                     "ask": f.metadata.get("ask", True), "fixed": f.metadata.get("fixed", False),
