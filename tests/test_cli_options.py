@@ -32,6 +32,7 @@ COMMANDS = {
     ("xseg", "train"): (K.XSegTrainConfig, {"--max-minutes"} | COMMON),
     ("report",): (K.ReportConfig, COMMON),
     ("run",): (K.RunConfig, {"--config", "--interactive", "-i"}),
+    ("live",): (K.LiveConfig, {"--workspace", "-w", "--config"}),
 }
 
 # Flags whose spelling is not --field-name (or --field-name/--no-field-name): the table of exceptions lives in
@@ -55,6 +56,8 @@ SPELLINGS = {
     (K.XSegTrainConfig, "target_iteration"): {"--target-iteration", "-n"},
     (K.ReportConfig, "every"): {"--every", "-n"},
     (K.ReportConfig, "out"): {"--out", "-o"},
+    (K.LiveConfig, "source"): {"--source", "-s"},
+    (K.LiveConfig, "out"): {"--out", "-o"},
 }
 
 
