@@ -498,3 +498,18 @@ def test_checkpoint_with_nan_weights(model_ws, media):
     assert "sae.safetensors" in text and "NaN" in text and "backups" in text
     assert snapshot(ws.model) == before
     assert not ws.merged.exists() or not any(ws.merged.iterdir())
+
+
+def test_live_audio_input_that_is_not_there(tmp_path, media):
+    """`live --audio` naming a microphone that does not exist (this machine has no sound card), or an input
+    without sound: one sentence and exit 1 before the model loads or anything is written; the source is
+    left as it was."""
+    out = tmp_path / "rec.mp4"
+    source = media / "single_face.mp4"
+    before = snapshot(source)
+    text = error_of("live", "-w", tmp_path / "ws", "--source", source, "--audio", "alsa:hw:7,0", "--out", out)
+    assert "no audio input alsa:hw:7,0" in text and "--audio" in text
+    text = error_of("live", "-w", tmp_path / "ws", "--source", source, "--audio", media / "single_face.jpg",
+                    "--out", out)
+    assert "has no audio stream" in text
+    assert not list(tmp_path.iterdir()) and snapshot(source) == before

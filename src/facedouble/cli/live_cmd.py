@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = ConfigOpt,
         given: Optional[dict] = None,
     ) -> None:
-        """Swap the face of a camera, a stream or a video file as it plays, into a file (the source's audio and
-        timing, content credentials), a stream (MPEG-TS over UDP, RTMP) or a virtual camera (vcam). Every frame
-        is marked as AI-generated; the source is screened for explicit content. Ctrl-C stops and closes the
-        output properly. In a terminal, keys change it while it runs (listed at start; q stops)."""
+        """Swap the face of a camera, a stream or a video file as it plays, into a file (the timing and sound of
+        a file or stream source, or a microphone's with --audio; content credentials), a stream (MPEG-TS over
+        UDP, RTMP; with the sound) or a virtual camera (vcam). Every frame is marked as AI-generated; the source
+        is screened for explicit content. Ctrl-C stops and closes the output properly. In a terminal, keys
+        change it while it runs (listed at start; q stops)."""
         from ..live import live
         from .train_cmd import TerminalKeys
 

@@ -3,15 +3,23 @@ watermarked (the pipeline marks each frame before any output sees it).
 
 `open_output(spec, source, run_id)`: a URL (udp, tcp, srt: MPEG-TS; rtmp: FLV) is a stream; `vcam` is the
 system's virtual camera (pyvirtualcam: v4l2loopback on Linux, OBS on Windows/macOS); `none` is no output (only
-the UI's view); anything else is a file (.mp4 or .mov). A file keeps the source's timing (a file source's own
-timestamps, a live source's arrival times) and a file source's audio, carries the AI-generated container tag
-and is signed with C2PA content credentials when it is closed; until then it is written under a temporary
-name, so a run that stops leaves a complete, closed file with the frames made so far.
+the UI's view); anything else is a file (.mp4 or .mov). A file keeps the source's timing (a file's and a
+stream's own timestamps, a camera's arrival times) and a file source's audio, carries the AI-generated
+container tag and is signed with C2PA content credentials when it is closed; until then it is written under a
+temporary name, so a run that stops leaves a complete, closed file with the frames made so far.
+
+Audio recorded while it runs (a stream's audio track, `--audio`): `take_audio(stream, delay)` says whether the
+output carries it, then `add_audio(packet, t)` takes each packet in order, `t` on the frames' timeline. A file
+keeps the packets in a temporary beside it and muxes them at close, from the first frame to the end of the
+last (copied when the container takes the codec, else AAC), in sync by their times whatever frames were
+dropped; a stream muxes them as they come, `delay()` seconds after their capture like the held-back video
+(`--delay-ms`), copied when MPEG-TS/FLV take the codec, else AAC. A virtual camera has no sound.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +30,7 @@ from ..errors import InputError, OptionError
 from .sources import STREAM_SCHEMES, Source, SourceFrame
 
 FILE_SUFFIXES = {".mp4": "mp4", ".mov": "mov"}
+STREAM_AUDIO = {"mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus"), "flv": ("aac", "mp3")}   # copied as they are
 LIVE_TIME_BASE = Fraction(1, 1000)
 VCAM = ("vcam", "virtual", "virtualcam")
 NO_OUTPUT = ("", "none")   # only the UI's view (LiveSession.latest_frame)
@@ -73,14 +82,45 @@ class FileOutput:
         stream.codec_context.options = {"preset": "veryfast", "crf": "18"}
         self._stream = stream
         self._first_pts: int | None = None
+        self._first_t: float | None = None
         self._last_pts = -1
         self.frames = 0
         self.end_time = 0.0
         self._closed = False
+        self._audio_path: Path | None = None   # the recorded audio (take_audio), muxed at close
+        self._audio_out = None
+        self._audio_stream = None
+        self._audio_dts: int | None = None
+        self.audio_packets = 0
+
+    def take_audio(self, stream, delay=None) -> bool:
+        """Record `stream`'s packets (add_audio) to mux at close instead of a file source's own audio."""
+        import av
+
+        self._audio_path = self.path.with_name(f".{self.path.name}.{os.getpid()}.audio.mkv")
+        self._audio_out = av.open(str(self._audio_path), "w", format="matroska")
+        self._audio_stream = self._audio_out.add_stream_from_template(stream)
+        return True
+
+    def add_audio(self, packet, t: float) -> None:
+        """One recorded packet at `t` s on the frames' timeline (before the first frame: left out)."""
+        if self._audio_out is None or t < 0 or self._closed:
+            return
+        shift = round(t / packet.time_base) - packet.pts
+        dts = (packet.dts if packet.dts is not None else packet.pts) + shift
+        if self._audio_dts is not None and dts <= self._audio_dts:
+            return   # a repeated or out-of-order timestamp (a stream's hiccup): the muxer refuses it
+        packet.pts, packet.dts = packet.pts + shift, dts
+        self._audio_dts = dts
+        packet.stream = self._audio_stream
+        self._audio_out.mux(packet)
+        self.audio_packets += 1
 
     def write(self, image: np.ndarray, sf: SourceFrame) -> None:
+        if self._first_t is None:
+            self._first_t = sf.t   # the file starts with the first frame written (a live source drops some)
         if self.source.live or sf.pts is None:
-            pts = int(round(sf.t / float(self.time_base)))
+            pts = int(round((sf.t - self._first_t) / float(self.time_base)))
         else:
             if self._first_pts is None:
                 self._first_pts = sf.pts
@@ -109,6 +149,8 @@ class FileOutput:
                 self._container.mux(packet)
         finally:
             self._container.close()
+            if self._audio_out is not None:
+                self._audio_out.close()
         try:
             if not self.frames:
                 return None
@@ -126,15 +168,24 @@ class FileOutput:
             return self.path
         finally:
             self._video.unlink(missing_ok=True)
+            if self._audio_path is not None:
+                self._audio_path.unlink(missing_ok=True)
 
     def _finish(self, tmp: Path, complete: bool) -> None:
-        """The encoded video and the source's audio (file sources), interleaved by time, with the tags."""
+        """The encoded video and its audio (recorded, or a file source's own), interleaved by time, with the
+        tags."""
         import av
 
         from ..video.audio import AudioEncoder, can_copy
 
         vin = av.open(str(self._video))
-        src = av.open(str(self.source.path)) if self.source.kind == "file" and self.source.has_audio else None
+        recorded = self._audio_path is not None and self.audio_packets > 0
+        if recorded:
+            src = av.open(str(self._audio_path))
+        elif self._audio_path is None and self.source.kind == "file" and self.source.has_audio:
+            src = av.open(str(self.source.path))
+        else:
+            src = None
         out = av.open(str(tmp), "w", format=self.format)
         try:
             out.metadata.update(self.tags)
@@ -143,11 +194,14 @@ class FileOutput:
             audio = iter(())
             if src is not None:
                 ain = src.streams.audio[0]
-                vstart = src.streams.video[0].start_time
-                zero = float(vstart * src.streams.video[0].time_base) if vstart is not None else 0.0
-                end = None if complete else self.end_time
+                if recorded:   # on the frames' timeline: from the first frame written to the end of the last
+                    zero, end = self._first_t or 0.0, self.end_time
+                else:
+                    vstart = src.streams.video[0].start_time
+                    zero = float(vstart * src.streams.video[0].time_base) if vstart is not None else 0.0
+                    end = None if complete else self.end_time
                 if can_copy(ain, ("aac", "mp3", "alac")):
-                    audio = _copied_audio(src, ain, out.add_stream_from_template(ain), zero, end)
+                    audio = _copied_audio(src, ain, out.add_stream_from_template(ain), zero, end, recorded)
                 else:
                     enc = AudioEncoder(out, "aac", ain, zero=zero, end=end)
                     audio = _encoded_audio(src, ain, enc)
@@ -167,7 +221,8 @@ def _timed(packets, stream):
         yield (float((p.dts if p.dts is not None else p.pts) * p.time_base), p)
 
 
-def _copied_audio(src, ain, stream, zero: float, end: float | None):
+def _copied_audio(src, ain, stream, zero: float, end: float | None, from_zero: bool = False):
+    """(time, packet) of the packets shifted by `zero` s and up to `end` (from_zero: none before 0)."""
     shift = round(zero / ain.time_base) if ain.time_base else 0
     for p in src.demux(ain):
         if p.dts is None and p.size == 0:
@@ -179,6 +234,8 @@ def _copied_audio(src, ain, stream, zero: float, end: float | None):
         t = float((p.dts if p.dts is not None else p.pts) * p.time_base)
         if end is not None and t >= end:
             break
+        if from_zero and t < 0:
+            continue
         p.stream = stream
         yield (t, p)
 
@@ -217,8 +274,9 @@ class StreamOutput:
 
         from ..provenance import container_metadata
 
-        self.url = url
+        self.url, self.source = url, source
         fmt = "flv" if url.lower().startswith("rtmp") else "mpegts"
+        self.format = fmt
         try:
             self._container = av.open(url, "w", format=fmt)
         except Exception as e:  # noqa: BLE001
@@ -235,27 +293,80 @@ class StreamOutput:
         self._start: float | None = None
         self._last = -1
         self.frames = 0
+        self._lock = threading.Lock()      # the audio comes from another thread than the video
+        self._audio = None                 # the copied audio stream, or an AudioEncoder
+        self._delay = lambda: 0.0
+        self._audio_dts: int | None = None
+        self.audio_packets = 0
+
+    def take_audio(self, stream, delay=None) -> bool:
+        """Send `stream`'s packets (add_audio) along, `delay()` s after their capture (the video's hold)."""
+        from ..video.audio import AudioEncoder, can_copy
+
+        with self._lock:
+            if can_copy(stream, STREAM_AUDIO[self.format]):
+                self._audio = self._container.add_stream_from_template(stream)
+            else:
+                self._audio = AudioEncoder(self._container, "aac", stream)
+            self._delay = delay or (lambda: 0.0)
+            if self._start is None:
+                self._start = time.monotonic()   # the output's clock starts now: audio may come first
+        return True
+
+    def add_audio(self, packet, t: float) -> None:
+        """One packet at `t` s on the source's timeline, timed like the video: its capture plus the delay."""
+        t0 = getattr(self.source, "t0", None)
+        if self._audio is None or t0 is None:
+            return
+        at = t0 + t + self._delay() - self._start     # seconds on this output's clock
+        if at < 0:
+            return
+        from ..video.audio import AudioEncoder
+
+        with self._lock:
+            if isinstance(self._audio, AudioEncoder):
+                for frame in packet.decode():
+                    frame.pts = round(at * frame.sample_rate)
+                    frame.time_base = Fraction(1, frame.sample_rate)
+                    at += frame.samples / frame.sample_rate
+                    for p in self._audio.push(frame):
+                        self._container.mux(p)
+                self.audio_packets += 1
+                return
+            pts = round(at / packet.time_base)
+            if self._audio_dts is not None and pts <= self._audio_dts:
+                return
+            packet.pts = packet.dts = self._audio_dts = pts
+            packet.stream = self._audio
+            self._container.mux(packet)
+            self.audio_packets += 1
 
     def write(self, image: np.ndarray, sf: SourceFrame) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        pts = max(self._last + 1, int((now - self._start) * 1000))
-        frame = _yuv(image)
-        frame.pts, frame.time_base = pts, LIVE_TIME_BASE
-        self._last = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
-        self.frames += 1
+        with self._lock:
+            now = time.monotonic()
+            if self._start is None:
+                self._start = now
+            pts = max(self._last + 1, int((now - self._start) * 1000))
+            frame = _yuv(image)
+            frame.pts, frame.time_base = pts, LIVE_TIME_BASE
+            self._last = pts
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+            self.frames += 1
 
     def set_threads(self, n: int) -> None:
         """Encode on `n` threads (before the first frame)."""
         _encoder_threads(self._stream, n, self.frames)
 
     def close(self, *, complete: bool = True) -> None:
+        from ..video.audio import AudioEncoder
+
         try:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
+            if isinstance(self._audio, AudioEncoder):
+                for packet in self._audio.flush():
+                    self._container.mux(packet)
         except Exception:  # noqa: BLE001 - a receiver that went away must not hide the run's own outcome
             pass
         finally:

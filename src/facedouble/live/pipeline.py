@@ -12,6 +12,10 @@ every `redetect_frames` frames; the model's crop (`inference.crop_matrix`: DFM m
 tool's whole-face crop); the model; colour transfer towards the dst face, mask erode/blur, opacity, the
 blend; the invisible watermark on the whole frame (every frame any output sees is marked).
 
+Sound: a file source's own audio is muxed by the file output at close; a stream's audio track goes from the
+read step straight to the output (`Source.audio_sink`), and `--audio` (a microphone or a file) is read by a
+thread of its own into the output; neither passes the frame queues, so dropped frames never cut the audio.
+
 `LiveSession` is what a UI drives: start(), stop(), update(**settings) while it runs, latest_frame(),
 stats(); `live(cfg)` runs one session to its end (the CLI and the Python API).
 """
@@ -216,6 +220,8 @@ class LiveSession:
         self.output = None
         self._started = 0.0
         self._done = threading.Event()
+        self._audio = None           # the --audio input (live/audio.py), read by its own thread
+        self._steps: list[threading.Thread] = []   # the frame pipeline's threads (the audio thread follows them)
         self._source_ended = False
         self._out_times: list[float] = []
 
@@ -279,6 +285,20 @@ class LiveSession:
 
     # -- running ----------------------------------------------------------------------------------------
     def start(self) -> "LiveSession":
+        cfg = self.cfg
+        if cfg.audio:   # a microphone that is not there is refused before anything loads or is written
+            from .audio import open_audio
+
+            self._audio = open_audio(cfg.audio)
+        try:
+            self._start_pipeline()
+        except BaseException:
+            if self._audio is not None:
+                self._audio.close()
+            raise
+        return self
+
+    def _start_pipeline(self) -> None:
         from ..inference import load_model
         from ..provenance import new_run_id
         from .outputs import open_output
@@ -305,6 +325,7 @@ class LiveSession:
             self.output = open_output(cfg.out, self.source, self.summary.run_id)
             if self.tuning.encoder_threads and hasattr(self.output, "set_threads"):
                 self.output.set_threads(self.tuning.encoder_threads)
+            self._wire_audio()
         except BaseException:
             self._release_threads()
             self.source.close()
@@ -322,9 +343,48 @@ class LiveSession:
             t = threading.Thread(target=self._run_step, args=(fn, qin, qout, newest), name=f"live-{fn.__name__[1:]}",
                                  daemon=True)
             self._threads.append(t)
+        self._steps = list(self._threads)
+        if self._audio is not None:
+            self._threads.append(threading.Thread(target=self._run_step, args=(self._record_audio, None, None, False),
+                                                  name="live-audio", daemon=True))
         for t in self._threads:
             t.start()
-        return self
+
+    def _wire_audio(self) -> None:
+        """Send the --audio input's, or else a live source's, audio to an output that carries sound."""
+        take = getattr(self.output, "take_audio", None)
+        if self._audio is not None:
+            if take is None or not take(self._audio.stream, self._delay):
+                self._audio.close()
+                self._audio = None
+                self.rep.info(f"live: {self.cfg.out} carries no sound; --audio is left out")
+        elif self.source.live and self.source.audio_stream is not None and take is not None:
+            if self.source.kind == "file" and self.source.path is not None and hasattr(self.output, "path"):
+                return   # a file into a file: its own audio is copied at close
+            if take(self.source.audio_stream, self._delay):
+                self.source.audio_sink = self.output.add_audio
+
+    def _delay(self) -> float:
+        return self.settings.delay_ms / 1000.0
+
+    def _record_audio(self, _q=None) -> None:
+        """The --audio input into the output. A device or stream runs until the session stops; a file plays
+        from the first frame: at its own pace beside a live source, at once beside a file, and is read on
+        after the frames end up to the last one's end (the output cuts it there)."""
+        audio, src = self._audio, self.source
+        last = [-1.0]
+
+        def done() -> bool:   # stopped (a file: and its frames all written), and past the last frame's end
+            if not self._stop.is_set() or not (audio.live or not any(t.is_alive() for t in self._steps)):
+                return False
+            return last[0] >= getattr(self.output, "end_time", -1.0)
+
+        for packet, t in audio.packets(lambda: src.t0, done):
+            last[0] = t
+            if not audio.live and src.live:
+                while src.t0 is not None and time.monotonic() < src.t0 + t - 1.0 and not self._stop.is_set():
+                    time.sleep(0.05)
+            self.output.add_audio(packet, t)
 
     def _warm_up(self) -> None:
         """Load every model once before the first frame (screen, detector, landmarks, the swap model): their
@@ -364,7 +424,7 @@ class LiveSession:
         `keys()` (a terminal reader) returns the keys pressed since its last call; they act through `press`."""
         rep = reporter
         try:
-            while any(t.is_alive() for t in self._threads):
+            while any(t.is_alive() for t in (self._steps or self._threads)):
                 if keys is not None:
                     pressed = keys()
                     if pressed:
@@ -392,6 +452,8 @@ class LiveSession:
         finally:
             if self.source is not None:
                 self.source.close()
+            if self._audio is not None:
+                self._audio.close()
             self._release_threads()
             self._fill_summary()
             self._done.set()

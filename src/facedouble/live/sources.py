@@ -5,6 +5,12 @@ macOS), a URL with a scheme (udp, rtp, rtsp, rtmp, srt, tcp, http(s): a stream),
 Cameras and streams are live (`live` True: the pipeline drops frames rather than fall behind); a file is
 read at the speed the pipeline takes and nothing is dropped. A camera that does not exist or a stream that
 does not answer gets one sentence (InputError); a live source that stops mid-way raises `SourceStopped`.
+
+Times: a file's and a stream's frames keep their own timestamps (seconds since the first frame); a camera's
+are its arrival times. A live source's audio (a stream's audio track) goes, packet by packet and in order, to
+`audio_sink(packet, t)` with `t` on the same timeline as the frames (never through the frame queues, so
+dropping frames never cuts the audio). `t0` is the `time.monotonic()` at which the source's time 0 arrived
+(the earliest arrival less the frame's time), what a real-time output and a microphone are timed against.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -71,7 +77,32 @@ class Source:
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.width, self.height = int(self.stream.codec_context.width), int(self.stream.codec_context.height)
         self.has_audio = bool(container.streams.audio)
+        self.audio_stream = container.streams.audio[0] if self.has_audio else None
+        self.audio_sink: Callable | None = None   # set before frames(): a live source's audio goes there
+        self.t0: float | None = None
         self.frames_read = 0
+        self._zero: float | None = None            # the first frame's own time, in seconds
+        self._pending: list = []                   # audio packets read before the first frame
+
+    def _decoded(self):
+        """The video frames in order; a live source's audio packets to `audio_sink` on the way."""
+        audio = self.audio_stream if self.audio_sink is not None else None
+        if audio is None:
+            yield from self.container.decode(self.stream)
+            return
+        for packet in self.container.demux(self.stream, audio):
+            if packet.stream.type == "audio":
+                self._audio(packet)
+            else:
+                yield from packet.decode()
+
+    def _audio(self, packet) -> None:
+        if packet.pts is None or packet.size == 0 or packet.time_base is None:
+            return
+        if self._zero is None:
+            self._pending.append(packet)
+            return
+        self.audio_sink(packet, float(packet.pts * packet.time_base) - self._zero)
 
     @property
     def live(self) -> bool:
@@ -89,17 +120,23 @@ class Source:
         first_pts = None
         start = time.monotonic()
         try:
-            for frame in self.container.decode(self.stream):
+            for frame in self._decoded():
                 now = time.monotonic()
                 if frame.pts is not None and first_pts is None:
                     first_pts = frame.pts
-                if self.kind == "file" and frame.pts is not None:
+                if self.kind != "camera" and frame.pts is not None:
                     t = float((frame.pts - first_pts) * self.time_base)
                     if self.realtime:
                         time.sleep(max(0.0, start + t - now))
                         now = time.monotonic()
                 else:
                     t = now - start
+                self.t0 = now - t if self.t0 is None else min(self.t0, now - t)
+                if self._zero is None:
+                    self._zero = float(frame.pts * self.time_base) if frame.pts is not None else 0.0
+                    for packet in self._pending:   # the audio before the first frame (cut at 0 by the output)
+                        self._audio(packet)
+                    self._pending = []
                 image = frame_to_image(frame, "rgb24")
                 yield SourceFrame(image, self.frames_read, t, frame.pts, now)
                 self.frames_read += 1
