@@ -225,6 +225,9 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
                 pg.screenshot(path=str(artifacts / "ui_live_failed.png"), full_page=True)
                 raise AssertionError(f"no moving frames: {pg.inner_text('#live-state')!r} {pg.inner_text('#live-msg')!r} "
                                      f"{pg.get_attribute('#live-view', 'data-count')} {errors}") from None
+            # shown as the MJPEG stream (/api/live/mjpeg), not by the polling fall-back
+            assert pg.get_attribute("#live-view", "data-mode") == "mjpeg"
+            assert "/api/live/mjpeg" in pg.get_attribute("#live-view", "src")
             first = pg.get_attribute("#live-view", "data-key")
             pg.wait_for_function(f"document.querySelector('#live-view').dataset.key !== '{first}'", timeout=30_000)
             # the picture is a 640 px frame (waited for: between two frames the next one may still be decoding)
@@ -252,3 +255,91 @@ def test_live_tab_shows_moving_frames_and_stops(live_ws, artifacts):
         stop_pacing.set()
         paced.gate.release(1000)
     assert not errors, errors
+
+
+# -- the MJPEG stream, read by a plain HTTP client --------------------------------------------------------------
+
+def _mjpeg_parts(resp, count: int, boundary: bytes) -> list[tuple[str, bytes]]:
+    """Read `count` parts of a multipart/x-mixed-replace body: (X-Live-Frame, JPEG bytes) each."""
+    parts = []
+    while len(parts) < count:
+        line = resp.readline()
+        assert line, "the MJPEG stream ended early"
+        if line.strip() != b"--" + boundary:
+            continue
+        headers = {}
+        while True:
+            h = resp.readline().strip()
+            if not h:
+                break
+            name, _, value = h.decode("ascii").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        data = resp.read(int(headers["content-length"]))
+        parts.append((headers["x-live-frame"], data))
+    return parts
+
+
+def test_live_mjpeg_stream_sends_moving_marked_frames(live_ws, source_frames):
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    from facedouble.web.app import create_app
+
+    app = create_app(live_ws.root, token=TOKEN)
+    paced = Gated(load_model(live_ws.model, device="cpu"))
+    app.state.live.model_factory = lambda cfg: paced
+    stop_pacing = threading.Event()
+
+    def pace():
+        while not stop_pacing.is_set():
+            paced.gate.release(1)
+            time.sleep(0.05)
+
+    threading.Thread(target=pace, daemon=True).start()
+    headers = {"X-Token": TOKEN}
+    try:
+        with served(app) as url:
+            host = urlsplit(url)
+            api = http.client.HTTPConnection(host.hostname, host.port, timeout=200)
+            api.request("POST", "/api/live/start", body=json.dumps({"options": {
+                "source": "data_dst.mp4", "out": "none", "color_transfer": "none"}}),
+                headers={**headers, "Content-Type": "application/json"})
+            r = api.getresponse()
+            st = json.loads(r.read())
+            assert r.status == 200 and st["running"], st
+            run_id = st["run_id"]
+
+            stream = http.client.HTTPConnection(host.hostname, host.port, timeout=60)
+            stream.request("GET", "/api/live/mjpeg", headers=headers)
+            resp = stream.getresponse()
+            assert resp.status == 200
+            kind = resp.getheader("content-type")
+            assert kind.startswith("multipart/x-mixed-replace") and resp.getheader("cache-control") == "no-store"
+            boundary = kind.split("boundary=")[1].encode()
+            parts = _mjpeg_parts(resp, 4, boundary)
+            keys = [k for k, _ in parts]
+            assert len(set(keys)) == len(keys) >= 3, keys          # a new frame each part
+            indices = [int(k.split(":")[1]) for k in keys]
+            assert indices == sorted(indices)                       # moving forward
+            for key, data in parts:
+                frame = _decode(data)
+                assert frame.shape == (360, 640, 3)
+                mark = watermark.detect(frame)
+                assert mark.found and mark.payload["run_id"] == run_id, key
+                index = int(key.split(":")[1])
+                changed = np.abs(frame.astype(float) - source_frames[index]).max(axis=2) > 15
+                assert 0.05 < changed.mean() < 0.5, changed.mean()   # the swapped face on its source frame
+
+            # stopping the session ends the stream (no connection left hanging)
+            api.request("POST", "/api/live/stop", body="{}", headers={**headers, "Content-Type": "application/json"})
+            assert api.getresponse().read() and True
+            end = time.monotonic() + 60
+            while resp.read(65536):
+                assert time.monotonic() < end, "the MJPEG stream did not end after stop"
+            stream.close()
+            api.close()
+    finally:
+        stop_pacing.set()
+        paced.gate.release(1000)

@@ -4,8 +4,10 @@
 starts the session as a job (so the job bar shows it, Cancel stops it, and no stage runs beside it) and
 answers once the source is open and the models are warm, or with the one sentence that stopped it. While it
 runs, `POST /api/live/settings` changes what `LiveSession.update` accepts, `GET /api/live/frame?after=KEY`
-returns the newest output frame as JPEG (waiting up to a second for one newer than KEY), `GET
-/api/live/status` the settings and `stats()`, and `POST /api/live/stop` ends it (the output closed properly).
+returns the newest output frame as JPEG (waiting up to a second for one newer than KEY), `GET /api/live/mjpeg`
+the frames as they come as one `multipart/x-mixed-replace` JPEG stream (what the page's <img> shows; it ends
+when no session runs), `GET /api/live/status` the settings and `stats()`, and `POST /api/live/stop` ends it
+(the output closed properly).
 
 The frames shown are `LiveSession.latest_frame()`: the very frames the outputs get, watermarked; the
 explicit-content screen runs on the source inside the pipeline, as for the CLI. Paths are confined to the
@@ -22,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
 
 from .. import config as K
 from ..imagefile import encode_jpeg
@@ -36,6 +39,7 @@ JOB_NAME = "live"
 START_TIMEOUT = 180.0   # seconds the start request waits for the source and the models (then: poll the status)
 FRAME_WAIT = 1.0        # seconds a frame request waits for a newer frame before answering 204
 JPEG_QUALITY = 85
+MJPEG_BOUNDARY = "facedouble-live-frame"
 
 
 def _is_camera(spec: str) -> bool:
@@ -170,6 +174,27 @@ class LiveView:
                 return None
             time.sleep(0.01)
 
+    def active(self) -> bool:
+        """Whether a session runs or is starting (the MJPEG stream waits for its frames meanwhile)."""
+        with self.lock:
+            session = self.session
+        if session is not None and session.running:
+            return True
+        job = self.runner.current
+        return job is not None and job.name == JOB_NAME and job.state == "running"
+
+    def mjpeg_part(self, after: str) -> tuple[str, bytes] | None:
+        """(key, one multipart part: the boundary, headers and JPEG) of the next newer frame, or None when
+        none came within FRAME_WAIT."""
+        got = self.frame(after)
+        if got is None:
+            return None
+        key, image = got
+        data = encode_jpeg(image, JPEG_QUALITY)
+        head = (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n"
+                f"X-Live-Frame: {key}\r\n\r\n")
+        return key, head.encode("ascii") + data + b"\r\n"
+
     def status(self) -> dict[str, Any]:
         with self.lock:
             session, number = self.session, self.number
@@ -271,5 +296,22 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
         key, image = got
         return Response(encode_jpeg(image, JPEG_QUALITY), media_type="image/jpeg",
                         headers={"Cache-Control": "no-store", "X-Live-Frame": key})
+
+    @app.get("/api/live/mjpeg")
+    async def live_mjpeg():
+        """The output frames as they come, one JPEG part each (the same watermarked frames as /frame), until
+        no session runs or starts; the client closing the connection ends it too."""
+        async def parts():
+            key = ""
+            while True:
+                got = await starlette.concurrency.run_in_threadpool(view.mjpeg_part, key)
+                if got is not None:
+                    key, part = got
+                    yield part
+                elif not view.active():
+                    break
+
+        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
 
     return view

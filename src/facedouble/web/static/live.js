@@ -1,12 +1,12 @@
 // facedouble browser UI: the Live tab (web/live.py). Loaded after app.js and uses its helpers ($, el, api,
 // buildForm, flash, notify, pollJob, S). One live swap at a time, run as the UI's job: the page starts it,
-// shows its newest output frame over and over (each one fetched as JPEG when it is newer than the one shown:
-// the frames the outputs get, watermarked), its fps / latency / dropped frames, and sends the controls'
-// changes while it runs.
+// shows its output frames (the frames the outputs get, watermarked) as one MJPEG stream in the <img>
+// (/api/live/mjpeg), or, where that fails, by fetching the newest frame as JPEG over and over; its fps /
+// latency / dropped frames; and sends the controls' changes while it runs.
 "use strict";
 
 const L = { fields: null, settings: [], getStart: null, getControls: null, key: "", count: 0, url: null,
-            framesOn: false, statusTimer: null, sendTimer: null, pending: new Set(), status: null, session: null };
+            framesOn: false, mjpegFailed: false, statusTimer: null, sendTimer: null, pending: new Set(), status: null, session: null };
 
 function liveOn() { return S.tab === "live"; }
 
@@ -88,12 +88,45 @@ async function liveStatus() {
   if (liveOn()) L.statusTimer = setTimeout(liveStatus, L.status && (L.status.running || L.status.starting) ? 1000 : 3000);
 }
 
+function liveActive() { return !!(L.status && (L.status.running || L.status.starting)); }
+
+function liveShown(img, key) {
+  if (key && key !== img.dataset.key) {
+    img.dataset.key = key;
+    img.dataset.count = String(++L.count);
+  }
+  img.hidden = false;
+  $("#live-none").hidden = true;
+}
+
+// the frames as one multipart JPEG stream in the <img>, while the session runs. Resolves true when it ran
+// (the stream ends with the session), false when it failed before its first frame (then: polling)
+async function liveMjpeg(img) {
+  let first = false, failed = false;
+  img.onload = () => { first = true; img.dataset.mode = "mjpeg"; liveShown(img, L.status && L.status.frame); };
+  img.onerror = () => { failed = true; };
+  img.src = `/api/live/mjpeg?t=${Date.now()}`;
+  const started = Date.now();
+  while (liveOn() && liveActive() && !failed) {
+    await new Promise((ok) => setTimeout(ok, 200));
+    // the frame the <img> shows is the newest one the server has: its key comes with the status
+    if (first) liveShown(img, L.status && L.status.frame);
+    else if (L.status && L.status.frame && Date.now() - started > 15000) failed = true;  // frames, none shown
+  }
+  img.onload = img.onerror = null;
+  if (!liveOn()) img.removeAttribute("src");   // closes the stream; shown again on coming back
+  if (failed && !first) { L.mjpegFailed = true; return false; }
+  return true;
+}
+
 // the newest frame, again and again: the server answers when there is one newer than the one shown
 async function liveFrames() {
   if (L.framesOn) return;
   L.framesOn = true;
   const img = $("#live-view");
   try {
+    if (!L.mjpegFailed && await liveMjpeg(img)) return;
+    img.dataset.mode = "poll";
     while (liveOn()) {
       let r;
       try { r = await api("/api/live/frame?after=" + encodeURIComponent(L.key), { raw: true }); }
