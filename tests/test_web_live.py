@@ -161,6 +161,9 @@ def test_live_api_refuses_paths_outside_and_bad_sources(live_ws):
     bad = [({"source": "/etc/hostname"}, 403), ({"source": "../data_dst.mp4"}, 403),
            ({"source": "data_dst.mp4", "out": "/tmp/elsewhere.mp4"}, 403),
            ({"source": "data_dst.mp4", "model_file": "/tmp/x.dfm"}, 403),
+           ({"source": "data_dst.mp4", "audio": "/etc/hostname"}, 403),
+           ({"source": "data_dst.mp4", "audio": "../data_dst.mp4"}, 403),
+           ({"source": "data_dst.mp4", "audio": "alsa:file:/etc/hostname"}, 400),
            ({"source": "data_dst.mp4", "opacity": 150}, 400), ({"source": ""}, 400)]
     for options, code in bad:
         r = client.post("/api/live/start", json={"options": options})

@@ -62,6 +62,23 @@ def source_option(ws: Workspace, raw: Any) -> str:
     return str(S.confine(ws.root, spec))
 
 
+def audio_option(ws: Workspace, raw: Any) -> str | None:
+    """`--audio` from the form: empty is none; a microphone (a device name without a path in it) or a stream
+    URL as given; a file confined to the workspace."""
+    from ..live.audio import parse_audio
+
+    spec = str(raw if raw is not None else "").strip()
+    if not spec:
+        return None
+    kind, target, fmt = parse_audio(spec)
+    if kind == "file":
+        return str(S.confine(ws.root, spec))
+    if kind == "device" and ("/" in target or "\\" in target):
+        raise OptionError(f"--audio {spec}: give a microphone by its device name ({fmt}:NAME) or an audio file in "
+                          f"the workspace.")
+    return spec
+
+
 def out_option(ws: Workspace, raw: Any) -> str:
     """`--out` from the form: none (only this page), vcam or a stream URL as given, a file confined."""
     from ..live.outputs import NO_OUTPUT, VCAM
@@ -263,6 +280,8 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> LiveView:
             raise HTTPException(400, "Give the options as an object.")
         given["source"] = source_option(ws, given.get("source"))
         given["out"] = out_option(ws, given.get("out", "none"))
+        if "audio" in given:
+            given["audio"] = audio_option(ws, given["audio"])
         for name in ("model", "model_file"):
             if given.get(name) not in (None, ""):
                 given[name] = str(S.confine(ws.root, str(given[name])))
