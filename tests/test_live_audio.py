@@ -210,10 +210,14 @@ def test_stream_output_carries_the_audio(media, tmp_path):
     out.close()
     with av.open(str(tmp_path / "out.ts")) as c:
         assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
-        a = c.streams.audio[0]
+        a, v = c.streams.audio[0], c.streams.video[0]
         ap = [p for p in c.demux(a) if p.size]
+        audio_start, video_start = float(a.start_time * a.time_base), float(v.start_time * v.time_base)
     seconds = sum(p.duration for p in ap) * float(a.time_base)
     assert 2.2 < seconds < 3.0, seconds
+    # the sound is timed at its capture plus the delay (0.2 s), where the pipeline writes the held-back video;
+    # this test writes each frame at once, so the first frame is at its capture time
+    assert abs(audio_start - video_start - 0.2) < 0.1, (audio_start, video_start)
     with av.open(str(tmp_path / "out.ts")) as c:
         assert sum(1 for _ in c.decode(video=0)) == len(frames)
 
