@@ -186,9 +186,41 @@ def test_audio_file_is_muxed_and_cut_where_the_video_ends(media, tmp_path):
     assert not list(tmp_path.glob(".*"))    # no temporary left
 
 
-def test_stream_output_carries_the_audio(media, tmp_path):
-    """What a UDP/RTMP output sends, into an MPEG-TS file: the frames and the copied audio, timed on the
-    output's clock (the capture time plus the delay)."""
+def _pcm_wav(path: Path, seconds: float = 4.0) -> Path:
+    """A 16-bit PCM WAV (what a microphone gives: ALSA's pcm_s16le) with a 440 Hz tone."""
+    out = av.open(str(path), "w", format="wav")
+    s = out.add_stream("pcm_s16le", rate=RATE)
+    s.layout = "mono"
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    for k in range(0, len(tone), 1024):
+        f = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="s16", layout="mono")
+        f.sample_rate, f.pts = RATE, k
+        for p in s.encode(f):
+            out.mux(p)
+    for p in s.encode(None):
+        out.mux(p)
+    out.close()
+    return path
+
+
+def test_microphone_pcm_is_encoded_into_the_file(media, tmp_path):
+    """A microphone's PCM (here from a WAV file through the same code path) becomes AAC in the mp4, cut at the
+    last frame's end."""
+    wav = _pcm_wav(tmp_path / "mic.wav")
+    out = tmp_path / "rec.mp4"
+    live(LiveConfig(source=str(media / "single_face.mp4"), out=str(out), audio=str(wav), color_transfer="none",
+                    max_frames=30), model=TintModel())
+    video_len, audio_len = _audio_seconds(out)
+    assert video_len == pytest.approx(1.0, abs=0.01) and abs(audio_len - video_len) < 0.05, (video_len, audio_len)
+    frames, sound, _, _ = _tracks(out)
+    assert sound.size and 0.15 < float(np.sqrt(np.mean(sound[2048:-2048] ** 2))) < 0.3   # the tone (0.3 / sqrt 2)
+
+
+@pytest.mark.parametrize("sound", ["aac", "pcm"])
+def test_stream_output_carries_the_audio(media, tmp_path, sound):
+    """What a UDP/RTMP output sends, into an MPEG-TS file: the frames and the audio (AAC copied, a
+    microphone's PCM encoded to AAC), timed on the output's clock (the capture time plus the delay)."""
     from facedouble.live.audio import open_audio
     from facedouble.live.outputs import StreamOutput
     from facedouble.provenance import mark_frame
@@ -197,7 +229,8 @@ def test_stream_output_carries_the_audio(media, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     source = types.SimpleNamespace(fps=30.0, width=640, height=360, t0=time.monotonic())
     out = StreamOutput(str(tmp_path / "out.ts"), source, "5eed1234")
-    audio = open_audio(str(media / "WolfgangLanger_Pexels.mp4"))
+    spec = media / "WolfgangLanger_Pexels.mp4" if sound == "aac" else _pcm_wav(tmp_path / "mic.wav", 2.4)
+    audio = open_audio(str(spec))
     assert out.take_audio(audio.stream, lambda: 0.2)
     packets = audio.packets(lambda: source.t0)
     for i, f in enumerate(frames):

@@ -11,8 +11,8 @@ sentence (InputError) before anything is written.
 `AudioInput.packets(clock)` yields `(packet, t)` in order, `t` in seconds on the video's timeline: a file's
 own times from its start (it plays from the first frame); a device's or a stream's arrival on the source's
 clock (`clock()` gives the `time.monotonic()` of the video's time 0: `Source.t0`), kept continuous after the
-first packet by the device's own timestamps, so the audio has no gaps whatever the video drops (what a device gives before the video's first
-frame is left out).
+first packet by the device's own timestamps, so the audio has no gaps whatever the video drops (what a device
+gives before the video's first frame is left out).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class AudioEncoder:
         allowed = _RATES.get(codec)
         if allowed and rate not in allowed:
             rate = allowed[0]
-        layout = cc.layout.name if cc.layout and cc.layout.nb_channels <= 2 else "stereo"
+        # by the channel count: a microphone's or a WAV's layout is often unnamed ("1 channels"), which encoders refuse
+        layout = "mono" if cc.layout and cc.layout.nb_channels == 1 else "stereo"
         if codec == "libopus" and layout not in ("mono", "stereo"):
             layout = "stereo"
         self.stream = out.add_stream(codec, rate=rate)
