@@ -27,6 +27,9 @@ from . import temporal as T
 MASK_MIN = 256           # masks are built at max(face resolution, this) pixels
 OFFSET_GRID = 8          # cells per side of the low frequencies of the blended face smoothed over time
 SEAMLESS_MODES = ("seamless", "seamless-hist-match")
+# `--mode raw --raw predicted` puts the model's face on this dark grey instead of black: the invisible mark moves
+# block means both ways, which black cannot do, and the layer is composited through its mask anyway
+PREDICTED_BACKGROUND = 16
 # how far the 68-point hull is lifted above the brows, per face type (whole-face and head show the forehead)
 FOREHEAD = {"half": 0.0, "mid-full": 0.0, "full": 0.0, "whole-face": 0.25, "head": 0.4}
 
@@ -450,7 +453,10 @@ def compose_frame(frame: np.ndarray, layers: Sequence[FaceLayer], cfg: MergeConf
     k = int(cfg.smooth_frames) if window else 0
     window = window or {0: layers}
     raw_black = cfg.mode == "raw" and cfg.raw in ("mask", "predicted")
-    out = np.zeros_like(frame) if raw_black else frame.copy()
+    if raw_black:
+        out = np.full_like(frame, PREDICTED_BACKGROUND if cfg.raw == "predicted" else 0)
+    else:
+        out = frame.copy()
     full = np.zeros(frame.shape[:2], np.float32)
     for layer in layers:
         near = _neighbours(layer, window, 0, k) if k else []
