@@ -232,13 +232,17 @@ def test_stream_output_carries_the_audio(media, tmp_path, sound):
     spec = media / "WolfgangLanger_Pexels.mp4" if sound == "aac" else _pcm_wav(tmp_path / "mic.wav", 2.4)
     audio = open_audio(str(spec))
     assert out.take_audio(audio.stream, lambda: 0.2)
+    marked = [mark_frame(f, "5eed1234") for f in frames]
     packets = audio.packets(lambda: source.t0)
-    for i, f in enumerate(frames):
+    source.t0 = time.monotonic()     # the capture of the first frame and the first sound
+    for i, f in enumerate(marked):
         for packet, t in packets:
             out.add_audio(packet, t)
             if t > i / 30:
                 break
-        out.write(mark_frame(f, "5eed1234"), None)
+        if i == 0:
+            first_write = time.monotonic()
+        out.write(f, None)
     audio.close()
     out.close()
     with av.open(str(tmp_path / "out.ts")) as c:
@@ -249,8 +253,9 @@ def test_stream_output_carries_the_audio(media, tmp_path, sound):
     seconds = sum(p.duration for p in ap) * float(a.time_base)
     assert 2.2 < seconds < 3.0, seconds
     # the sound is timed at its capture plus the delay (0.2 s), where the pipeline writes the held-back video;
-    # this test writes each frame at once, so the first frame is at its capture time
-    assert abs(audio_start - video_start - 0.2) < 0.1, (audio_start, video_start)
+    # this test writes each frame at once, so the first frame is at the time it was written
+    expected = 0.2 - (first_write - source.t0)
+    assert abs(audio_start - video_start - expected) < 0.05, (audio_start, video_start, expected)
     with av.open(str(tmp_path / "out.ts")) as c:
         assert sum(1 for _ in c.decode(video=0)) == len(frames)
 
@@ -265,3 +270,30 @@ def test_missing_microphone_and_soundless_audio_get_one_sentence(media, tmp_path
             live(LiveConfig(source=str(media / "single_face.mp4"), out=str(out), audio=spec), model=TintModel())
         assert "\n" not in e.value.message and e.value.message.endswith(".")
     assert not list(tmp_path.iterdir())
+
+
+def test_file_played_in_real_time_keeps_its_audio_in_sync_when_the_first_frames_drop(media, tmp_path):
+    """A file played like a camera (the UI's default) whose first half second was dropped: the output starts
+    with the first frame written, and its audio (the file's own, copied) starts at the same moment of the
+    file, not half a second early."""
+    from fractions import Fraction
+
+    from facedouble.live.outputs import FileOutput
+    from facedouble.live.sources import SourceFrame
+
+    clip = media / "single_face.mp4"
+    with av.open(str(clip)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(str(clip)) as c:
+        theirs = [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(audio=0) if p.size]
+    source = types.SimpleNamespace(live=True, kind="file", path=clip, has_audio=True, fps=30.0, width=640,
+                                   height=360, time_base=Fraction(1, 15360))
+    out = FileOutput(tmp_path / "played.mp4", source, "5eed1234")
+    for i in range(15, 45):                          # frames 0-14 dropped: the output starts at 0.5 s of the file
+        out.write(frames[i], SourceFrame(frames[i], i, i / 30, None, 0.0))
+    out.close(complete=False)
+    with av.open(str(tmp_path / "played.mp4")) as c:
+        got = [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(audio=0) if p.size]
+    first = next(k for k, (t, _) in enumerate(theirs) if t >= 0.5 - 1e-6)
+    assert got[0][1] == theirs[first][1] and abs(got[0][0] - (theirs[first][0] - 0.5)) < 0.005
+    assert got[-1][0] < 1.0 + 0.03                    # cut at the 30th frame's end (1.0 s)

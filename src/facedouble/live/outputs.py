@@ -199,9 +199,11 @@ class FileOutput:
                 else:
                     vstart = src.streams.video[0].start_time
                     zero = float(vstart * src.streams.video[0].time_base) if vstart is not None else 0.0
+                    zero += self._first_t or 0.0   # a file played in real time may drop its first frames
                     end = None if complete else self.end_time
                 if can_copy(ain, ("aac", "mp3", "alac")):
-                    audio = _copied_audio(src, ain, out.add_stream_from_template(ain), zero, end, recorded)
+                    audio = _copied_audio(src, ain, out.add_stream_from_template(ain), zero, end,
+                                          recorded or bool(self._first_t))
                 else:
                     enc = AudioEncoder(out, "aac", ain, zero=zero, end=end)
                     audio = _encoded_audio(src, ain, enc)
