@@ -67,7 +67,7 @@ def run_one(preset: str, mode: str, iterations: int, warmup: int = 3) -> dict:
     import torch
 
     from facedouble.config import TrainConfig
-    from facedouble.train.checkpoint import resolve_options
+    from facedouble.train.options import resolve_options
     from facedouble.train.samples import BatchMaker, Prefetcher, load_faceset
     from facedouble.train.trainer import TrainSession, _cv2_threads, sample_options
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from facedouble.config import TrainConfig
-from facedouble.train.checkpoint import TRAINING_DEFAULTS
+from facedouble.train.options import TRAINING_DEFAULTS
 from facedouble.train.models import PRESETS, ModelSpec, build_model, count_parameters
 from facedouble.train.trainer import TrainSession
 

@@ -13,7 +13,7 @@ from facedouble.config import TrainConfig
 from facedouble.faces import align
 from facedouble.train import losses as L
 from facedouble.train import optim as O
-from facedouble.train.checkpoint import TRAINING_DEFAULTS
+from facedouble.train.options import TRAINING_DEFAULTS
 from facedouble.faces.regions import eyes_mouth_mask
 from facedouble.train.samples import face_mask
 from facedouble.train.trainer import TrainSession

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from facedouble.config import TrainConfig
 from facedouble.errors import OptionError
-from facedouble.train.checkpoint import TRAINING_DEFAULTS
+from facedouble.train.options import TRAINING_DEFAULTS
 from facedouble.train.models.layers import PatchDiscriminator
 from facedouble.train.samples import BatchMaker, SampleOptions, load_faceset, random_hsv_shift
 from facedouble.train.trainer import TrainSession, sample_options

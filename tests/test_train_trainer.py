@@ -22,6 +22,7 @@ from facedouble.config import TrainConfig
 from facedouble.errors import Cancelled, ModelError, OptionError, TrainingError
 from facedouble.progress import Reporter
 from facedouble.train import checkpoint as ckpt
+from facedouble.train.options import describe_changes, option_changes
 from facedouble.train import losses
 from facedouble.train.swapper import IdentitySwapper, ellipse_mask, load_swapper
 from facedouble.train.preview import preview_layout
@@ -139,9 +140,9 @@ def test_options_persist_fixed_ones_are_refused_and_given_ones_change_the_rest(w
     lr = saved.lr / 2
     given = TrainConfig(model="sae", batch_size=3, random_flip=False, lr=lr, target_iteration=None, workers=0,
                         preview_every=0, autosave_minutes=0)
-    changes = ckpt.option_changes(ws.model, given)
+    changes = option_changes(ws.model, given)
     assert changes == {"batch_size": (2, 3), "random_flip": (True, False), "lr": (saved.lr, lr)}
-    assert ckpt.describe_changes("sae", changes) == \
+    assert describe_changes("sae", changes) == \
         f"sae: changed --batch-size 2 -> 3, --random-flip True -> False, --lr {saved.lr!r} -> {lr!r}"
     res = train(ws, given, max_iterations=1)  # given options apply without --override
     assert res.options.batch_size == 3 and res.options.random_flip is False and res.iteration == 3

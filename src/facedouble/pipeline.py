@@ -97,12 +97,13 @@ def saved(cls: type[C], path: Path) -> C:
 
 def _train_config(ws: Workspace, cfg: RunConfig) -> TrainConfig:
     from .train import checkpoint
+    from .train.options import changeable_options
 
     files = checkpoint.ModelFiles(ws.model, cfg.model)
     base = checkpoint.load_options(files) if files.options.exists() else None
     train_cfg = TrainConfig(model=cfg.model, device=cfg.device)
     if base is not None:  # an existing model keeps its options; only the target can change here
-        train_cfg = dataclasses.replace(train_cfg, **{k: getattr(base, k) for k in checkpoint.changeable_options()
+        train_cfg = dataclasses.replace(train_cfg, **{k: getattr(base, k) for k in changeable_options()
                                                       if getattr(base, k, None) is not None})
     return train_cfg
 

@@ -1,4 +1,5 @@
-"""The model folder: options, checkpoints, backups (loading a trained model to swap faces is train/swapper.py's).
+"""The model folder: its files, the checkpoint format, backups (which options a run uses is train/options.py's;
+loading a trained model to swap faces is train/swapper.py's).
 
 Files of a model named NAME (the preset's name) in `workspace/model/`:
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,37 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..config import TrainConfig, write_json_atomic
-from ..errors import ModelError, OptionError
+from ..errors import ModelError
 from ..files import atomic_path
-from .models.registry import PRESETS, ModelSpec, preset
 
 FORMAT = "facedouble-model"
 FORMAT_VERSION = 1
-
-# Training option defaults shared by every preset (the presets set batch size and learning rate).
-TRAINING_DEFAULTS: dict[str, Any] = dict(
-    target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
-    random_warp=True, pixel_loss=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=False,
-    detail_power=0.0, blur_out_mask=False,
-    color_transfer="none", lr_dropout=False, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
-    true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
-)
-RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
-                "preview_every", "override_options", "pretrain", "faceset", "from_model")
-
-
-def fixed_options() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("fixed"))
-
-
-def changeable_options() -> tuple[str, ...]:
-    fixed = set(fixed_options())
-    return tuple(f.name for f in dataclasses.fields(TrainConfig)
-                 if f.name not in fixed and f.name not in RUN_SETTINGS and f.name != "model")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +79,10 @@ def find_models(model_dir: Path) -> list[str]:
     return sorted(found, key=lambda n: (model_dir / f"{n}.safetensors").stat().st_mtime, reverse=True)
 
 
-# -- options ------------------------------------------------------------------------------------------
+# -- the options file (which options a run uses: train/options.py) -------------------------------------
 
 def load_options(files: ModelFiles) -> TrainConfig | None:
+    """The options saved with the model (None when it has no options file yet: a new model)."""
     if not files.options.is_file():
         return None
     try:
@@ -115,79 +90,6 @@ def load_options(files: ModelFiles) -> TrainConfig | None:
     except Exception as e:  # noqa: BLE001 - any parse problem is a broken model folder
         raise ModelError(f"{files.options} cannot be read ({e}); restore it from model/backups/ or move the "
                          f"model folder away to start a new model.") from None
-
-
-# Why an architecture option cannot change once a model exists (said in the refusal).
-_FIXED_WHY = ("the trained weights have the shapes and meaning this option gave the network, so they cannot be "
-              "carried over to another value")
-
-
-def option_changes(model_dir: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """The training options `cfg` gives (not None) that differ from those saved with the existing model
-    `cfg.model` in `model_dir`: {name: (saved, given)}; empty for a new model. A given option is the user's
-    choice (a flag typed on the command line, a value in --config or in the UI form) and is applied."""
-    saved = load_options(ModelFiles(Path(model_dir), cfg.model))
-    if saved is None:
-        return {}
-    given, saved_values = cfg.to_dict(), saved.to_dict()
-    return {k: (saved_values[k], given[k]) for k in changeable_options()
-            if given[k] is not None and given[k] != saved_values[k]}
-
-
-def describe_changes(name: str, changes: dict[str, tuple[Any, Any]]) -> str:
-    """One line saying what changed for the existing model, e.g. `quick96: --batch-size 8 -> 16`."""
-    return f"{name}: changed " + ", ".join(f"{_flag(k)} {old!r} -> {new!r}" for k, (old, new) in changes.items())
-
-
-def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, bool]:
-    """The options to train with, every value filled in, and whether the model already exists.
-
-    New model: the preset's values, replaced by every value given in `cfg`; a random seed unless given.
-    Existing model: the saved values, replaced by every training option given in `cfg` (see `option_changes`;
-    `describe_changes` words them for the user). A given architecture option that differs is refused with the
-    reason. Run settings (device, workers, autosave, ...) always come from `cfg`."""
-    files = ModelFiles(Path(model_dir), cfg.model)
-    saved = load_options(files)
-    given = cfg.to_dict()
-    if saved is None:
-        # an architecture option a preset does not name takes ModelSpec's default (e.g. double_resolution off)
-        values = {**dataclasses.asdict(ModelSpec()), **preset(cfg.model), **TRAINING_DEFAULTS}
-        values = {k: v for k, v in values.items() if k in given}
-        for k, v in given.items():
-            if v is not None:
-                values[k] = v
-        if values.get("seed") is None:
-            values["seed"] = secrets.randbelow(2**31 - 1)
-        resolved = TrainConfig.from_dict({**given, **values})
-        _check_combination(resolved)
-        return resolved, False
-    saved_values = saved.to_dict()
-    for name in fixed_options():
-        if given[name] is not None and given[name] != saved_values[name]:
-            raise OptionError(
-                f"{_flag(name)} is fixed for the existing model {cfg.model} in {files.folder} (it is "
-                f"{saved_values[name]!r}): {_FIXED_WHY}; leave it out, or move {files.folder} away to start a "
-                f"new model.")
-    changed = {k: new for k, (_old, new) in option_changes(model_dir, cfg).items()}
-    values = {**saved_values, **changed, **{k: given[k] for k in RUN_SETTINGS}}
-    values["model"] = cfg.model
-    arch_defaults = dataclasses.asdict(ModelSpec())
-    for k, v in values.items():  # options added to TrainConfig after the model was made
-        if v is None and k in TRAINING_DEFAULTS:
-            values[k] = TRAINING_DEFAULTS[k]
-        elif v is None and k in arch_defaults:  # an architecture option the model was built without
-            values[k] = arch_defaults[k]
-    resolved = TrainConfig.from_dict(values)
-    _check_combination(resolved)
-    return resolved, True
-
-
-def _check_combination(opts: TrainConfig) -> None:
-    if opts.true_face_power and opts.archi not in ("df", "vg"):
-        raise OptionError(f"--true-face-power works with --archi df or vg, not {opts.archi}; set it to 0.")
-    for name in ModelSpec.fields():
-        if getattr(opts, name) is None:
-            raise OptionError(f"{_flag(name)} has no value; give one or choose a preset that sets it.")
 
 
 # -- checkpoint files ----------------------------------------------------------------------------------
@@ -285,5 +187,5 @@ def backup(files: ModelFiles, iteration: int, keep: int) -> Path:
     return dest
 
 
-__all__ = ["ModelFiles", "TRAINING_DEFAULTS", "find_models", "read_checkpoint", "resolve_options", "option_changes",
-           "describe_changes", "save_checkpoint", "PRESETS"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFiles", "backup", "find_models", "load_options", "read_checkpoint",
+           "read_meta", "save_checkpoint"]

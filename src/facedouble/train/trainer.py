@@ -46,6 +46,7 @@ from . import losses as L
 from .models.layers import CodeDiscriminator, PatchDiscriminator
 from .models.registry import ModelSpec, build_model, count_parameters
 from .optim import LossScale, Optimizer
+from .options import changeable_options, resolve_options
 from .preview import loss_plot_png, render_preview, encode_png, write_png
 from .samples import BatchMaker, Prefetcher, SampleOptions, load_faceset, preview_batch
 
@@ -568,7 +569,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
     model_dir.mkdir(parents=True, exist_ok=True)
     if dist.main:
         remove_temporaries(model_dir)  # what a kill in the middle of a save left
-    opts, existing = ckpt.resolve_options(model_dir, cfg)
+    opts, existing = resolve_options(model_dir, cfg)
     files = ckpt.ModelFiles(model_dir, opts.model)
     spec = ModelSpec.from_options(opts)
 
@@ -798,7 +799,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
 def resolve_for_prompts(ws: Workspace, cfg: TrainConfig) -> tuple[TrainConfig, bool]:
     """The options a run of `cfg` would use, and whether the model exists (the prompts show these values)."""
     ws.model.mkdir(parents=True, exist_ok=True)
-    return ckpt.resolve_options(ws.model, cfg)
+    return resolve_options(ws.model, cfg)
 
 
 def interactive_fields(opts: TrainConfig, existing: bool) -> list[str]:
@@ -806,7 +807,7 @@ def interactive_fields(opts: TrainConfig, existing: bool) -> list[str]:
     training options (H64/H128 also the lightweight encoder), an existing model asks the training options only
     with --override (architecture options are fixed)."""
     asked = [f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("ask", True)]
-    changeable = set(ckpt.changeable_options())
+    changeable = set(changeable_options())
     if existing:
         return [n for n in asked if n in changeable] if opts.override_options else []
     if opts.model == "sae":

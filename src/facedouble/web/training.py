@@ -39,7 +39,8 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> None:
     def train_options(model: Optional[str] = None):
         """The values a training run would use now: the existing model's saved options, else the preset's
         (`model`, default: the workspace's model or quick96), so the form shows real values, not "default"."""
-        from ..train.checkpoint import find_models, resolve_options
+        from ..train.checkpoint import find_models
+        from ..train.options import resolve_options
 
         names = find_models(ws.model) if ws.model.is_dir() else []
         preset = model or (names[0] if names else K.TrainConfig().model)
