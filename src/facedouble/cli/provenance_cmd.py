@@ -26,6 +26,8 @@ def _lines(report: dict[str, Any]) -> list[str]:
         where = (f"{wm['frames_found']}/{wm['frames_checked']} frames alone, all {wm['frames_checked']} summed"
                  if report["kind"] == "video" else "image")
         extra = f", cropped/scaled x{wm['scale']:.3f}" if wm.get("searched") else ""
+        if abs(wm.get("gain", 1.0) - 1.0) > 1e-6:
+            extra += f", contrast changed x{wm['gain']:.2f}"
         out.append(f"  watermark: [green]found[/] (bit accuracy {wm['bit_accuracy']:.3f}, facedouble "
                    f"{p.get('version')}, run {p.get('run_id')}; {where}{extra})")
     else:

@@ -34,6 +34,14 @@ up to 20% of the shorter side), block-grid offset (by the coherence of the repea
 and the tile's cyclic shift (by the sync bits). Video: `detect_frames` sums the soft values of several frames
 first.
 
+A contrast change (a gain g on the luma: ffmpeg's eq=contrast, a colourist's curves, levels) moves each block
+mean in proportion to its level, m -> g m + b, so the lattice phases no longer agree and the offset correction
+alone cannot help. When the straight reading fails, the decoder searches the gain (0.78-1.28, see `_gain_search`):
+dividing the block means by the right g leaves only b / g, a common offset the turn above undoes. The gain is
+found without the key by the coherence of the repeated slots (coarse steps of 1.5%, then 0.3% around the best
+two), then read there when the slots agree, so the search costs a few milliseconds and at most two more decodes. A gentle tone curve
+(gamma 0.9-1.1) is read as the gain of its slope over the frame's levels.
+
 Format 1 (files marked before format 2: the same scheme on a 256-pixel analysis frame with its own key) is read
 too: straight, after format 2 fails (a few ms more), but not searched for after a crop.
 
@@ -82,6 +90,18 @@ _KEY_V1 = b"facedouble-watermark-v1"
 # Crop search: the frame's shorter side may have been cut to this fraction of the original (or less).
 SEARCH_MIN_SCALE = 0.80
 SEARCH_SCALE_STEP = 0.992
+
+# Contrast search: a gain on the luma in [GAIN_MIN, GAIN_MAX] (any brightness offset with it) is undone when the
+# straight reading fails. Coarse gains are GAIN_COARSE apart (the coherence peak of a mark is about 2% wide),
+# refined in GAIN_FINE steps around the best GAIN_PEAKS of them, and read only where the slots' coherence reaches
+# GAIN_MIN_COHERENCE (5-15 for a marked frame; about 1 for a natural one without a mark, at most 1.3 over the gains,
+# so those cost no decoding; synthetic frames with large flat areas can reach 13 and are decoded and rejected).
+GAIN_MIN, GAIN_MAX = 0.78, 1.28
+GAIN_COARSE = 1.015
+GAIN_FINE = 1.003
+GAIN_PEAKS = 2
+GAIN_MIN_COHERENCE = 2.0
+GAIN_CLIP = 3.0              # blocks within this of 0 or 255 (mean luma) are taken as saturated by the edit
 
 
 # ============================================================================================================
@@ -434,6 +454,7 @@ class Detection:
     corrected: int = 0            # code bits the decoder corrected
     scale: float = 1.0            # analysis scale where it was found (1.0 = the frame as marked)
     searched: bool = False        # the crop search was needed
+    gain: float = 1.0             # luma gain (contrast) undone to read it (1.0 = none; see `_gain_search`)
     frames: int = 1               # frames combined
     mark_format: int = FORMAT     # the mark's format it was read in (1: written by facedouble before format 2)
 
@@ -443,7 +464,8 @@ class Detection:
             payload = {k: v for k, v in self.payload.items() if k != "run_id_int"}
         return {"found": self.found, "bit_accuracy": round(float(self.bit_accuracy), 4), "payload": payload,
                 "corrected_bits": int(self.corrected), "scale": round(float(self.scale), 4),
-                "searched": self.searched, "frames": self.frames, "mark_format": self.mark_format}
+                "searched": self.searched, "gain": round(float(self.gain), 3), "frames": self.frames,
+                "mark_format": self.mark_format}
 
 
 def _phasors(means: np.ndarray) -> np.ndarray:
@@ -540,25 +562,33 @@ def _decide(soft: np.ndarray, **info: Any) -> Detection:
     return Detection(True, float((word == hard).mean()), payload, hard, corrected=corrected, **info)
 
 
+def _block_means(image: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
+    """The 8 x 8 block means of the image's luma at the analysis size of `side`."""
+    mean, _ = _block_stats(_to_analysis(_gray(image), side=side))
+    return mean
+
+
 def _identity_fold(image: np.ndarray, side: int = ANALYSIS_SIDE) -> tuple[np.ndarray, np.ndarray]:
-    a = _to_analysis(_gray(image), side=side)
-    mean, _ = _block_stats(a)
-    return _fold(_phasors(mean))
+    return _fold(_phasors(_block_means(image, side)))
 
 
 def detect(image: np.ndarray, *, search: bool = True) -> Detection:
-    """Read the watermark of one RGB/RGBA uint8 image without the original. `search=False` skips the crop
-    search (faster for a frame known to be uncropped)."""
+    """Read the watermark of one RGB/RGBA uint8 image without the original. A contrast change (gain) is searched
+    for whenever the straight reading fails; `search=False` skips only the crop search (faster for a frame
+    known to be uncropped)."""
     _check_image(image)
-    G, _ = _identity_fold(image)
+    means = _block_means(image)
+    G, _ = _fold(_phasors(means))
     det = _decide(_soft_from_fold(G)[0])
     if det.found:
         return det
     G1, _ = _identity_fold(image, V1_SIDE)
     old = _decide(_soft_from_fold(G1, key=_KEY_V1)[0], mark_format=1)
-    if old.found or not search:
-        return old if old.found else det
-    found = _search(_gray(image))
+    if old.found:
+        return old
+    found = _gain_search([means])
+    if found is None and search:
+        found = _search(_gray(image))
     return found if found is not None else det
 
 
@@ -570,9 +600,11 @@ def detect_frames(frames: Iterable[np.ndarray], *, search: bool = True) -> Detec
     if not frames:
         raise InputError("No frames were given to read the watermark from.")
     total = total1 = None
+    means = []
     for f in frames:
         _check_image(f)
-        G, _ = _identity_fold(f)
+        means.append(_block_means(f))
+        G, _ = _fold(_phasors(means[-1]))
         total = G if total is None else total + G
     det = _decide(_soft_from_fold(total)[0], frames=len(frames))
     if det.found:
@@ -581,8 +613,12 @@ def detect_frames(frames: Iterable[np.ndarray], *, search: bool = True) -> Detec
         G, _ = _identity_fold(f, V1_SIDE)
         total1 = G if total1 is None else total1 + G
     old = _decide(_soft_from_fold(total1, key=_KEY_V1)[0], frames=len(frames), mark_format=1)
-    if old.found or not search:
-        return old if old.found else det
+    if old.found:
+        return old
+    # a contrast change of the video is the same in every frame (and in the frames' sum)
+    graded = _gain_search(means, frames=len(frames))
+    if graded is not None or not search:
+        return graded if graded is not None else det
     # a crop or rescale is the same in every frame: search a few frames only (spread over the set)
     picks = sorted(set(np.linspace(0, len(frames) - 1, min(3, len(frames))).round().astype(int).tolist()))
     for i in picks:
@@ -590,6 +626,70 @@ def detect_frames(frames: Iterable[np.ndarray], *, search: bool = True) -> Detec
         if d.found:
             return dataclasses.replace(d, frames=1)
     return det
+
+
+@functools.lru_cache(maxsize=None)
+def _coarse_gains() -> np.ndarray:
+    n = int(np.floor(np.log(GAIN_MAX / GAIN_MIN) / np.log(GAIN_COARSE))) + 1
+    return GAIN_MIN * GAIN_COARSE ** np.arange(n)
+
+
+def _gain_folds(means: Sequence[np.ndarray], gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The folded phasor tiles of the block means divided by each gain, summed over the frames' means:
+    ((len(gains), TILE * TILE) complex, blocks per slot summed over the frames). One bincount per frame for
+    all gains. Blocks at the ends of the range (mean below GAIN_CLIP or above 255 - GAIN_CLIP) are left out: a
+    gain with an offset saturates them (a white wall at 1.25 + 20) and their equal phases only add noise."""
+    n, m = len(gains), TILE * TILE
+    inv = (np.float32(2 * np.pi / STEP) / np.asarray(gains, np.float32))[:, None]
+    G = np.zeros((n, m), np.complex128)
+    cnt = np.zeros(m)
+    for mean in means:
+        nby, nbx = mean.shape
+        ty, tx = _grids(nby, nbx)
+        keep = ((mean >= GAIN_CLIP) & (mean <= 255.0 - GAIN_CLIP)).ravel()
+        slot = (ty[:, None] * TILE + tx[None, :]).ravel()[keep]
+        angle = mean.astype(np.float32).ravel()[keep][None, :] * inv                  # (n, kept blocks)
+        idx = (np.arange(n)[:, None] * m + slot[None, :]).ravel()
+        G += (np.bincount(idx, np.cos(angle).ravel(), minlength=n * m)
+              + 1j * np.bincount(idx, np.sin(angle).ravel(), minlength=n * m)).reshape(n, m)
+        cnt += np.bincount(slot, minlength=m)
+    return G, cnt
+
+
+def _gain_coherence(G: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """How alike the phases of the blocks of each slot are, per gain (rows of `_gain_folds`): about 1 when they
+    are random, 5-15 at the gain of a mark. The mean phasor is removed so flat areas do not count."""
+    total = max(float(cnt.sum()), 1.0)
+    mean = G.sum(axis=1, keepdims=True) / total
+    return (np.abs(G - cnt[None, :] * mean) ** 2).sum(axis=1) / total
+
+
+def _gain_search(means: Sequence[np.ndarray], **info: Any) -> Detection | None:
+    """Read a mark whose luma went through a gain g (contrast, curves) and an offset b: each block mean m became
+    g m + b, so dividing the means by g leaves a common offset b / g, which `_common_turn` undoes. g is found
+    without the key by the coherence of the repeated slots over GAIN_MIN..GAIN_MAX in GAIN_COARSE steps, then
+    in GAIN_FINE steps around the best GAIN_PEAKS local maxima; each refined gain whose coherence reaches
+    GAIN_MIN_COHERENCE is read once (BCH + identifier + CRC decide, as for the straight reading), so an image
+    without a mark costs no decoding at all. `means`: the block means of one frame, or of the frames of one
+    video (their tiles are summed). None when nothing valid is read."""
+    coarse = _coarse_gains()
+    G, cnt = _gain_folds(means, coarse)
+    coh = _gain_coherence(G, cnt)
+    left = np.concatenate([[-np.inf], coh[:-1]])
+    right = np.concatenate([coh[1:], [-np.inf]])
+    peaks = [int(i) for i in np.argsort(coh)[::-1] if coh[i] >= left[i] and coh[i] >= right[i]][:GAIN_PEAKS]
+    half = int(np.ceil(np.log(GAIN_COARSE) / np.log(GAIN_FINE)))
+    for i in peaks:
+        fine = coarse[i] * GAIN_FINE ** np.arange(-half, half + 1)
+        Gf, cf = _gain_folds(means, fine)
+        coh_f = _gain_coherence(Gf, cf)
+        j = int(np.argmax(coh_f))
+        if coh_f[j] < GAIN_MIN_COHERENCE:
+            continue
+        det = _decide(_soft_from_fold(Gf[j].reshape(TILE, TILE))[0], gain=float(fine[j]), **info)
+        if det.found:
+            return det
+    return None
 
 
 @functools.lru_cache(maxsize=None)
