@@ -1,10 +1,10 @@
 """The fault-injection suite's summary: every fault tried, and whether the stage survived it with nothing lost.
 
 Runs the reliability tests, slow ones included (pytest in-process, `-m ""`):
-  * tests/test_reliability_kills.py    SIGKILL of each long stage at random points, several seeds;
-  * tests/test_reliability_inputs.py   bad inputs (truncated/corrupt videos, odd images, full disk, ...);
-  * tests/test_reliability_security.py no unpickling, fuzzed metadata readers, UI request checks;
-  * the training-stability tests (NaN, exploding loss, out of memory) of tests/test_train_trainer.py;
+  * tests/reliability/test_reliability_kills.py    SIGKILL of each long stage at random points, several seeds;
+  * tests/reliability/test_reliability_inputs.py   bad inputs (truncated/corrupt videos, odd images, full disk, ...);
+  * tests/reliability/test_reliability_security.py no unpickling, fuzzed metadata readers, UI request checks;
+  * the training-stability tests (NaN, exploding loss, out of memory) of tests/train/test_train_trainer.py;
   * tests/test_safety_paths.py         explicit content on every path that brings frames or faces in
                                        (extract, --rects, the UI's manual editor, import-dfl, live), refused.
 A test passes only when the stage came through: one clear message and exit code, no half-written file, the
@@ -27,10 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {
-    "kill": "tests/test_reliability_kills.py",
-    "bad input": "tests/test_reliability_inputs.py",
-    "security": "tests/test_reliability_security.py",
-    "training stability": "tests/test_train_trainer.py",
+    "kill": "tests/reliability/test_reliability_kills.py",
+    "bad input": "tests/reliability/test_reliability_inputs.py",
+    "security": "tests/reliability/test_reliability_security.py",
+    "training stability": "tests/train/test_train_trainer.py",
     "explicit content": "tests/test_safety_paths.py",
 }
 STABILITY = "bad_loss or out_of_memory or kill_during_save or sigterm"

@@ -47,7 +47,10 @@ from facedouble.merge import compose
 from facedouble.merge import marking
 from facedouble.workspace import Workspace  # noqa: E402
 from media import media_dir  # noqa: E402
-from test_merge_support import CastSwapper, decode, landmarks, write_dst_workspace  # noqa: E402
+from support.faces import landmarks  # noqa: E402
+from support.media import decode  # noqa: E402
+from support.swappers import CastSwapper  # noqa: E402
+from support.workspaces import write_dst_workspace  # noqa: E402
 
 
 def default_model():

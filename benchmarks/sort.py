@@ -48,7 +48,8 @@ from facedouble.faces import align, container  # noqa: E402
 from facedouble.faces.container import FaceRecord  # noqa: E402
 from facedouble.progress import Reporter  # noqa: E402
 from facedouble.sort import metrics, ranking, sort_folder  # noqa: E402
-from test_sort_data import MIRROR_68, dlib_models, frames  # noqa: E402
+from support.faces import MIRROR_68, dlib_models  # noqa: E402
+from support.media import frames  # noqa: E402
 
 SIZE = 512
 

@@ -56,7 +56,7 @@ EXTRA_MODES = ("fast_loader_process", "fast_no_loader_worker", "fast_all_threads
 
 def faces() -> dict[str, Path]:
     from media import media_dir
-    from test_train_fixtures import build_faces
+    from support.facesets import build_faces
 
     return build_faces(FACES, media_dir())
 

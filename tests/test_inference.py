@@ -22,7 +22,7 @@ from facedouble.merge import marking
 from facedouble.train import export
 from facedouble.train.swapper import load_swapper
 from facedouble.train.trainer import train
-from test_merge_support import N_FRAMES, dst_ws, dst_ws_template, unmarked  # noqa: F401
+from support.workspaces import N_FRAMES
 
 TINY = dict(model="sae", resolution=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4, batch_size=2, seed=3,
             workers=0, threads=1, preview_every=0, autosave_minutes=0, backup_hours=0)
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def trained_template(dst_ws_template, tmp_path_factory):  # noqa: F811
     """The merge tests' dst workspace with a tiny full-face model trained 2 iterations on its own faces."""
-    from test_merge_support import copy_workspace
+    from support.workspaces import copy_workspace
 
     ws = copy_workspace(dst_ws_template, tmp_path_factory.mktemp("dfm") / "ws")
     for p in ws.face_files("dst"):
@@ -56,7 +56,7 @@ def trained_template(dst_ws_template, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture()
 def trained(trained_template, tmp_path):
-    from test_merge_support import copy_workspace
+    from support.workspaces import copy_workspace
 
     return copy_workspace(trained_template, tmp_path / "ws")
 
@@ -166,7 +166,7 @@ def test_dfm_face_type_check_and_loader_errors(tmp_path, trained):
 
 def test_merge_with_dfm_matches_native_and_is_marked(trained, tmp_path, monkeypatch):
     from facedouble.provenance import watermark
-    from test_merge_support import MarkRecorder
+    from support.marks import MarkRecorder
 
     ws = trained
     dfm = export.export_dfm(ws.model, tmp_path / "model.dfm")

@@ -11,7 +11,7 @@ import pytest
 
 from facedouble.config import MergeConfig, TrainConfig
 from facedouble.pipeline import ProcessSettings, stage_scope
-from test_merge_support import N_FRAMES, dst_ws, dst_ws_template  # noqa: F401
+from support.workspaces import N_FRAMES
 
 
 def test_stage_scope_puts_back_what_a_stage_changed():

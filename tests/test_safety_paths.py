@@ -117,7 +117,7 @@ def test_extract_with_rect_screens_the_frame(workspace, man_frames, monkeypatch)
 
 
 def test_ui_manual_confirm_route_refuses(workspace, man_frames, monkeypatch):
-    from test_web_fixtures import make_client
+    from support.client import make_client
 
     fill(workspace, "dst", man_frames[:1])
     c = make_client(workspace)

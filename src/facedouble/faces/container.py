@@ -9,7 +9,7 @@ original tool (a pickled dict in JPEG APP15) are imported by faces/dfl.py. Nothi
 
 Every reader here takes untrusted bytes: it returns a valid record (or None where it says so) or raises
 MetadataError, never another exception, and never inflates or allocates without a bound
-(tests/test_reliability_security.py fuzzes them). Errors of the bytes-level readers are clauses ("a JPEG
+(tests/reliability/test_reliability_security.py fuzzes them). Errors of the bytes-level readers are clauses ("a JPEG
 segment runs past the end of the file"); `read_record` and `read_face` make them one sentence naming the file.
 """
 

@@ -167,7 +167,7 @@ def seamless(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
     solved exactly and deterministically on the mask's bounding box only.
 
     (OpenCV 5.0's own seamlessClone is not used: on this machine it returns a different, wrong result on
-    every second call and is off by several levels on the others; see tests/test_merge_blend.py.)
+    every second call and is off by several levels on the others; see tests/merge/test_merge_blend.py.)
 
     Args:
         src, dst: (H, W, 3) uint8 RGB, aligned pixel for pixel.

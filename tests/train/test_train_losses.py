@@ -1,0 +1,147 @@
+"""train/losses.py: pure loss functions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facedouble.train import losses as L
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _faces(b=2, res=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # smooth random images: blurred noise, like faces more than white noise is
+    x = torch.rand(b, 3, res // 8, res // 8, generator=g)
+    return torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)
+
+
+def test_dssim_is_zero_for_equal_images_and_grows_with_noise():
+    a = _faces()
+    assert torch.allclose(L.dssim(a, a, 9), torch.zeros(2), atol=1e-6)
+    small = L.dssim(a, (a + 0.02 * torch.randn_like(a)).clamp(0, 1), 9)
+    large = L.dssim(a, (a + 0.2 * torch.randn_like(a)).clamp(0, 1), 9)
+    assert (small > 0).all() and (large > small).all() and (large <= 1).all()
+    b = _faces(seed=1)
+    assert torch.allclose(L.dssim(a, b, 9), L.dssim(b, a, 9), atol=1e-6)  # symmetric
+
+
+def test_ssim_window_scales_with_resolution():
+    assert L.ssim_window(64) == 5 and L.ssim_window(96) == 9 and L.ssim_window(256) == 23
+    assert all(L.ssim_window(r) % 2 == 1 for r in range(64, 513, 16))
+
+
+def test_face_loss_ignores_everything_outside_the_mask():
+    a, b = _faces(seed=0), _faces(seed=1)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    mixed = a * mask + b * (1 - mask)  # equal to a inside the mask, anything outside
+    assert torch.allclose(L.face_loss(mixed, a, mask), torch.zeros(2), atol=1e-6)
+    assert (L.face_loss(b, a, mask) > 0.1).all()
+    assert (L.face_loss(b, a, mask, pixel_loss=True) > 0).all()
+    # at 256 px the loss mixes two SSIM windows and still is zero for equal faces
+    big = _faces(1, 256)
+    assert L.face_loss(big, big, torch.ones(1, 1, 256, 256)).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_mask_loss_is_ten_times_mse():
+    p, t = torch.full((1, 1, 8, 8), 0.25), torch.ones(1, 1, 8, 8)
+    assert L.mask_loss(p, t).item() == pytest.approx(10 * 0.75 ** 2)
+
+
+def test_eyes_mouth_loss_counts_only_inside_the_regions():
+    a, b = _faces(seed=0), _faces(seed=1)
+    em = torch.zeros(2, 1, 64, 64)
+    assert torch.all(L.eyes_mouth_loss(a, b, em) == 0)
+    em[..., 20:30, 10:50] = 1
+    inside = L.eyes_mouth_loss(a, b, em)
+    assert (inside > 0).all()
+    c = a.clone()
+    c[..., 20:30, 10:50] = b[..., 20:30, 10:50]  # equal inside the regions
+    assert torch.allclose(L.eyes_mouth_loss(c, b, em), torch.zeros(2), atol=1e-6)
+
+
+def test_style_loss_sees_colour_not_shape():
+    a = _faces(seed=0)
+    mask = torch.ones(2, 1, 64, 64)
+    shuffled = a.flatten(2)[..., torch.randperm(64 * 64)].view_as(a)  # same colours, no shape
+    assert torch.allclose(L.style_loss(shuffled, a, mask), torch.zeros(2), atol=1e-5)
+    tinted = (a + torch.tensor([0.2, 0.0, -0.1]).view(1, 3, 1, 1)).clamp(0, 1)
+    assert (L.style_loss(tinted, a, mask) > 1e-3).all()
+    assert (L.face_style_loss(tinted, a, mask, 10) > L.face_style_loss(tinted, a, mask, 1)).all()
+    assert torch.all(L.face_style_loss(tinted, a, mask, 0) == 0)
+
+
+def test_background_style_loss_only_outside_the_mask():
+    a, b = _faces(seed=0), _faces(seed=1)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 8:56, 8:56] = 1
+    same_outside = a * (1 - mask) + b * mask
+    assert torch.allclose(L.background_style_loss(same_outside, a, mask, 50), torch.zeros(2), atol=1e-5)
+    assert (L.background_style_loss(b, a, mask, 50) > 0).all()
+
+
+def test_gan_loss_and_dilate():
+    logits = torch.tensor([[[[10.0]]], [[[-10.0]]]])
+    real, fake = L.gan_loss(logits, True), L.gan_loss(logits, False)
+    assert real[0] < 1e-3 and real[1] > 5 and fake[0] > 5 and fake[1] < 1e-3
+    m = torch.zeros(1, 1, 9, 9)
+    m[..., 4, 4] = 1
+    assert L.dilate(m, 2).sum().item() == 25 and L.dilate(m, 0) is m
+
+
+def test_losses_have_gradients_in_bf16_autocast():
+    a = _faces().requires_grad_(True)
+    b = _faces(seed=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pred = a * 1.0
+    loss = L.face_loss(pred, b, torch.ones(2, 1, 64, 64)).sum()
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def _real_faces(media, res=96):
+    """Two frames of the woman's clip around her face, BCHW in [0, 1] (real skin, eyes and lips)."""
+    import cv2
+    import numpy as np
+
+    from support.media import decode
+
+    frames = decode(media / "WolfgangLanger_Pexels.mp4", limit=2)
+    h, w = frames[0].shape[:2]
+    crops = [cv2.resize(f[: h // 2 + h // 4, w // 4: 3 * w // 4], (res, res), interpolation=cv2.INTER_AREA)
+             for f in frames]
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def test_detail_loss_asks_for_the_fine_detail_that_face_loss_barely_sees(media):
+    """A face blurred by 1.5 px keeps nearly its colours, so DSSIM + MSE change little, but it loses most of
+    its 1-4 px detail: the detail loss grows with the blur, is zero for the face itself, ignores what lies
+    outside the mask, and does not care about a brightness shift (which is not detail)."""
+    import cv2
+
+    def blur(x, sigma):
+        hwc = x.permute(0, 2, 3, 1).numpy()
+        return torch.stack([torch.from_numpy(cv2.GaussianBlur(i, (0, 0), sigma)) for i in hwc]).permute(0, 3, 1, 2)
+
+    face = _real_faces(media)
+    mask = torch.ones_like(face[:, :1])
+    slight, strong = blur(face, 0.7), blur(face, 1.5)
+    assert torch.allclose(L.detail_loss(face, face, mask, 10.0), torch.zeros(2), atol=1e-6)
+    d_slight, d_strong = L.detail_loss(slight, face, mask, 10.0), L.detail_loss(strong, face, mask, 10.0)
+    assert (d_strong > 1.5 * d_slight).all() and (d_slight > 0).all()
+    # relative to the face loss, blur weighs more in the detail loss than in DSSIM + MSE
+    f_strong = L.face_loss(strong, face, mask)
+    assert (d_strong / f_strong > 0.15).all()
+    brighter = (face + 0.1).clamp(0, 1)
+    assert (L.detail_loss(brighter, face, mask, 10.0) < 0.2 * d_strong).all()
+    # outside the mask nothing counts; the power scales it
+    half = torch.zeros_like(mask)
+    half[..., :, :48] = 1
+    mixed = face * half + strong * (1 - half)
+    inner = torch.zeros_like(mask)
+    inner[..., :, :40] = 1  # away from the seam (the bands reach 6 px)
+    assert torch.allclose(L.detail_loss(mixed, face, inner, 10.0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(L.detail_loss(strong, face, mask, 20.0), 2 * d_strong, rtol=1e-5)
