@@ -943,7 +943,7 @@ def sec_ws(tmp_path, media):
 
 
 def _client(ws, **kw):
-    """The app on `ws` with the token cookie set, as test_web_fixtures.make_client, but a crash in a route is
+    """The app on `ws` with the token cookie set, as support.client.make_client, but a crash in a route is
     a 500 response (judged by the assertions) rather than an exception inside the test."""
     from fastapi.testclient import TestClient
     from support.client import TOKEN
