@@ -193,3 +193,31 @@ def test_the_ui_names_the_same_flags_and_paths():
     assert flags["write_preview_history"] == "--preview-history" and flags["from_model"] == "--from"
     for cls, names in PATH_OPTIONS.items():   # what the UI confines to the workspace, the CLI takes as a path
         assert names <= {f.name for f in dataclasses.fields(cls) if f.metadata.get("path")}, cls.__name__
+
+
+@pytest.mark.parametrize("argv, name", [(["xseg", "apply", "dst"], "xseg-apply"), (["sort", "undo", "src"], "sort-undo"),
+                                         (["merge"], "merge")])
+def test_stage_commands_run_the_function_of_the_stage_table(tmp_path, monkeypatch, argv, name):
+    """The CLI takes a stage's function from `stages.py` (as the API, `run` and the UI do): a row pointing at
+    another function is what the command runs."""
+    from facedouble import stages
+    from facedouble.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").create()
+    calls = []
+
+    class Result:
+        written = skipped = copied = 0
+
+        def summary(self):
+            return "fake stage ran"
+
+    def fake(*args, **kwargs):
+        calls.append(args)
+        return Result()
+
+    row = dataclasses.replace(stages.stage(name), load=lambda: fake)
+    monkeypatch.setitem(stages._BY_NAME, name, row)
+    res = CliRunner().invoke(app, [*argv, "-w", str(ws.root)])
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 1 and calls[0][0].root == ws.root

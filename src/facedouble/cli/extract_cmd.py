@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from ..config import ExtractConfig
 from ..errors import OptionError
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 DETECTORS_HELP = ("auto (mediapipe, then MTCNN where it finds nothing; the fastest), mt (MTCNN), dlib (HOG, frontal "
                   "faces), dlib-cnn (accurate, seconds per frame), mediapipe (BlazeFace), manual (rectangles from "
@@ -20,7 +20,7 @@ DETECTORS_HELP = ("auto (mediapipe, then MTCNN where it finds nothing; the faste
 
 def register(app: typer.Typer) -> None:
     @app.command("extract", rich_help_panel="2. Faces")
-    @config_options(ExtractConfig, extra_help={
+    @config_options(stage("extract").config, extra_help={
         "detector": ": " + DETECTORS_HELP, "reference": " (distance < 0.6)",
         "rects": ': {"000012.png": \\[\\[x0, y0, x1, y1], ...]}'})
     def extract(
@@ -35,13 +35,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Find faces in the frames, fit 68 landmarks, and write aligned faces to data_<side>/aligned/ (a re-run
         resumes). dst keeps one smoothed face per frame for the target person."""
-        from ..extract import extract as run_extract
-        from ..extract import manual_fix_deleted as run_fix_deleted
+        run_extract = stage("extract").function()
+        run_fix_deleted = stage("manual-fix-deleted").function()
 
         with cli_errors():
             if side not in ("src", "dst"):
                 raise OptionError(f"SIDE must be src or dst, not {side!r}.")
-            cfg = build_config(ExtractConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("extract").config, config, interactive, **(given or {}))
             ws = Workspace(workspace)
             with reporter() as rep:
                 if manual_fix_deleted:

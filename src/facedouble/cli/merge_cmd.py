@@ -7,15 +7,15 @@ from typing import Optional
 
 import typer
 
-from ..config import MergeConfig
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 
 def register(app: typer.Typer) -> None:
     @app.command("merge", rich_help_panel="4. Merge")
-    @config_options(MergeConfig, extra_help={"model_file": " (any DFM, e.g. from `export-onnx --format dfm`)",
+    @config_options(stage("merge").config, extra_help={"model_file": " (any DFM, e.g. from `export-onnx --format dfm`)",
                                              "debug": " (data_dst/merged_debug)"})
     def merge_command(
         workspace: Path = WorkspaceArg,
@@ -30,10 +30,11 @@ def register(app: typer.Typer) -> None:
         """Replace the face in every dst frame with the model's src face: data_dst/merged/ (every frame; frames
         without a face are copied) and data_dst/merged_mask/. Resumes where it stopped. Every image written is marked as
         AI-generated and signed with C2PA content credentials (--sign-cert/--sign-key: an organisation's own)."""
-        from ..merge.merger import merge, preview as preview_frame
+        from ..merge.merger import preview as preview_frame
+        merge = stage("merge").function()
 
         with cli_errors():
-            cfg = build_config(MergeConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("merge").config, config, interactive, **(given or {}))
             ws = Workspace(workspace).require()
             with reporter() as rep:
                 if frame is not None or preview is not None:

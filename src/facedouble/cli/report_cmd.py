@@ -7,15 +7,15 @@ from typing import Optional
 
 import typer
 
-from ..config import ReportConfig
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report", rich_help_panel="5. Check")
-    @config_options(ReportConfig)
+    @config_options(stage("report").config)
     def report_command(
         workspace: Path = WorkspaceArg,
         config: Optional[Path] = ConfigOpt,
@@ -27,10 +27,10 @@ def register(app: typer.Typer) -> None:
         colour, face detail and coverage, judged against the targets; writes WORKSPACE/report/report.html (one
         self-contained page) and report.json. Without files it uses the workspace's result.mp4 (or
         data_dst/merged), dst frames and data_src/aligned."""
-        from ..report import make_report
+        make_report = stage("report").function()
 
         with cli_errors():
-            cfg = build_config(ReportConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("report").config, config, interactive, **(given or {}))
             with reporter() as rep:
                 res = make_report(Workspace(workspace), cfg, reporter=rep)
             for c in res.summary["checks"]:

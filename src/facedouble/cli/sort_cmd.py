@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 from ..choices import SortMethod, values
-from ..config import SortConfig
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 METHODS_HELP = (
     "blur (sharp first), motion-blur (least smeared first), face-yaw (looking left to right), face-pitch "
@@ -23,10 +23,10 @@ METHODS_HELP = (
 
 
 def _sort(side: str, workspace: Path, config: Optional[Path], interactive: bool, given: dict) -> None:
-    from ..sort import sort_faces
+    sort_faces = stage("sort").function()
 
     with cli_errors():
-        cfg = build_config(SortConfig, config, interactive, **given)
+        cfg = build_config(stage("sort").config, config, interactive, **given)
         ws = Workspace(workspace)
         with reporter() as rep:
             result = sort_faces(ws, side, cfg, reporter=rep)  # type: ignore[arg-type]
@@ -36,7 +36,7 @@ def _sort(side: str, workspace: Path, config: Optional[Path], interactive: bool,
 
 
 def _sort_command(side: str):
-    @config_options(SortConfig, extra_help={"by": ": " + METHODS_HELP})
+    @config_options(stage("sort").config, extra_help={"by": ": " + METHODS_HELP})
     def command(
         workspace: Path = WorkspaceArg,
         config: Optional[Path] = ConfigOpt,
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Put back the names and files of the last sort (or util recover-original-filename); repeat to go further back."""
         from ..errors import OptionError
-        from ..sort import undo_sort
+        undo_sort = stage("sort-undo").function()
 
         with cli_errors():
             if side not in ("src", "dst"):

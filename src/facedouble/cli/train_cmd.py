@@ -10,11 +10,11 @@ from typing import Optional
 import typer
 
 from ..choices import ExportFormat, values
-from ..config import TrainConfig
 from ..progress import RichReporter, ask_options, stop_on_signals
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console
 from .options import config_options
+from ..stages import stage
 
 
 def _can_prompt() -> bool:
@@ -81,7 +81,7 @@ class TerminalKeys:
 
 def register(app: typer.Typer) -> None:
     @app.command("train", rich_help_panel="3. Train")
-    @config_options(TrainConfig, default_panel="Training", extra_help={
+    @config_options(stage("train").config, default_panel="Training", extra_help={
         "device": "; all on a machine with several GPUs starts torchrun itself, one process per GPU"})
     def train_command(
         workspace: Path = WorkspaceArg,
@@ -99,11 +99,12 @@ def register(app: typer.Typer) -> None:
         line says what changed; the architecture options stay fixed."""
         from ..errors import Cancelled
         from ..train.options import describe_changes, option_changes, resolve_options
-        from ..train.trainer import interactive_fields, resolve_for_prompts, train
+        from ..train.trainer import interactive_fields, resolve_for_prompts
+        train = stage("train").function()
 
         with cli_errors():
             ws = Workspace(workspace).require()
-            cfg = build_config(TrainConfig, config, False, **(given or {}))
+            cfg = build_config(stage("train").config, config, False, **(given or {}))
             from ..device import gpu_count
             from ..launcher import launch, should_launch
 

@@ -7,11 +7,12 @@ from typing import Optional
 
 import typer
 
-from ..config import DenoiseConfig, VideoBuildConfig, VideoCutConfig, VideoExtractConfig
+from ..config import VideoCutConfig
 from ..errors import OptionError
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 
 def _side(value: str, allowed: tuple[str, ...] = ("src", "dst")) -> str:
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
                         no_args_is_help=True)
 
     @group.command("extract")
-    @config_options(VideoExtractConfig)
+    @config_options(stage("video-extract").config)
     def extract(
         side: str = typer.Argument(..., metavar="SIDE", help="src (data_src.*) or dst (data_dst.*)."),
         workspace: Path = WorkspaceArg,
@@ -34,10 +35,10 @@ def register(app: typer.Typer) -> None:
         given: Optional[dict] = None,
     ) -> None:
         """Write every frame of data_src.* / data_dst.* into data_src/ / data_dst/ (000001.png, ...); a re-run resumes."""
-        from ..video import extract_frames
+        extract_frames = stage("video-extract").function()
 
         with cli_errors():
-            cfg = build_config(VideoExtractConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("video-extract").config, config, interactive, **(given or {}))
             with reporter() as rep:
                 res = extract_frames(Workspace(workspace), _side(side), cfg, reporter=rep)
             err_console.print(f"{res.total} frames in {res.folder} ({res.written} written, {res.kept} already there).")
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
                               f"{', with audio' if res.audio else ''}).")
 
     @group.command("denoise")
-    @config_options(DenoiseConfig)
+    @config_options(stage("denoise").config)
     def denoise(
         side: str = typer.Argument("dst", metavar="SIDE", help="dst (only the dst frames are denoised)."),
         workspace: Path = WorkspaceArg,
@@ -70,17 +71,17 @@ def register(app: typer.Typer) -> None:
         given: Optional[dict] = None,
     ) -> None:
         """Edge-preserving denoise of the dst frames in place; originals go to data_dst/denoise_backup/."""
-        from ..video import denoise_frames
+        denoise_frames = stage("denoise").function()
 
         with cli_errors():
             _side(side, ("dst",))
-            cfg = build_config(DenoiseConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("denoise").config, config, interactive, **(given or {}))
             with reporter() as rep:
                 res = denoise_frames(Workspace(workspace), cfg, reporter=rep)
             err_console.print(f"denoised {res.denoised} frames ({res.kept} were already done); originals in {res.backup}.")
 
     @group.command("build")
-    @config_options(VideoBuildConfig)
+    @config_options(stage("build").config)
     def build(
         workspace: Path = WorkspaceArg,
         config: Optional[Path] = ConfigOpt,
@@ -88,10 +89,10 @@ def register(app: typer.Typer) -> None:
         given: Optional[dict] = None,
     ) -> None:
         """Encode data_dst/merged into result.mp4 (or .avi/.mov) with the fps and audio of data_dst.*."""
-        from ..video import build_video
+        build_video = stage("build").function()
 
         with cli_errors():
-            cfg = build_config(VideoBuildConfig, config, interactive, **(given or {}))
+            cfg = build_config(stage("build").config, config, interactive, **(given or {}))
             with reporter() as rep:
                 res = build_video(Workspace(workspace), cfg, reporter=rep)
             audio = {"copied": "audio copied", "encoded": "audio re-encoded", "none": "no audio"}[res.audio]

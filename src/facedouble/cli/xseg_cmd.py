@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from ..config import XSegTrainConfig
 from ..errors import OptionError
 from ..workspace import Workspace
 from .common import ConfigOpt, InteractiveOpt, WorkspaceArg, build_config, cli_errors, err_console, reporter
 from .options import config_options
+from ..stages import stage
 
 SideArg = typer.Argument(..., help="src or dst", metavar="src|dst")
 
@@ -65,10 +65,10 @@ def labels_import(
 
 def _train(workspace: Path, max_minutes: Optional[float], config: Optional[Path], interactive: bool,
            given: dict) -> None:
-    from ..xseg.train import train_xseg
+    train_xseg = stage("xseg-train").function()
 
     with cli_errors():
-        cfg = build_config(XSegTrainConfig, config, interactive, **given)
+        cfg = build_config(stage("xseg-train").config, config, interactive, **given)
         ws = Workspace(workspace).require()
         with reporter() as rep:
             res = train_xseg(ws, cfg, reporter=rep, max_seconds=None if max_minutes is None else max_minutes * 60)
@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
     group.add_typer(labels, name="labels")
 
     @group.command("train")
-    @config_options(XSegTrainConfig)
+    @config_options(stage("xseg-train").config)
     def train(
         workspace: Path = WorkspaceArg,
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop (and save) after this many minutes."),
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
     @group.command("apply")
     def apply(side: str = SideArg, workspace: Path = WorkspaceArg) -> None:
         """Write the trained XSeg mask into each face's record (resumes: faces that have this model's mask are skipped)."""
-        from ..xseg.apply import apply_xseg
+        apply_xseg = stage("xseg-apply").function()
 
         with cli_errors():
             ws = Workspace(workspace).require()
@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
     @group.command("remove")
     def remove(side: str = SideArg, workspace: Path = WorkspaceArg) -> None:
         """Remove the applied XSeg masks from the side's faces (the labels are kept)."""
-        from ..xseg.apply import remove_xseg
+        remove_xseg = stage("xseg-remove").function()
 
         with cli_errors():
             ws = Workspace(workspace).require()
