@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import InputError
-from .sources import OPEN_TIMEOUT, READ_TIMEOUT, STREAM_SCHEMES
+from .sources import OPEN_TIMEOUT, READ_TIMEOUT, STREAM_SCHEMES, open_stream
 
 DEVICE_FORMATS = ("alsa", "pulse", "oss", "jack", "sndio", "avfoundation", "dshow", "openal")
 
@@ -128,11 +128,7 @@ def open_audio(spec: str, *, open_timeout: float | None = None, read_timeout: fl
             raise InputError(f"There is no audio input {spec} that {fmt} can open ({type(e).__name__}); "
                              f"{_device_hint(fmt)}, or leave --audio out.") from None
     elif kind == "stream":
-        try:
-            container = av.open(target, timeout=(open_timeout, read_timeout))
-        except Exception as e:  # noqa: BLE001
-            raise InputError(f"The audio stream {spec} could not be opened within {open_timeout:.0f} s "
-                             f"({type(e).__name__}); check the address and that the sender is running.") from None
+        container = open_stream(target, "audio stream", open_timeout, read_timeout)
     else:
         from ..video.probe import check_readable
 

@@ -49,6 +49,19 @@ def _is_stream(spec: str) -> bool:
     return "://" in spec and spec.split("://", 1)[0].lower() in STREAM_SCHEMES
 
 
+def open_stream(url: str, what: str, open_timeout: float, read_timeout: float):
+    """A PyAV container of a network stream (`what` names it in the error: "stream", "audio stream"); UDP gets a
+    large receive FIFO and overruns that do not end it. InputError in one sentence when it does not open in time."""
+    import av
+
+    options = {"overrun_nonfatal": "1", "fifo_size": "1000000"} if url.lower().startswith("udp") else {}
+    try:
+        return av.open(url, options=options, timeout=(open_timeout, read_timeout))
+    except Exception as e:  # noqa: BLE001
+        raise InputError(f"The {what} {url} could not be opened within {open_timeout:.0f} s ({type(e).__name__}); "
+                         f"check the address and that the sender is running.") from None
+
+
 def _camera_device(spec: str) -> tuple[str, str] | None:
     """(device, input format) when `spec` names a camera, else None."""
     if spec.isdigit():
@@ -190,12 +203,7 @@ def open_source(spec: str | os.PathLike, *, open_timeout: float | None = None,
                              f"other program uses it.") from None
         kind, path = "camera", None
     elif _is_stream(spec):
-        options = {"overrun_nonfatal": "1", "fifo_size": "1000000"} if spec.lower().startswith("udp") else {}
-        try:
-            container = av.open(spec, options=options, timeout=(open_timeout, read_timeout))
-        except Exception as e:  # noqa: BLE001
-            raise InputError(f"The stream {spec} could not be opened within {open_timeout:.0f} s ({type(e).__name__}); "
-                             f"check the address and that the sender is running.") from None
+        container = open_stream(spec, "stream", open_timeout, read_timeout)
         kind, path = "stream", None
     else:
         from ..video.probe import check_readable
