@@ -5,26 +5,15 @@ phases disagree); `detect` then searches the gain (watermark._gain_search)."""
 
 from __future__ import annotations
 
-import av
 import cv2
 import numpy as np
 import pytest
 
 from facedouble.provenance import watermark as wm
+from support.media import decode_picks
 from facedouble.provenance.robustness import jpeg_round_trip
 
 RUN = 0x5EED1234
-
-
-def _frames(path, start: int, count: int, every: int) -> list[np.ndarray]:
-    out = []
-    with av.open(str(path)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i >= start and (i - start) % every == 0:
-                out.append(f.to_ndarray(format="rgb24"))
-            if len(out) == count:
-                break
-    return out
 
 
 def gain(img: np.ndarray, g: float, offset: float) -> np.ndarray:
@@ -44,8 +33,8 @@ EDITS["gamma0.9"] = lambda im: gamma(im, 0.9)
 @pytest.fixture(scope="module")
 def clips(media):
     """Two frames (half a second apart) of each sample video (640x360): the woman's close-up, the man at the door."""
-    return {"woman": _frames(media / "WolfgangLanger_Pexels.mp4", 100, 2, 12),
-            "man": _frames(media / "single_face.mp4", 10, 2, 12)}
+    return {"woman": decode_picks(media / "WolfgangLanger_Pexels.mp4", [100, 112]),
+            "man": decode_picks(media / "single_face.mp4", [10, 22])}
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +112,7 @@ def test_unmarked_frames_with_the_same_edits_read_as_unmarked(clips, media):
         images.append(cv2.cvtColor(cv2.imread(str(media / name)), cv2.COLOR_BGR2RGB))
     # the animated title of no_face.mp4: flat synthetic areas whose slots look coherent at some gains, so the
     # search decodes there and BCH + identifier + CRC must reject it
-    images += _frames(media / "no_face.mp4", 30, 2, 30)
+    images += decode_picks(media / "no_face.mp4", [30, 60], size=(960, 540))
     for img in images:
         for edit in EDITS.values():
             for variant in (edit(img), jpeg_round_trip(edit(img), 75)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -13,26 +12,16 @@ import pytest
 from facedouble.provenance.robustness import h264_round_trip, jpeg_round_trip
 from facedouble.provenance import mark_frame, new_run_id, watermark_run_id
 from facedouble.provenance import watermark as wm
+from support.media import decode_picks
 
 RUN = 0x5EED1234
-
-
-def _frames(path, start: int, count: int) -> list[np.ndarray]:
-    out = []
-    with av.open(str(path)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i >= start:
-                out.append(f.to_ndarray(format="rgb24"))
-            if len(out) == count:
-                break
-    return out
 
 
 @pytest.fixture(scope="module")
 def clips(media):
     """12 consecutive frames of each sample video (640x360): the woman's close-up and the man at the door."""
-    return {"woman": _frames(media / "WolfgangLanger_Pexels.mp4", 100, 12),
-            "man": _frames(media / "single_face.mp4", 10, 12)}
+    return {"woman": decode_picks(media / "WolfgangLanger_Pexels.mp4", list(range(100, 112))),
+            "man": decode_picks(media / "single_face.mp4", list(range(10, 22)))}
 
 
 @pytest.fixture(scope="module")
