@@ -12,7 +12,7 @@ class MarkRecorder:
         self.calls = 0
         self.run_ids = set()
 
-    def __call__(self, image, run_id):
+    def __call__(self, image, run_id, *, matte=False):
         self.calls += 1
         self.run_ids.add(run_id)
         return np.asarray(image, np.uint8)

@@ -14,6 +14,11 @@ from ..faces.container import atomic_write_bytes, encode_image
 from ..imagefile import encode_png
 
 
+def is_matte(cfg: MergeConfig) -> bool:
+    """Whether the frames `cfg` makes are mattes (`--mode raw --raw mask`), marked with `matte=True`."""
+    return cfg.mode == "raw" and cfg.raw == "mask"
+
+
 def new_run_id() -> str:
     """A provenance run id for one merge run (from facedouble.provenance)."""
     try:
@@ -24,16 +29,18 @@ def new_run_id() -> str:
     return _new()
 
 
-def mark_output(image: np.ndarray, run_id: str) -> np.ndarray:
-    """Mark an output image (RGB uint8 HWC) as AI-generated with the invisible provenance watermark.
+def mark_output(image: np.ndarray, run_id: str, *, matte: bool = False) -> np.ndarray:
+    """Mark an output image (RGB uint8 HWC) as AI-generated with the invisible provenance watermark. `matte`: the
+    image is a mask a compositor reads as opacity (`--mode raw --raw mask`); it is marked in its opaque part only,
+    so that what is transparent stays exactly 0.
 
     The merge writes no image that has not been through this function; there is no option to skip it."""
     try:
-        from ..provenance import mark_frame
+        from ..provenance import mark_frame, mark_matte
     except ImportError:
         raise ProvenanceError("The provenance module (facedouble.provenance) is missing, so merged frames cannot be "
                               "marked as AI-generated; reinstall facedouble.") from None
-    out = mark_frame(np.ascontiguousarray(image), run_id)
+    out = (mark_matte if matte else mark_frame)(np.ascontiguousarray(image), run_id)
     return np.asarray(out, np.uint8)
 
 
@@ -57,13 +64,13 @@ def sign_output(data: bytes, name: str, run_id: str, signer=None) -> bytes:
 
 
 def write_marked(path: Path, image: np.ndarray, run_id: str, *, alpha: np.ndarray | None = None,
-                 png_compression: int = 1, jpeg_quality: int = 95, signer=None) -> None:
-    """Mark an RGB uint8 image as AI-generated (`mark_output`), sign it (`sign_output`; `signer` from
-    `output_signer`) and write it atomically (PNG or JPEG by the suffix; with `alpha` (H, W) uint8 an RGBA PNG)."""
+                 png_compression: int = 1, jpeg_quality: int = 95, signer=None, matte: bool = False) -> None:
+    """Mark an RGB uint8 image as AI-generated (`mark_output`; `matte` as there), sign it (`sign_output`; `signer`
+    from `output_signer`) and write it atomically (PNG or JPEG by the suffix; with `alpha` (H, W) uint8 an RGBA PNG)."""
     import cv2
 
     path = Path(path)
-    marked = mark_output(image, run_id)
+    marked = mark_output(image, run_id, matte=matte)
     if alpha is not None:
         bgra = np.dstack([cv2.cvtColor(marked, cv2.COLOR_RGB2BGR), alpha])
         data = encode_png(bgra, png_compression)

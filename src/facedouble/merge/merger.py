@@ -59,7 +59,7 @@ from ..faces import mesh as mesh_net
 from . import temporal as T
 from .compose import (MESH_DST_MODES, XSEG_DST_MODES, XSEG_PRD_MODES, FaceLayer, MergedFrame, MergeState, Swapper,
                       compose_frame, dst_xseg, face_motions, prepare_face, run_model, super_resolve)
-from .marking import new_run_id, output_signer, write_marked, write_mask
+from .marking import is_matte, new_run_id, output_signer, write_marked, write_mask
 
 RUN_NAME = "merge_run.json"
 DEBUG_DIR = "merged_debug"
@@ -359,7 +359,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
                 _write_debug(debug_dir, path, image, merged, layers, run_id, signer)
         else:
             merged = MergedFrame(image, np.zeros(image.shape[:2], np.uint8))
-        write_marked(out_img, merged.image, run_id, alpha=merged.mask if cfg.export_alpha else None, signer=signer)
+        write_marked(out_img, merged.image, run_id, alpha=merged.mask if cfg.export_alpha else None, signer=signer,
+                     matte=bool(layers) and is_matte(cfgs[i]))
         write_mask(out_mask, merged.mask, run_id, signer)
         return 0 if layers else 1
 
@@ -527,11 +528,12 @@ def _write_debug(folder: Path, path: Path, before: np.ndarray, merged: MergedFra
     for k, layer in enumerate(layers):
         for name, img in layer.debug.items():
             arr = B.to_uint8(img)
-            if arr.ndim == 2:
+            matte = arr.ndim == 2
+            if matte:
                 arr = np.repeat(arr[..., None], 3, axis=2)
-            write_marked(folder / f"{path.stem}_{k}_{name}.png", arr, run_id, signer=signer)
+            write_marked(folder / f"{path.stem}_{k}_{name}.png", arr, run_id, signer=signer, matte=matte)
         write_marked(folder / f"{path.stem}_{k}_mask_final.png",
                      np.repeat(B.to_uint8(layer.mask * K.edge_feather(layer.mask.shape[0]))[..., None], 3, axis=2), run_id,
-                     signer=signer)
+                     signer=signer, matte=True)
     side = np.concatenate([before, merged.image], axis=1)
     write_marked(folder / f"{path.stem}_compare.jpg", side, run_id, signer=signer)

@@ -92,7 +92,7 @@ class MergeSession:
         """The merged frame as a marked, C2PA-signed JPEG, and the milliseconds it took (the UI's preview)."""
         t0 = time.perf_counter()
         signer = marking.output_signer(self.run_id, cfg)
-        image = marking.mark_output(self.merge(number, cfg).image, self.run_id)
+        image = marking.mark_output(self.merge(number, cfg).image, self.run_id, matte=marking.is_matte(cfg))
         signed = marking.sign_output(encode_jpeg(image, quality), f"preview_{number:06d}.jpg", self.run_id, signer)
         return signed, (time.perf_counter() - t0) * 1000
 
@@ -102,5 +102,5 @@ class MergeSession:
         merged = self.merge(number, cfg)
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        marking.write_marked(out_path, merged.image, self.run_id, signer=signer)
+        marking.write_marked(out_path, merged.image, self.run_id, signer=signer, matte=marking.is_matte(cfg))
         return merged

@@ -3,6 +3,7 @@
 What the merger and the video build call:
   * `new_run_id()`: the id of one merge run (8 hex digits = the 32 bits the watermark carries);
   * `mark_frame(image, run_id)`: the invisible watermark, on every frame the merger writes;
+  * `mark_matte(image, run_id)`: the same mark on a matte (`merge --mode raw --raw mask`), in its opaque part;
   * `container_metadata(run_id)`: the AI-generated tag for the container of a result video;
   * `sign_result(path, parent, training_hash, run_id)`: C2PA content credentials on a result file;
   * `image_signer(run_id, cert=, key=)`: signs each image the merger writes (encoded bytes, in memory), with
@@ -27,7 +28,7 @@ import numpy as np
 from . import watermark
 from .tag import container_metadata, read_tag
 
-__all__ = ["new_run_id", "watermark_run_id", "mark_frame", "container_metadata", "read_tag", "sign_result",
+__all__ = ["new_run_id", "watermark_run_id", "mark_frame", "mark_matte", "container_metadata", "read_tag", "sign_result",
            "image_signer", "training_hash"]
 
 _HEX8 = re.compile(r"^[0-9a-f]{8}$")
@@ -58,6 +59,13 @@ def mark_frame(image: np.ndarray, run_id: str) -> np.ndarray:
     """A copy of the RGB (or RGBA) uint8 HWC `image` carrying the invisible watermark of `run_id`
     (~5-10 ms for a 720p frame)."""
     return watermark.embed(image, _payload(str(run_id)))
+
+
+def mark_matte(image: np.ndarray, run_id: str) -> np.ndarray:
+    """A copy of an RGB uint8 matte (a mask written as an image: 0 outside, 255 inside) carrying the invisible
+    watermark of `run_id` in its non-transparent part only, so that its transparent part stays exactly 0
+    (`watermark.embed_matte`)."""
+    return watermark.embed_matte(image, _payload(str(run_id)))
 
 
 def image_signer(run_id: str, *, cert: str | Path | None = None, key: str | Path | None = None,

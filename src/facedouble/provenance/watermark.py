@@ -51,6 +51,9 @@ bits are 0.99-1.0 right after H.264 crf 28 and 1.0 after JPEG q50 and a half-siz
 360p ones. After a contrast change (gain 0.8-1.25 with an offset of -20..+20 levels, gamma 0.9/1.1, each also
 through JPEG q75; benchmarks/provenance.py --contrast) the payload is read in every frame alone, and none of 584
 reads of unmarked frames and photos with the same kinds of edit found a mark.
+A matte (a mask written as an image, which a compositor reads as opacity) is marked by `embed_matte` instead: only
+its non-transparent blocks move, by one scale factor each, and the reader leaves saturated blocks out.
+
 Limits: a frame of one flat colour (all black, all white) does not take a readable mark at this strength; the
 mark is keyless in the sense that anyone with this code can read it (and could try to remove it) - it is a
 label, not a secret.
@@ -103,6 +106,8 @@ GAIN_COARSE = 1.015
 GAIN_FINE = 1.003
 GAIN_PEAKS = 2
 GAIN_MIN_COHERENCE = 2.0
+MATTE_MIN_FACTOR = 0.9       # a matte's block carries the mark when that dims it by at most 10% (see `embed_matte`)
+SATURATED = 0.5             # blocks whose mean luma is within this of 0 or 255 carry no mark (see `_phasors`)
 GAIN_CLIP = 3.0              # blocks within this of 0 or 255 (mean luma) are taken as saturated by the edit
 
 
@@ -438,6 +443,47 @@ def _embed(image: np.ndarray, bits: np.ndarray, side: int = ANALYSIS_SIDE, key: 
     return out
 
 
+def embed_matte(matte: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """A copy of a matte carrying the 64 payload `bits`: an RGB uint8 (H, W, 3) image of a mask that a
+    compositor reads as opacity (0 outside, 255 inside, soft between; R = G = B), as `merge --mode raw --raw
+    mask` writes it.
+
+    `embed` would lift the whole transparent part a few levels (a faint ghost of the layer over the frame) and,
+    held to its PSNR cap, move no block far enough to be read. Here each block whose mean is at least about 100 is
+    scaled by one factor of 0.9-1, so that its mean lands on the lattice point at or below it (at full strength,
+    without the cap): the opaque part goes to 243-253 (at least 95% opacity), the blocks of the soft edge next to it
+    keep their shape at least 90% as opaque, and the rest (the outer edge; what is 0 stays exactly 0) is left as
+    it was. `detect` leaves saturated blocks out, so it reads the marked part
+    alone. A face needs to cover about two tiles (some 200 pixels at 360p) for every slot to be read; a matte with
+    nothing opaque enough to carry a bit is returned unchanged."""
+    _check_image(matte)
+    bits = np.asarray(bits, np.uint8).ravel()
+    if bits.size != PAYLOAD_BITS:
+        raise ValueError(f"the watermark payload has {PAYLOAD_BITS} bits, not {bits.size}")
+    h, w = matte.shape[:2]
+    a = _to_analysis(_gray(matte))
+    mean, _ = _block_stats(a)
+    nby, nbx = mean.shape
+    _, dither, _ = _layout(_KEY)
+    slots = _slot_bits(bch_encode(bits), _KEY)
+    ty, tx = _grids(nby, nbx)
+    off = (dither[ty[:, None], tx[None, :]] + 0.5 * slots[ty[:, None], tx[None, :]]) * STEP
+    target = np.floor((np.minimum(mean, 253.0) - off) / STEP) * STEP + off    # the lattice point at or below
+    carry = (mean >= SATURATED) & (target >= 2.0) & (target >= MATTE_MIN_FACTOR * mean)
+    if not carry.any():
+        return matte.copy()
+    factor = np.where(carry, target / np.maximum(mean, 1e-3), 1.0).astype(np.float32)
+    # one factor per block (nearest, not the bilinear field of `embed`): each block mean lands on its lattice point
+    # and nothing spills onto the blocks around
+    ch, cw = round(nby * BLOCK * h / a.shape[0]), round(nbx * BLOCK * w / a.shape[1])
+    scale = np.ones((h, w), np.float32)
+    scale[:min(h, ch), :min(w, cw)] = cv2.resize(factor, (cw, ch), interpolation=cv2.INTER_NEAREST)[:h, :w]
+    out = matte.copy()
+    rgb = matte[..., :3].astype(np.float32) * scale[..., None]
+    out[..., :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return out
+
+
 # ============================================================================================================
 # Detection
 # ============================================================================================================
@@ -471,8 +517,12 @@ class Detection:
 
 
 def _phasors(means: np.ndarray) -> np.ndarray:
+    """Each block mean's phase on the lattice, as a unit phasor; 0 for a saturated block (mean within
+    SATURATED of 0 or 255), which no mark can have moved (`embed` aims at 2-253) and which would otherwise add the
+    same phase to every slot (a matte's transparent part, a black border)."""
     angle = means.astype(np.float32) * np.float32(2 * np.pi / STEP)
-    return np.cos(angle) + 1j * np.sin(angle)
+    z = np.cos(angle) + 1j * np.sin(angle)
+    return np.where((means < SATURATED) | (means > 255.0 - SATURATED), 0.0, z)
 
 
 def _fold(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
