@@ -20,7 +20,7 @@ the 8 x 8 / 16 x 16 grid of JPEG and H.264):
   * the strength follows the texture: all the way to the lattice point in textured blocks, 70% in flat
     ones (plain walls, sky), where a low-frequency pattern would otherwise show; and the whole change is
     scaled down when its mean square would pass MAX_MSE, so the PSNR of a marked frame against the unmarked
-    one stays at or above 40.3 dB (40.3-40.5 measured on video frames and photos).
+    one stays at or above 39.6 dB (39.6-39.8 measured on video frames).
 
 Reading it back: the phases of all blocks that hold the same slot are summed (about 25 per slot in a
 16:9 frame), giving a soft value per code bit; BCH (with Chase soft decoding) + the 16-bit identifier +
@@ -46,8 +46,8 @@ Format 1 (files marked before format 2: the same scheme on a 256-pixel analysis 
 too: straight, after format 2 fails (a few ms more), but not searched for after a crop.
 
 Measured here (benchmarks/provenance.py --per-frame, docs/provenance.md): each frame read alone, the raw code
-bits are 0.99-1.0 right after H.264 crf 28 and 1.0 after JPEG q50 and a half-size downscale, at 640x360 and
-1280x720, with the payload exact in every frame; after crf 35 the payload is read in every 720p frame and in most
+bits are all right after H.264 crf 28 (at least 0.99 over 90 random run ids, --run-ids) and after JPEG q50 and a
+half-size downscale, at 640x360 and 1280x720, with the payload exact in every frame; after crf 35 the payload is read in every 720p frame and in most
 360p ones. After a contrast change (gain 0.8-1.25 with an offset of -20..+20 levels, gamma 0.9/1.1, each also
 through JPEG q75; benchmarks/provenance.py --contrast) the payload is read in every frame alone, and none of 584
 reads of unmarked frames and photos with the same kinds of edit found a mark.
@@ -80,7 +80,10 @@ TILE = 12                    # the slot tile is TILE x TILE blocks
 STEP = 10.0                  # lattice step of the block-mean modulation (luma levels)
 STRENGTH = 1.0               # fraction of the way to the lattice point in textured blocks
 FLAT_STRENGTH = 0.7          # ... in flat blocks
-MAX_MSE = 5.8                # cap on the change's mean square (levels^2): 40.5 dB; 40.3 dB measured after rounding
+# cap on the change's mean square (levels^2): 39.7 dB; 39.6-39.8 measured after rounding. 5.8 (40.3-40.5 dB) left 2% of
+# frames with random run ids below 0.99 of the raw bits after H.264 crf 28 (one bit too many); 6.4 1.5%, 7.0 none of 540
+# (benchmarks/provenance.py --run-ids 90)
+MAX_MSE = 7.0
 TEXTURE_LO, TEXTURE_HI = 1.0, 5.0   # block luma std (levels) where the strength ramps from flat to textured
 SHARPEN_ITERS = 3
 PAYLOAD_BITS = 64
