@@ -407,20 +407,27 @@ def embed(image: np.ndarray, bits: np.ndarray) -> np.ndarray:
     return _embed(image, bits)
 
 
-def _embed(image: np.ndarray, bits: np.ndarray, side: int = ANALYSIS_SIDE, key: bytes = _KEY) -> np.ndarray:
-    """`embed` in the layout of `side` and `key` (format 1's: V1_SIDE, _KEY_V1; for tests and benchmarks)."""
+def _plan(image: np.ndarray, bits: np.ndarray, side: int = ANALYSIS_SIDE,
+          key: bytes = _KEY) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What embedding `bits` in `image` starts from: the analysis frame, its block means and standard deviations,
+    and each block's lattice offset (its slot's dither plus half a step for a 1), in levels."""
     _check_image(image)
     bits = np.asarray(bits, np.uint8).ravel()
     if bits.size != PAYLOAD_BITS:
         raise ValueError(f"the watermark payload has {PAYLOAD_BITS} bits, not {bits.size}")
-    h, w = image.shape[:2]
     a = _to_analysis(_gray(image), side=side)
     mean, std = _block_stats(a)
-    nby, nbx = mean.shape
-    owner, dither, _ = _layout(key)
+    _, dither, _ = _layout(key)
     slots = _slot_bits(bch_encode(bits), key)
-    ty, tx = _grids(nby, nbx)
+    ty, tx = _grids(*mean.shape)
     off = (dither[ty[:, None], tx[None, :]] + 0.5 * slots[ty[:, None], tx[None, :]]) * STEP
+    return a, mean, std, off
+
+
+def _embed(image: np.ndarray, bits: np.ndarray, side: int = ANALYSIS_SIDE, key: bytes = _KEY) -> np.ndarray:
+    """`embed` in the layout of `side` and `key` (format 1's: V1_SIDE, _KEY_V1; for tests and benchmarks)."""
+    h, w = image.shape[:2]
+    a, mean, std, off = _plan(image, bits, side, key)
     target = np.round((mean - off) / STEP) * STEP + off
     target = np.where(target > 253.0, target - STEP, target)
     target = np.where(target < 2.0, target + STEP, target)
@@ -459,18 +466,9 @@ def embed_matte(matte: np.ndarray, bits: np.ndarray) -> np.ndarray:
     it was. `detect` leaves saturated blocks out, so it reads the marked part
     alone. A face needs to cover about two tiles (some 200 pixels at 360p) for every slot to be read; a matte with
     nothing opaque enough to carry a bit is returned unchanged."""
-    _check_image(matte)
-    bits = np.asarray(bits, np.uint8).ravel()
-    if bits.size != PAYLOAD_BITS:
-        raise ValueError(f"the watermark payload has {PAYLOAD_BITS} bits, not {bits.size}")
     h, w = matte.shape[:2]
-    a = _to_analysis(_gray(matte))
-    mean, _ = _block_stats(a)
+    a, mean, _, off = _plan(matte, bits)
     nby, nbx = mean.shape
-    _, dither, _ = _layout(_KEY)
-    slots = _slot_bits(bch_encode(bits), _KEY)
-    ty, tx = _grids(nby, nbx)
-    off = (dither[ty[:, None], tx[None, :]] + 0.5 * slots[ty[:, None], tx[None, :]]) * STEP
     target = np.floor((np.minimum(mean, 253.0) - off) / STEP) * STEP + off    # the lattice point at or below
     carry = (mean >= SATURATED) & (target >= 2.0) & (target >= MATTE_MIN_FACTOR * mean)
     if not carry.any():
