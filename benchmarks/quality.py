@@ -56,6 +56,7 @@ def figures(summary: dict) -> dict[str, float | None]:
         "detail": summary["detail"].get("ratio_to_dst_median"),
         "landmark_error": summary["expression_pose"].get("landmark_error_mean"),
         "flicker": summary["temporal"].get("flicker_ratio"),
+        "flicker_unmarked_dst": summary["temporal"].get("flicker_ratio_unmarked_dst"),
         "background_db": background,
     }
 

@@ -189,7 +189,7 @@ class Sample:
     dst_landmarks: np.ndarray | None = None       # (68, 2) from data_dst/aligned (skips detection)
     known_dst: bool = False                       # dst_landmarks given: no landmarks means no dst face
     embed_dst: bool = False                       # compute the dst embedding (for the dst centroid)
-    marked_dst: np.ndarray | None = None          # dst frame t with the result's provenance mark, when known
+    marked_dst: list[np.ndarray] | None = None    # dst frames t, t+1, t+2 with the result's provenance mark, when known
 
 
 @dataclasses.dataclass
@@ -259,7 +259,7 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
     score.background_psnr = min(M.PSNR_CAP, M.psnr_from_mse(sse / n)) if n else None
     score.background_changed = M.changed_share(res, dst, bg) if n else None
     if n and s.marked_dst is not None:
-        sse_m, _ = M.squared_error(res, s.marked_dst, bg)
+        sse_m, _ = M.squared_error(res, s.marked_dst[0], bg)
         score.background_merge_sse = sse_m
         score.background_merge_psnr = min(M.PSNR_CAP, M.psnr_from_mse(sse_m / n))
 
@@ -301,7 +301,11 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
         if len(s.dst) >= 2:
             fr, wr = M.clip_flicker(s.result, face_mask)
             fd, _ = M.clip_flicker(s.dst, face_mask)
-            score.flicker_result, score.flicker_dst, score.flicker_weight = fr, fd, wr
+            # against dst with the same mark (as the background): the mark moves with the picture and is on every
+            # output, a perfect swap included
+            fm = M.clip_flicker(s.marked_dst, face_mask)[0] if s.marked_dst is not None and len(s.marked_dst) == len(s.dst) \
+                else fd
+            score.flicker_result, score.flicker_dst, score.flicker_dst_unmarked, score.flicker_weight = fr, fm, fd, wr
         if len(s.dst) >= 3 and lm_r is not None:
             score.jitter_dst = M.landmark_jitter(_track(models, s.dst, lm_d))
             score.jitter_result = M.landmark_jitter(_track(models, s.result, lm_r))

@@ -287,7 +287,8 @@ def _score_clip(inp: Inputs, cfg: ReportConfig, models: S.FaceModels, src: S.Src
                 number=pair.number, dst=[buffer[q][0] for q in run], result=[buffer[q][1] for q in run],
                 merged_mask=_mask_for(inp, pair.number, fd0.shape[:2]),
                 dst_landmarks=None if record is None else record[0], known_dst=inp.dst_records is not None,
-                embed_dst=embed_dst and k % embed_step == 0, marked_dst=mark(fd0) if mark is not None else None)
+                embed_dst=embed_dst and k % embed_step == 0,
+                marked_dst=[mark(buffer[q][0]) for q in run] if mark is not None else None)
             outputs.append(S.score_sample(models, sample, src=src))
             keep_from = runs[k + 1][0] if k + 1 < len(runs) else len(inp.pairs)
             for q in [q for q in buffer if q < keep_from]:
