@@ -303,8 +303,8 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
             fd, _ = M.clip_flicker(s.dst, face_mask)
             # against dst with the same mark (as the background): the mark moves with the picture and is on every
             # output, a perfect swap included
-            fm = M.clip_flicker(s.marked_dst, face_mask)[0] if s.marked_dst is not None and len(s.marked_dst) == len(s.dst) \
-                else fd
+            marked = s.marked_dst is not None and len(s.marked_dst) == len(s.dst)
+            fm = M.clip_flicker(s.marked_dst, face_mask)[0] if marked else fd
             score.flicker_result, score.flicker_dst, score.flicker_dst_unmarked, score.flicker_weight = fr, fm, fd, wr
         if len(s.dst) >= 3 and lm_r is not None:
             score.jitter_dst = M.landmark_jitter(_track(models, s.dst, lm_d))
