@@ -525,6 +525,9 @@ class TrainConfig(StageConfig):
                                          group="augmentation")
     pixel_loss: Optional[bool] = option(None, "Pixel loss instead of DSSIM (finer detail, less jitter; after ~20k iterations)",
                                         group="losses")
+    multiscale_dssim: Optional[bool] = option(None, "Multi-scale DSSIM: the structure loss at three window sizes "
+                                                    "(1/11.6, 1/23.2 and 1/46.4 of the face) instead of one",
+                                              group="losses", label="multi-scale DSSIM")
     face_style_power: Optional[float] = option(None, "Face style power: learn dst's colour and lighting in the face", lo=0, hi=100,
                                                group="losses")
     bg_style_power: Optional[float] = option(None, "Background style power: learn dst's face outline and surroundings", lo=0, hi=100,

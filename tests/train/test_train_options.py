@@ -95,6 +95,37 @@ def test_pixel_loss_is_masked_mse_and_ignores_structure(faces):
     assert not torch.allclose(src_default, want, rtol=1e-2)
 
 
+# -- multi-scale DSSIM -------------------------------------------------------------------------------------
+
+def test_dssim_windows_are_one_two_or_three_scales():
+    assert L.dssim_windows(192) == (17,)
+    assert L.dssim_windows(192, multiscale=True) == (17, 9, 5)
+    assert L.dssim_windows(256) == (23, 11)  # the original's two windows from 256 px, as before
+    assert L.dssim_windows(64, multiscale=True) == (5, 3)  # 1/46.4 of 64 px is also 3 px: counted once
+
+
+def test_multiscale_dssim_weighs_lost_fine_detail_more_than_coarse_blur(media, faces):
+    """A face blurred by 2 px loses its fine detail; blurred by 9 px it loses its shape too. The multi-scale loss
+    counts the first for a larger share of the second than the single window does, and the session uses it."""
+    img = cv2.cvtColor(cv2.imread(str(media / "single_face.jpg")), cv2.COLOR_BGR2RGB)
+    (lm, _), = landmarks(img)
+    m = align.face_matrix(lm, "full", 192)
+    face = align.warp_to_face(img, m, 192)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().permute(2, 0, 1)[None] / 255.0  # noqa: E731
+    mask = torch.from_numpy(face_mask(align.transform_points(lm, m), 192, "full"))[None, None]
+    fine, coarse = t(cv2.GaussianBlur(face, (0, 0), 2.1)), t(cv2.GaussianBlur(face, (0, 0), 9.0))
+    ratio = {ms: (L.face_loss(fine, t(face), mask, multiscale_dssim=ms)
+                  / L.face_loss(coarse, t(face), mask, multiscale_dssim=ms)).item() for ms in (False, True)}
+    assert ratio[True] > 1.3 * ratio[False]
+    assert L.face_loss(t(face), t(face), mask, multiscale_dssim=True).item() == pytest.approx(0, abs=1e-6)
+    out, b = _out_and_batch(faces)
+    src1, _ = _session(multiscale_dssim=True).losses(out, b)
+    want = L.face_loss(out["src_src"], b["src_target"], b["src_mask"], multiscale_dssim=True)
+    assert torch.allclose(src1, want, rtol=1e-5)
+    src0, _ = _session().losses(out, b)
+    assert not torch.allclose(src0, src1, rtol=1e-3)
+
+
 # -- detail power ------------------------------------------------------------------------------------------
 
 def test_detail_power_adds_the_detail_loss_on_each_side_and_nothing_when_zero(faces):

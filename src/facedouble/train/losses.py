@@ -60,19 +60,25 @@ def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _per_sample((a.float() - b.float()) ** 2)
 
 
-def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, pixel_loss: bool = False) -> torch.Tensor:
-    """Reconstruction loss on the masked face. Default: 10 x DSSIM + 10 x MSE (at 256 px and above the DSSIM is
-    split between a window of 1/11.6 and one of 1/23.2 of the face, for detail at two scales). With
+def dssim_windows(resolution: int, multiscale: bool = False) -> tuple[int, ...]:
+    """The DSSIM windows of a face of `resolution` px: 1/11.6 of the face (the original's choice), and 1/23.2 as
+    well at 256 px and above (detail at two scales); with `multiscale` 1/11.6, 1/23.2 and 1/46.4 at any size
+    (a window of the same size counted once)."""
+    divisors = (1, 2, 4) if multiscale else ((1, 2) if resolution >= 256 else (1,))
+    return tuple(dict.fromkeys(ssim_window(resolution // d) for d in divisors))
+
+
+def face_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, pixel_loss: bool = False,
+              multiscale_dssim: bool = False) -> torch.Tensor:
+    """Reconstruction loss on the masked face. Default: 10 x DSSIM + 10 x MSE, the DSSIM's weight split evenly
+    over `dssim_windows` (one window below 256 px, two from 256 px, three with `multiscale_dssim`). With
     `pixel_loss`: 50 x MSE alone (sharper small detail and less jitter once the face has formed)."""
     mask = mask.float()
     p, t = pred.float() * mask, target.float() * mask
     if pixel_loss:
         return 50.0 * mse(p, t)
-    res = pred.shape[-1]
-    if res >= 256:
-        d = 5.0 * dssim(p, t, ssim_window(res)) + 5.0 * dssim(p, t, ssim_window(res // 2))
-    else:
-        d = 10.0 * dssim(p, t, ssim_window(res))
+    windows = dssim_windows(pred.shape[-1], multiscale_dssim)
+    d = sum(dssim(p, t, w) for w in windows) * (10.0 / len(windows))
     return d + 10.0 * mse(p, t)
 
 

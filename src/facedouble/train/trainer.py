@@ -217,7 +217,7 @@ class TrainSession:
     def _side_loss(self, pred, pred_mask, lows, target, mask, em) -> "torch.Tensor":
         o = self.opts
         loss_mask = L.dilate(mask, self.border) if self.border else mask
-        loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss)
+        loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss, multiscale_dssim=o.multiscale_dssim)
         if pred_mask is not None:
             loss = loss + L.mask_loss(pred_mask, mask)
         if em is not None and o.eyes_mouth_priority:  # the option decides, not whether the batch has the masks
@@ -229,7 +229,8 @@ class TrainSession:
 
             size = low.shape[-2:]
             loss = loss + L.face_loss(low, F.interpolate(target, size, mode="area"),
-                                      F.interpolate(loss_mask, size, mode="area"), pixel_loss=o.pixel_loss)
+                                      F.interpolate(loss_mask, size, mode="area"), pixel_loss=o.pixel_loss,
+                                      multiscale_dssim=o.multiscale_dssim)
         return loss
 
     def losses(self, out: dict, b: dict):
