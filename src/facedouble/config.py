@@ -229,6 +229,10 @@ class ExtractConfig(StageConfig):
                           group="which face")
     manual_fix: bool = option(False, "dst: list frames with no face and write them to data_dst/manual_fix.json for the UI",
                               group="faces")
+    hands: Optional[bool] = option(None, "Track hands held over the faces (frames in order) and keep them in the "
+                                         "face records, so training leaves them out of the face mask; empty = "
+                                         "src only (about 40 ms per frame)", ask=False, group="faces",
+                                   flags="--hands/--no-hands")
     identity_every: int = option(5, "Compute the identity embedding every N frames of a face track (1 = every face; "
                                     "the others reuse the track's latest, ~80 ms saved per face)", lo=1, hi=1000, ask=False,
                                     group="advanced", unit="frames")
@@ -535,6 +539,9 @@ class TrainConfig(StageConfig):
     blur_out_mask: Optional[bool] = option(None, "Blur training faces outside their mask (XSeg labels or applied "
                                                  "XSeg mask, else the landmark hull): less background to learn",
                                            group="augmentation", label="blur out mask")
+    mask_hands: Optional[bool] = option(None, "Leave the hands tracked over a face at extraction out of its training "
+                                              "mask (a hand over the mouth is not learned as part of the face)",
+                                        group="augmentation", label="mask hands")
     eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
                                                  group="losses")
     detail_power: Optional[float] = option(None, "Detail power: ask for the fine edges of eyes, brows, lips and nostrils "

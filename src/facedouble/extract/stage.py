@@ -18,6 +18,7 @@ from ..choices import Side
 from ..progress import Reporter
 from ..workspace import Workspace
 from .engine import Job, Result
+from .hands import HandsResult, track_hands
 from .layout import (STATE_NAME, ExtractState, check_side, faces_by_frame, read_rects, rects_for,
                      write_manual_fix)
 from .screening import screen_todo
@@ -40,6 +41,7 @@ class ExtractSummary:
     others: int = 0                   # faces skipped because they are not the --reference person
     manual_fix_file: Optional[Path] = None
     seconds: float = 0.0
+    hands: Optional[HandsResult] = None  # the hands tracked over the faces (extract/hands.py), when asked
 
     def text(self) -> str:
         parts = [f"data_{self.side}: {self.faces_written} face(s) written from {self.processed} frame(s) "
@@ -54,7 +56,7 @@ class ExtractSummary:
         if self.unreadable:
             parts.append(f"{len(self.unreadable)} unreadable frame(s): {', '.join(self.unreadable[:10])}"
                          + (" ..." if len(self.unreadable) > 10 else ""))
-        return "; ".join(parts) + "."
+        return "; ".join(parts) + "." + (f"\n{self.hands.text()}" if self.hands is not None and self.hands.faces else "")
 
 
 
@@ -207,8 +209,14 @@ def _run(ws: Workspace, side: Side, cfg: ExtractConfig, rep: Reporter, frames: l
         raise NoFaceError(f"No face was found in any of the {len(readable)} frames of data_{side} with --detector "
                           f"{cfg.detector}; try another detector (--detector {_other_detector(cfg.detector)}), or give "
                           "face rectangles with --detector manual --rects FILE.")
+    hands = track_hands(ws, side, reporter=rep, frames=frames) if wants_hands(cfg, side) else None
     return ExtractSummary(side, len(frames), processed, skipped, written, faces_total, no_face, unreadable, others,
-                          fix_file, seconds)
+                          fix_file, seconds, hands)
+
+
+def wants_hands(cfg: ExtractConfig, side: str) -> bool:
+    """--hands / --no-hands as given; unset: src only (a faceset is a few hundred frames; dst can be hours)."""
+    return bool(cfg.hands) if cfg.hands is not None else side == "src"
 
 
 def _other_detector(name: str) -> str:

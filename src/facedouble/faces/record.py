@@ -240,6 +240,24 @@ def xseg_mask_array(record: "FaceRecord") -> np.ndarray | None:
     return arr.astype(np.float32) / 255.0
 
 
+HANDS_KEY = "hands"  # extra[HANDS_KEY]: the hands tracked over the face (extract/hands.py)
+
+
+def hands_of(record: FaceRecord) -> list[np.ndarray] | None:
+    """The tracked hands over a face ((21, 2) float32 frame pixels each), [] when none, None when the face
+    was never checked (or its stored hands are malformed)."""
+    value = record.extra.get(HANDS_KEY)
+    if not isinstance(value, list):
+        return None
+    try:
+        hands = [np.asarray(h, np.float32) for h in value]
+    except (TypeError, ValueError):
+        return None
+    if not all(h.shape == (21, 2) and np.isfinite(h).all() for h in hands):
+        return None
+    return hands
+
+
 def _object(v: Any, name: str) -> dict:
     if not isinstance(v, dict):
         raise MetadataError(f"the face record's {name} is not a JSON object")

@@ -22,7 +22,8 @@ from ..errors import NoFaceError
 from ..faces.align import face_matrix, transform_points, warp_to_face
 from ..faces.container import MetadataError, read_face, xseg_mask_array
 from ..merge.color import color_transfer
-from ..faces.regions import eyes_mouth_mask, hull_mask, label_mask, remap_mask
+from ..faces.record import hands_of
+from ..faces.regions import eyes_mouth_mask, hand_mask, hull_mask, label_mask, remap_mask
 from .warp import AugmentRanges, augment, centre_affine, crop_margin, warp_sample
 
 # Face types from the narrowest to the widest cut, to warn when faces are re-cut wider than they were saved.
@@ -109,7 +110,7 @@ class FaceSet:
         return int(self.crops.nbytes)
 
 
-def _recut(path: Path, face_type: str, resolution: int, margin: int):
+def _recut(path: Path, face_type: str, resolution: int, margin: int, mask_hands: bool = False):
     image, record = read_face(path)
     m = face_matrix(record.landmarks, face_type, resolution)  # aligned-image px -> model face px
     m[:, 2] += margin
@@ -119,7 +120,10 @@ def _recut(path: Path, face_type: str, resolution: int, margin: int):
     polys = [transform_points(np.asarray(p, np.float32).reshape(-1, 2), m) for p in record.mask_polys if len(p) >= 3]
     yaw = record.extra.get("yaw")
     yaw = float(yaw) if isinstance(yaw, (int, float)) and np.isfinite(yaw) else estimate_yaw(record.landmarks)
-    return crop, lm, polys, yaw, record, _xseg_target(record, m, side)
+    target = _xseg_target(record, m, side)
+    if target is None and mask_hands and not polys:
+        target = _hands_target(record, lm, m, side, face_type)
+    return crop, lm, polys, yaw, record, target
 
 
 def _xseg_target(record, m: np.ndarray, side: int) -> np.ndarray | None:
@@ -139,10 +143,24 @@ def _xseg_target(record, m: np.ndarray, side: int) -> np.ndarray | None:
     return (remap_mask(applied, np.eye(2, 3) * k, m, side) * 255 + 0.5).astype(np.uint8)
 
 
+def _hands_target(record, lm: np.ndarray, m: np.ndarray, side: int, face_type: str) -> np.ndarray | None:
+    """The landmark-hull training mask less the hands tracked over the face at extraction (extract/hands.py),
+    (C, C) uint8 in crop pixels; None when no hand covers the face. `m` maps aligned-image px to crop px."""
+    hands = hands_of(record)
+    if not hands:
+        return None
+    to_crop = np.asarray(m, np.float64) @ np.vstack([np.asarray(record.matrix, np.float64), [0.0, 0.0, 1.0]])
+    mask = face_mask(lm, side, face_type) * (1.0 - hand_mask(hands, to_crop, side))
+    return (mask * 255 + 0.5).astype(np.uint8)
+
+
 def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, *, scale_mod: float = 0.0,
+                 mask_hands: bool = False,
                  workers: int = 2, progress: Callable[[Iterable], Iterable] | None = None,
                  warn: Callable[[str], None] | None = None) -> FaceSet:
-    """Decode every aligned face once and re-cut it to the model's face type and resolution, with a margin."""
+    """Decode every aligned face once and re-cut it to the model's face type and resolution, with a margin.
+    With `mask_hands`, the hands tracked over a face at extraction are left out of its training mask (unless
+    it has XSeg labels or an applied XSeg mask, which win)."""
     if not files:
         raise NoFaceError(f"No aligned {side} faces to train on; run `facedouble extract` for data_{side} first.")
     margin = crop_margin(resolution, scale_mod)
@@ -155,7 +173,7 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
     yaws = np.empty(n, np.float32)
     wider = small = 0
     with futures.ThreadPoolExecutor(max(1, workers)) as pool:  # JPEG decoding and warping release the GIL
-        results = pool.map(lambda p: _recut(p, face_type, resolution, margin), files)
+        results = pool.map(lambda p: _recut(p, face_type, resolution, margin, mask_hands), files)
         for i, res in enumerate(progress(results) if progress else results):
             crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i] = res
             if record.face_type in FACE_TYPE_ORDER and FACE_TYPE_ORDER.index(record.face_type) < FACE_TYPE_ORDER.index(face_type):

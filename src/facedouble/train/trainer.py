@@ -581,6 +581,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
         paths = pretrain_files if pretrain_files is not None else ws.face_files(side)
         faces[side] = load_faceset(
             paths, side, opts.face_type, opts.resolution, scale_mod=opts.src_scale_mod / 100.0 if side == "src" else 0.0,
+            mask_hands=bool(opts.mask_hands),
             progress=lambda it, s=side, n=len(paths): reporter.track(it, f"loading {s} faces", total=n),
             warn=reporter.warn)
 
