@@ -77,6 +77,9 @@ def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> P
 
     done = cache / ".faces-done"
     if done.is_file():
+        from facedouble.extract.hands import track_hands
+
+        track_hands(Workspace(cache), "src")  # a cache made before extraction tracked hands (checked faces skipped)
         return cache
     ws = Workspace(cache).create()
     shutil.copyfile(src, ws.root / f"data_src{src.suffix}")
