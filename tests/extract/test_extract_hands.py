@@ -56,8 +56,9 @@ def test_the_training_mask_leaves_the_hand_out_at_her_mouth_and_nothing_else(han
     files = ws.face_files("dst")
     plain = load_faceset(files, "dst", "full", 96, workers=1)
     masked = load_faceset(files, "dst", "full", 96, workers=1, mask_hands=True)
-    assert plain.xmasks is None  # without the option: the landmark hull as before
+    assert plain.xmasks is None and plain.hands_left_out == 0  # without the option: the landmark hull as before
     assert masked.xmasks is not None
+    assert masked.hands_left_out == sum(bool(hands_of(read_record(p))) for p in files) > 0  # what training says
     side = masked.crops.shape[1]
     for i, path in enumerate(files):
         hull = face_mask(masked.landmarks[i], side, "full")

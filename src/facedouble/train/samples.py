@@ -101,6 +101,7 @@ class FaceSet:
     margin: int
     face_type: str
     xmasks: list | None = None   # per face: (C, C) uint8 target mask from its XSeg labels or applied XSeg mask, or None
+    hands_left_out: int = 0      # faces whose training mask leaves out a hand tracked over them (mask_hands)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -121,9 +122,10 @@ def _recut(path: Path, face_type: str, resolution: int, margin: int, mask_hands:
     yaw = record.extra.get("yaw")
     yaw = float(yaw) if isinstance(yaw, (int, float)) and np.isfinite(yaw) else estimate_yaw(record.landmarks)
     target = _xseg_target(record, m, side)
-    if target is None and mask_hands and not polys:
+    hands = target is None and mask_hands and not polys
+    if hands:
         target = _hands_target(record, lm, m, side, face_type)
-    return crop, lm, polys, yaw, record, target
+    return crop, lm, polys, yaw, record, target, hands and target is not None
 
 
 def _xseg_target(record, m: np.ndarray, side: int) -> np.ndarray | None:
@@ -171,11 +173,12 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
     polys: list[list[np.ndarray]] = [[] for _ in range(n)]
     xmasks: list = [None] * n
     yaws = np.empty(n, np.float32)
-    wider = small = 0
+    wider = small = hands = 0
     with futures.ThreadPoolExecutor(max(1, workers)) as pool:  # JPEG decoding and warping release the GIL
         results = pool.map(lambda p: _recut(p, face_type, resolution, margin, mask_hands), files)
         for i, res in enumerate(progress(results) if progress else results):
-            crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i] = res
+            crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i], hand = res
+            hands += hand
             if record.face_type in FACE_TYPE_ORDER and FACE_TYPE_ORDER.index(record.face_type) < FACE_TYPE_ORDER.index(face_type):
                 wider += 1
             if record.size < resolution:
@@ -187,7 +190,7 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
         warn(f"{small} {side} face(s) are smaller than the model's {resolution} px and are upscaled; "
              f"extract with a larger --size.")
     return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type,
-                   xmasks if any(x is not None for x in xmasks) else None)
+                   xmasks if any(x is not None for x in xmasks) else None, hands)
 
 
 # -- batches ----------------------------------------------------------------------------------------

@@ -584,6 +584,9 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
             mask_hands=bool(opts.mask_hands),
             progress=lambda it, s=side, n=len(paths): reporter.track(it, f"loading {s} faces", total=n),
             warn=reporter.warn)
+        if faces[side].hands_left_out:
+            reporter.info(f"{faces[side].hands_left_out} {side} face(s) with a hand over them: the hand is left out of "
+                          f"their training mask (--no-mask-hands learns it)")
 
     session = TrainSession(opts, device, dist)
     state = _State()
