@@ -3,7 +3,7 @@ record keeping the hands that cover part of its face (`record.extra["hands"]`: 2
 pixels; an empty list when none does). Training leaves them out of the face's training mask
 (train/samples.py), so a hand held over the mouth is not learned as part of the face.
 
-`facedouble extract` runs it after the src faces are written (`--no-track-hands` skips it). Tracking needs the
+`facedouble extract` runs it after the src faces are written (`--no-hands` skips it; dst only with `--hands`). Tracking needs the
 frames in order (a hand found once is followed from frame to frame; single-frame detection misses most hands
 held against a face), so it runs in one pass over the frames that have faces, after the workers are done.
 Frames whose faces were all checked already are skipped, so a resumed or repeated extraction only tracks the
@@ -12,6 +12,7 @@ new ones (the tracker restarts where frames were skipped)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -67,8 +68,6 @@ def track_hands(ws: Workspace, side: str, *, reporter: Reporter | None = None,
                 frames: Iterable[Path] | None = None) -> HandsResult:
     """Track the hands through the side's frames in order and store in each face record the hands over its face.
     `tracker_factory` makes the tracker (MediaPipe Hands in video mode by default; tests pass their own)."""
-    import time
-
     rep = reporter or Reporter()
     started = time.monotonic()
     by_frame: dict[str, list[tuple[Path, FaceRecord]]] = {}

@@ -121,8 +121,8 @@ def _recut(path: Path, face_type: str, resolution: int, margin: int, mask_hands:
     polys = [transform_points(np.asarray(p, np.float32).reshape(-1, 2), m) for p in record.mask_polys if len(p) >= 3]
     yaw = record.extra.get("yaw")
     yaw = float(yaw) if isinstance(yaw, (int, float)) and np.isfinite(yaw) else estimate_yaw(record.landmarks)
-    target = _xseg_target(record, m, side)
-    hands = target is None and mask_hands and not polys
+    target = _xseg_target(record, m, side)  # XSeg labels or an applied XSeg mask win over the tracked hands
+    hands = target is None and mask_hands
     if hands:
         target = _hands_target(record, lm, m, side, face_type)
     return crop, lm, polys, yaw, record, target, hands and target is not None
