@@ -55,6 +55,7 @@ def figures(summary: dict) -> dict[str, float | None]:
         "mean_dst": summary["identity"].get("mean_dst"),
         "detail": summary["detail"].get("ratio_to_dst_median"),
         "landmark_error": summary["expression_pose"].get("landmark_error_mean"),
+        "eyes_open": summary["expression_pose"].get("eyes_open_ratio_median"),
         "flicker": summary["temporal"].get("flicker_ratio"),
         "flicker_unmarked_dst": summary["temporal"].get("flicker_ratio_unmarked_dst"),
         "background_db": background,
@@ -266,7 +267,9 @@ def main() -> int:
         for k, c in checks.items():
             v = "n/a" if c["value"] is None else f"{c['value']:.3f}"
             print(f"  {k:15s} {v:>8s}  target {c['op']} {c['target']:<5g} {'PASS' if c['pass'] else 'miss'}")
-        print(f"  (mean distance to dst {figs['mean_dst']}; merge {timing['merge_fps']} frames/s)")
+        eyes = "n/a" if figs["eyes_open"] is None else f"{figs['eyes_open']:.2f}"
+        print(f"  (eye opening / dst's {eyes}; mean distance to dst {figs['mean_dst']}; "
+              f"merge {timing['merge_fps']} frames/s)")
         if not args.keep:
             for sub in ("data_src", "data_dst"):
                 shutil.rmtree(ws / sub, ignore_errors=True)

@@ -79,6 +79,22 @@ def test_the_training_mask_leaves_the_hand_out_at_her_mouth_and_nothing_else(han
         assert max(mask[y, x] for x, y in corners) > 0.5   # her fingers reach one eye at most: the other stays in
 
 
+def test_eyes_and_mouth_priority_does_not_ask_for_the_mouth_under_her_hand(hands_ws):
+    from facedouble.train.samples import BatchMaker, SampleOptions
+
+    ws, _, _ = hands_ws
+    files = ws.face_files("dst")
+    opts = SampleOptions(random_warp=False, random_flip=False, eyes_mouth=True)
+    weight = {}
+    for hands in (False, True):
+        fs = load_faceset(files, "dst", "full", 96, workers=1, mask_hands=hands)
+        batches = [BatchMaker(fs, fs, 8, 7, opts).make(i) for i in range(4)]
+        for b in batches:
+            assert (b["dst_em"] <= b["dst_mask"] + 1e-6).all()  # the priority stays inside the training mask
+        weight[hands] = sum(float(b["dst_em"].sum()) for b in batches)
+    assert weight[True] < 0.85 * weight[False]  # with the hands left out, their mouths weigh less
+
+
 def test_tracking_again_skips_the_faces_already_checked(hands_ws):
     ws, result, _ = hands_ws
     again = track_hands(ws, "dst", tracker_factory=lambda: pytest.fail("no frame should be tracked again"))

@@ -97,6 +97,25 @@ def test_landmark_jitter(lm):
     assert math.isnan(M.landmark_jitter([lm, lm]))
 
 
+def test_eye_opening_of_her_closed_and_open_eyes(media, lm):
+    """Her clip closes her eyes around frame 90 and opens them wide around frame 162 (dlib's landmarks of the
+    real frames); the man in single_face.jpg looks ahead with open eyes."""
+    from support.faces import landmarks
+    from support.media import decode_picks
+
+    closed, wide = (landmarks(f)[0][0] for f in decode_picks(media / "WolfgangLanger_Pexels.mp4", [90, 162]))
+    assert M.eye_opening(closed) < 0.1
+    assert M.eye_opening(wide) > 0.3
+    assert 0.2 < M.eye_opening(lm) < 0.45
+    shut = lm.copy()                                            # upper lids lowered onto the lower ones
+    shut[[37, 38, 43, 44]] = shut[[41, 40, 47, 46]]
+    assert M.eye_opening(shut) == pytest.approx(0.0, abs=1e-6)
+    score = M.FrameScore(number=1, dst_face=True, eyes_result=M.eye_opening(closed), eyes_dst=M.eye_opening(wide))
+    assert score.to_json()["eyes_ratio"] == pytest.approx(M.eye_opening(closed) / M.eye_opening(wide))
+    summary = M.summarize([score], M.Targets())
+    assert summary["expression_pose"]["eyes_open_ratio_median"] < 0.3
+
+
 # -- detail ------------------------------------------------------------------------------------------------------
 
 def test_laplacian_variance_and_face_box(media, lm):

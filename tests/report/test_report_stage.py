@@ -98,6 +98,7 @@ def test_dst_scored_against_itself(clips, tmp_path):
     assert res.frames_scored == 4
     assert s["identity"]["n"] == 4 and s["identity"]["nearer_src"] == 0.0 and s["identity"]["same_as_src"] == 0.0
     assert s["expression_pose"]["landmark_error_mean"] == 0.0 and s["expression_pose"]["yaw_diff_mean"] == 0.0
+    assert s["expression_pose"]["eyes_open_ratio_median"] == 1.0     # his own eyes, as open as they are
     assert s["temporal"]["flicker_ratio"] == 1.0 and s["temporal"]["jitter_ratio"] == 1.0
     assert s["blending"]["background_psnr_db"] == 100.0          # identical: the cap for an infinite PSNR
     assert s["blending"]["seam_delta_e_excess"] == 0.0 and s["detail"]["ratio_to_dst_median"] == 1.0

@@ -286,6 +286,7 @@ def score_sample(models: FaceModels, s: Sample, *, src: SrcFaces | None = None) 
     if lm_d is not None and lm_r is not None:
         score.landmark_error = M.landmark_error(lm_r, lm_d)
         score.yaw_diff, score.pitch_diff = M.pose_difference(lm_r, lm_d, (w, h))
+        score.eyes_result, score.eyes_dst = M.eye_opening(lm_r), M.eye_opening(lm_d)
         box = M.face_box(lm_d, dst.shape)
         score.detail_result = M.laplacian_variance(res, box)
         score.detail_dst = M.laplacian_variance(dst, box)

@@ -203,7 +203,7 @@ class SampleOptions:
     uniform_yaw: bool = False
     color_transfer: str = "none"          # a merge colour transfer name (choices.ColorTransfer)
     random_hsv_power: float = 0.0         # 0 .. 0.3: random hue/saturation/value shift of src faces
-    eyes_mouth: bool = False              # also make eyes/mouth masks
+    eyes_mouth: bool = False              # also make eyes/mouth masks (within the training mask)
     blur_out_mask: bool = False           # blur input and target outside the (XSeg) mask
 
 
@@ -292,8 +292,8 @@ class BatchMaker:
                     mask[j] = face_mask(lm, res, fs.face_type, polys)
                 if opts.blur_out_mask:
                     inp[j], tgt[j] = blur_out(inp[j], mask[j]), blur_out(tgt[j], mask[j])
-                if em is not None:
-                    em[j] = eyes_mouth_mask(lm, res)
+                if em is not None:  # only where the face is learned: a hand or an XSeg-excluded object over the
+                    em[j] = eyes_mouth_mask(lm, res) * mask[j]  # mouth is not asked for at 300x weight
             batch[f"{side}_in"], batch[f"{side}_target"], batch[f"{side}_mask"] = inp, tgt, mask
             if em is not None:
                 batch[f"{side}_em"] = em
