@@ -9,7 +9,12 @@ result. Prints one table per preset and writes benchmarks/results/quality.json (
 
     .venv/bin/python benchmarks/quality.py --minutes 10 [--preset quick96 ...] [--src VIDEO --dst VIDEO]
         [--src-fps 8] [--device cpu|cuda] [--from MODEL_DIR] [--tag NAME] [--keep] [--iterations N]
+        [--train-only | --no-train]
         [--train OPTION=VALUE ...] [--merge OPTION=VALUE ...]
+
+On a GPU machine that lacks the face models (dlib, MediaPipe): run once where they are (any run leaves the
+faces cache `<workdir>/faces-<pair>`), copy that cache over, run `--train-only --device cuda` there, copy the
+workspaces back and score them with `--no-train --keep` (docs/quality.md: the H200 run).
 
 Targets (issue 16): after 60 minutes identity nearer src >= 0.95 with mean distance to src <= 0.50, face
 detail >= 0.70 of dst's, landmark error <= 0.05, flicker <= 1.10, background >= 45 dB; after 10 minutes
@@ -127,10 +132,13 @@ def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | 
     if proc.returncode not in (0, 130, -signal.SIGTERM, 128 + signal.SIGTERM):  # 130: the CLI's "stopped"
         raise SystemExit(f"training failed (exit {proc.returncode}); see {log}")
     iters = int(state.get("iteration", 0))
-    # a sample is one src and one dst face, as the trainer's status line counts them
+    batch = int(state.get("batch_size", 0) or 0)
+    looped = float(state.get("seconds_trained", 0.0) or 0.0)
+    # a sample is one src and one dst face, as the trainer's status line counts them; samples_per_s counts the
+    # child's start-up (loading faces, building the model, a GPU's start) and loop_samples_per_s does not
     return {"seconds": round(elapsed, 1), "iterations": iters, "exit_code": proc.returncode,
-            "samples_per_s": round(iters * int(state.get("batch_size", 0) or 0) / max(elapsed, 1e-9), 2)
-            if state.get("batch_size") else None}
+            "samples_per_s": round(iters * batch / max(elapsed, 1e-9), 2) if batch else None,
+            "loop_samples_per_s": round(iters * batch / looped, 2) if batch and looped > 0 else None}
 
 
 def merge_build_report(ws_path: Path, preset: str, device: str, changes: dict | None = None) -> tuple[dict, dict]:
@@ -220,6 +228,9 @@ def main() -> int:
     ap.add_argument("--tag", default=None, help="name of this run in the JSON (default: minutes and presets)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces (default: only their reports)")
     ap.add_argument("--no-train", action="store_true", help="merge and score the kept workspaces' models again")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train and keep the workspaces, no merge or report (a GPU machine without the face models; "
+                         "score them afterwards with --no-train where they are)")
     ap.add_argument("--train", nargs="*", default=[], metavar="OPTION=VALUE",
                     help="training options other than the preset's, e.g. detail_power=10 (JSON values)")
     ap.add_argument("--merge", nargs="*", default=[], metavar="OPTION=VALUE",
@@ -230,7 +241,11 @@ def main() -> int:
 
     presets = args.preset or [RunConfig().model]
     pair = f"{args.src.stem}--{args.dst.stem}"
-    faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps)
+    cache = args.workdir / f"faces-{pair}"
+    if args.train_only and (cache / ".faces-done").is_file():
+        faces = cache  # extracted (hands tracked) where the face models are; training needs only the faces
+    else:
+        faces = prepare_faces(cache, args.src, args.dst, args.src_fps)
     tag = args.tag or f"{pair}-{args.minutes:g}min"
     rows = []
     train_changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.train)}
@@ -247,6 +262,13 @@ def main() -> int:
                                                                       "result.*"))
             trained = train_for(ws, name, args.minutes, args.device, args.reuse, args.iterations, train_changes)
         load_after = load_average()
+        if args.train_only:
+            rows.append({"preset": name, "minutes": args.minutes, "pair": pair, "train_changes": train_changes,
+                         "train": trained, "load_average": [load_before, load_after], "workspace": str(ws)})
+            print(f"\n{name}: {args.minutes:g} min, {trained['iterations']} iterations "
+                  f"({trained['loop_samples_per_s']} samples/s training, {trained['samples_per_s']} with start-up); "
+                  f"kept in {ws}")
+            continue
         changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.merge)}
         summary, timing = merge_build_report(ws, name, args.device, changes)
         figs = figures(summary)
