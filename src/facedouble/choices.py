@@ -19,7 +19,7 @@ SortMethod = Literal[
     "black", "source-rect-size", "origname", "oneface", "identity", "final",
 ]
 
-ModelPreset = Literal["cpu192", "quick96", "lean96", "h64", "h128", "df", "liaef128", "amp", "sae"]
+ModelPreset = Literal["cpu192", "liae192", "quick96", "lean96", "h64", "h128", "df", "liaef128", "amp", "sae"]
 Archi = Literal["df", "liae", "vg", "amp"]
 ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = ColorTransfer   # training uses the merge's colour transfers (merge/color.py), every one

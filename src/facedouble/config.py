@@ -479,7 +479,7 @@ class TrainConfig(StageConfig):
     and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
-    model: C.ModelPreset = option("cpu192", "Model preset: cpu192 (CPU default), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
+    model: C.ModelPreset = option("cpu192", "Model preset: cpu192 (CPU default), liae192 (cpu192 with LIAE: follows dst's eyes), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
                                   group="model shape", flags=("--model", "-m"), panel="Options")
     # -- architecture: fixed once the model exists --------------------------------------------------------
     resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
