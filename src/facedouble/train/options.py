@@ -14,7 +14,9 @@ from ..errors import OptionError
 from .checkpoint import ModelFiles, load_options
 from .models.registry import ModelSpec, preset
 
-# Training option defaults shared by every preset (the presets set batch size and learning rate).
+# Training option defaults shared by every preset (the presets set batch size and learning rate). Chosen by
+# benchmarks/quality.py (docs/quality.md): mask_hands (session 8: more detail with two seeds) and
+# eyes_mouth_priority (session 9: the swap's eyes 0.81 as open as dst's with two seeds, against 0.49 and 0.75).
 TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
     random_warp=True, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,

@@ -91,10 +91,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                      d_mask_dims=16, learn_mask=True, residual_blocks=True, lightweight_encoder=False,
                      multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=5e-5),
     # cpu192's shape with the original's LIAE architecture (one decoder for both people; an inter layer for both
-    # and one for dst only): 16.1 M parameters, about 11% slower per iteration than cpu192 on 2 CPU cores. Trained
+    # and one for dst only): 16.2 M parameters, 11-15% slower per iteration than cpu192 on 2 CPU cores. Trained
     # to 3,451 iterations on an H200 beside cpu192 with the same seed (docs/quality.md, session 9), the swap's
     # eyes followed dst's (eye opening 0.78 of dst's against 0.49) and every report figure was a little better;
-    # not yet measured over a CPU-hour, so not the default.
+    # after 10 CPU-minutes the two were close (cpu192 more detail, liae192 better eyes and landmarks); not yet
+    # measured over a CPU-hour, so not the default.
     "liae192": dict(resolution=192, face_type="full", archi="liae", ae_dims=128, e_dims=32, d_dims=24,
                     d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
                     multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
