@@ -73,8 +73,9 @@ def passes(value: float | None, op: str, target: float) -> bool:
     return value >= target if op == ">=" else value <= target
 
 
-def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> Path:
-    """A workspace holding the pair's frames and aligned faces (made once per pair, then copied)."""
+def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None, hands: bool = True) -> Path:
+    """A workspace holding the pair's frames and aligned faces (made once per pair, then copied). `hands`: track
+    the hands on a cache made before extraction did (False where the hand model is missing: --train-only)."""
     from facedouble.config import ExtractConfig, VideoExtractConfig
     from facedouble.extract import extract
     from facedouble.progress import Reporter
@@ -83,6 +84,8 @@ def prepare_faces(cache: Path, src: Path, dst: Path, src_fps: float | None) -> P
 
     done = cache / ".faces-done"
     if done.is_file():
+        if not hands:
+            return cache
         from facedouble.extract.hands import track_hands
 
         track_hands(Workspace(cache), "src")  # a cache made before extraction tracked hands (checked faces skipped)
@@ -241,11 +244,7 @@ def main() -> int:
 
     presets = args.preset or [RunConfig().model]
     pair = f"{args.src.stem}--{args.dst.stem}"
-    cache = args.workdir / f"faces-{pair}"
-    if args.train_only and (cache / ".faces-done").is_file():
-        faces = cache  # extracted (hands tracked) where the face models are; training needs only the faces
-    else:
-        faces = prepare_faces(cache, args.src, args.dst, args.src_fps)
+    faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps, hands=not args.train_only)
     tag = args.tag or f"{pair}-{args.minutes:g}min"
     rows = []
     train_changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.train)}

@@ -329,7 +329,7 @@ def test_lr_dropout_in_a_training_step_freezes_about_thirty_percent(faces):
 
 def test_a_new_model_has_eyes_and_mouth_priority_unless_told_not_to(tmp_path):
     """On by default since session 9 (docs/quality.md: the swap's eyes as open as dst's at 0.81 in two seeds,
-    against 0.49 and 0.75 without it); an existing model keeps what it was trained with."""
+    against 0.49 and 0.75 without it); `--no-eyes-mouth-priority` turns it off."""
     from facedouble.train.options import resolve_options
     from facedouble.train.trainer import sample_options
 

@@ -139,7 +139,7 @@ def landmark_error(landmarks: np.ndarray, reference: np.ndarray) -> float:
 
 def eye_opening(landmarks68: np.ndarray) -> float:
     """How open the eyes are: the gap between the lids (points 37-41 and 38-40, 43-47 and 44-46) over the eye's
-    width (36-39, 42-45), both eyes averaged: about 0.3 for open eyes looking ahead, under 0.15 for closed ones."""
+    width (36-39, 42-45), both eyes averaged: about 0.3 for open eyes looking ahead, under 0.1 for closed ones."""
     lm = np.asarray(landmarks68, np.float64)
 
     def one(p: np.ndarray) -> float:
