@@ -558,6 +558,10 @@ class TrainConfig(StageConfig):
                                  group="training", label="learning rate")
     adabelief: Optional[bool] = option(None, "AdaBelief optimizer instead of Adam (the original's later default)",
                                        group="training", label="AdaBelief", flags="--adabelief/--adam")
+    ema_decay: Optional[float] = option(None, "Weight averaging: the merge, the preview and exports use an exponential "
+                                              "moving average of the weights over about the last tenth of the "
+                                              "iterations, up to 1/(1-decay) of them (0 = off)",
+                                        lo=0, hi=0.9999, group="training", label="weight averaging (EMA decay)")
     lr_dropout: Optional[bool] = option(None, "Learning-rate dropout: each weight update is kept with probability 0.7 "
                                               "(sharper late in training)",
                                               group="training", label="learning-rate dropout")

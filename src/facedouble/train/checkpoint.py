@@ -4,7 +4,8 @@ loading a trained model to swap faces is train/swapper.py's).
 Files of a model named NAME (the preset's name) in `workspace/model/`:
 
     NAME_options.json      the resolved TrainConfig (stage JSON); architecture options fixed from the first run
-    NAME.safetensors       one checkpoint: the network's weights ("model.*"), the optimizers' state
+    NAME.safetensors       one checkpoint: the network's weights ("model.*"), their moving average when kept
+                           ("average.*", --ema-decay; what the merge and exports use), the optimizers' state
                            ("optim.<which>.<index>.<key>"), discriminators ("disc.*"), the loss history
                            ("history", float32 (N, 2): src, dst per iteration); its metadata holds the counters
                            as JSON (iteration, seed, seconds trained, optimizer hyper-parameters)
@@ -33,6 +34,8 @@ from ..files import atomic_path
 
 FORMAT = "facedouble-model"
 FORMAT_VERSION = 1
+MODEL_PREFIX = "model."
+AVERAGE_PREFIX = "average."  # the averaged weights (--ema-decay); older readers ignore them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +130,10 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_checkpoint(path: Path, prefix: str | None = None, device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-    """(tensors, metadata) of a checkpoint; only the tensors whose name starts with `prefix` when given."""
+def read_checkpoint(path: Path, prefix: str | tuple[str, ...] | None = None,
+                    device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, metadata) of a checkpoint; only the tensors whose name starts with `prefix` (or one of them)
+    when given."""
     from safetensors import safe_open
 
     meta = read_meta(path)
@@ -142,6 +147,16 @@ def read_checkpoint(path: Path, prefix: str | None = None, device: str = "cpu") 
         raise ModelError(f"{path} holds NaN or infinite weights ({bad}); copy the newest checkpoint in "
                          f"{Path(path).parent / 'backups'} over it, or move the model folder away to start a new model.")
     return tensors, meta
+
+
+def read_inference_weights(path: Path, device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(state dict, metadata, averaged) of the network a merge or export should use: the averaged weights when
+    the checkpoint keeps them (averaged=True), else the trained ones."""
+    tensors, meta = read_checkpoint(path, prefix=(MODEL_PREFIX, AVERAGE_PREFIX), device=device)
+    averaged = {k[len(AVERAGE_PREFIX):]: v for k, v in tensors.items() if k.startswith(AVERAGE_PREFIX)}
+    if averaged:
+        return averaged, meta, True
+    return {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}, meta, False
 
 
 def flatten_optimizer(which: str, state: dict) -> tuple[dict[str, Any], list]:
@@ -187,5 +202,5 @@ def backup(files: ModelFiles, iteration: int, keep: int) -> Path:
     return dest
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFiles", "backup", "find_models", "load_options", "read_checkpoint",
+__all__ = ["AVERAGE_PREFIX", "FORMAT", "FORMAT_VERSION", "MODEL_PREFIX", "ModelFiles", "backup", "find_models", "load_options", "read_checkpoint", "read_inference_weights",
            "read_meta", "save_checkpoint"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..device import amp_dtype_for
 from ..errors import ModelError, OptionError
-from .checkpoint import ModelFiles, find_models, load_options, read_checkpoint
+from .checkpoint import ModelFiles, find_models, load_options, read_inference_weights
 from .models.registry import ModelSpec, build_model, preset
 
 
@@ -144,7 +144,7 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
     opts = load_options(files)
     assert opts is not None
     spec = ModelSpec.from_options(opts)
-    tensors, meta = read_checkpoint(files.weights, prefix="model.")
+    weights, meta, _averaged = read_inference_weights(files.weights)
     saved_spec = meta.get("spec")
     if saved_spec and ModelSpec.from_options(saved_spec) != spec:  # options added later take their defaults
         raise ModelError(f"{files.weights} was trained with another architecture than {files.options} describes; "
@@ -152,7 +152,7 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
     dev = parse_device(device)
     model = build_model(spec)
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()}, strict=True)
+        model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
         raise ModelError(f"{files.weights} does not fit the {spec.archi} architecture of {files.options} ({first}); "

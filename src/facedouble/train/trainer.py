@@ -177,6 +177,7 @@ class TrainSession:
         self.opt = Optimizer(self.model.parameters(), opts.lr, lr_dropout=opts.lr_dropout, clip_grad=opts.clip_grad,
                              offload=offload, adabelief=bool(opts.adabelief))
         self.gan = self.gan_opt = self.code_d = self.code_opt = None
+        self.average = None  # the weights' moving average (--ema-decay), made from the model at the first step
         self.updating = False  # True while `step` changes the weights
         if opts.gan_power > 0:
             self.gan = PatchDiscriminator(opts.resolution, ch=opts.gan_dims or 32, patch=opts.gan_patch_size or 0
@@ -273,6 +274,8 @@ class TrainSession:
         self.updating = True  # from here on the weights change: an error leaves them between two iterations
         if stepped:
             self.opt.step(self.step_seed(iteration))
+            if o.ema_decay:
+                self._update_average(iteration)
         self.loss_scale.update(stepped)
         # the critics learn after the generator step, on detached inputs
         if self.code_d is not None:
@@ -283,6 +286,27 @@ class TrainSession:
         losses_out = src_l.detach().mean().item(), dst_l.detach().mean().item()
         self.updating = False
         return losses_out
+
+    def _update_average(self, iteration: int) -> None:
+        """Move the averaged weights towards the model's: decay min(ema_decay, (1 + n) / (10 + n)) at iteration n,
+        so the average spans about the last tenth of the iterations until it reaches 1 / (1 - ema_decay)."""
+        import copy
+
+        import torch
+
+        if self.average is None:
+            self.average = copy.deepcopy(self.model).eval().requires_grad_(False)
+            return
+        decay = min(float(self.opts.ema_decay), (1.0 + iteration) / (10.0 + iteration))
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.average.parameters()), list(self.model.parameters()), 1.0 - decay)
+            for mine, theirs in zip(self.average.buffers(), self.model.buffers()):
+                mine.copy_(theirs)
+
+    @property
+    def inference_model(self):
+        """The network the preview, the merge and exports use: the averaged weights when kept, else the model."""
+        return self.average if self.average is not None else self.model
 
     def _critic_step(self, critic, opt, real, fake) -> None:
         critic.requires_grad_(True)
@@ -310,9 +334,10 @@ class TrainSession:
         import torch
 
         b = self.tensors({"src": preview["src_target"], "dst": preview["dst_target"]})
-        self.model.eval()
+        net = self.inference_model
+        net.eval()
         with torch.no_grad(), self.autocast():
-            out = self.model(b["src"], b["dst"], with_swap=True)
+            out = net(b["src"], b["dst"], with_swap=True)
         self.model.train()
 
         def u8(t):
@@ -325,6 +350,8 @@ class TrainSession:
     def state_tensors(self) -> tuple[dict, dict]:
         """All tensors to save, and the JSON-able optimizer groups."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.average is not None and self.opts.ema_decay:
+            tensors.update({f"{ckpt.AVERAGE_PREFIX}{k}": v for k, v in self.average.state_dict().items()})
         groups = {}
         for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
             if opt is None:
@@ -346,6 +373,13 @@ class TrainSession:
 
             raise ModelError(f"The saved weights do not fit this architecture ({str(e).splitlines()[0]}); "
                              "restore the model's options file from model/backups/.") from None
+        average_sd = {k[len(ckpt.AVERAGE_PREFIX):]: v for k, v in tensors.items() if k.startswith(ckpt.AVERAGE_PREFIX)}
+        self.average = None  # switched off now, or none saved: made afresh from the model at the next step
+        if average_sd and self.opts.ema_decay:
+            import copy
+
+            self.average = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self.average.load_state_dict(average_sd, strict=True)
         for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
             if opt is None or which not in groups:
                 continue  # a critic switched on only now starts fresh
