@@ -9,7 +9,7 @@ result. Prints one table per preset and writes benchmarks/results/quality.json (
 
     .venv/bin/python benchmarks/quality.py --minutes 10 [--preset quick96 ...] [--src VIDEO --dst VIDEO]
         [--src-fps 8] [--device cpu|cuda] [--from MODEL_DIR] [--tag NAME] [--keep] [--iterations N]
-        [--train-only | --no-train]
+        [--train-only | --no-train [--weights average|trained]]
         [--train OPTION=VALUE ...] [--merge OPTION=VALUE ...]
 
 On a GPU machine that lacks the face models (dlib, MediaPipe): run once where they are (any run leaves the
@@ -206,6 +206,21 @@ def strip(ws_path: Path, out: Path, frame: int = 24, side: int = 256) -> Path | 
     return out
 
 
+def without_average(ws: Path, name: str) -> Path:
+    """A copy of the kept workspace `ws` (`<ws>-trained`) whose checkpoint lacks the averaged weights, so the merge
+    uses the trained ones: the two weights of one run scored side by side (--weights trained)."""
+    from facedouble.train import checkpoint as ckpt
+
+    out = ws.with_name(ws.name + "-trained")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(ws, out, ignore=shutil.ignore_patterns("merged", "merged_mask", "report", "result.*", "backups"))
+    weights = out / "model" / f"{name}.safetensors"
+    tensors, meta = ckpt.read_checkpoint(weights)
+    ckpt.save_checkpoint(weights, {k: v for k, v in tensors.items() if not k.startswith(ckpt.AVERAGE_PREFIX)}, meta)
+    return out
+
+
 def load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -231,6 +246,9 @@ def main() -> int:
     ap.add_argument("--tag", default=None, help="name of this run in the JSON (default: minutes and presets)")
     ap.add_argument("--keep", action="store_true", help="keep the workspaces (default: only their reports)")
     ap.add_argument("--no-train", action="store_true", help="merge and score the kept workspaces' models again")
+    ap.add_argument("--weights", choices=("average", "trained"), default="average",
+                    help="with --no-train: score the averaged weights where the model keeps them (--ema-decay; what "
+                         "the merge uses), or the trained ones (scored in a copy, <workspace>-trained)")
     ap.add_argument("--train-only", action="store_true",
                     help="train and keep the workspaces, no merge or report (a GPU machine without the face models; "
                          "score them afterwards with --no-train where they are)")
@@ -252,6 +270,8 @@ def main() -> int:
         ws = args.workdir / f"{tag}-{name}"
         load_before = load_average()
         if args.no_train:
+            if args.weights == "trained":
+                ws = without_average(ws, name)
             state = json.loads((ws / "model" / f"{name}_state.json").read_text())
             trained = {"seconds": None, "iterations": int(state.get("iteration", 0)), "samples_per_s": None}
         else:
@@ -273,7 +293,7 @@ def main() -> int:
         figs = figures(summary)
         checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}
                   for k, (op, t) in targets(args.minutes).items()}
-        row = {"preset": name, "minutes": args.minutes, "iterations_target": args.iterations,
+        row = {"preset": name, "minutes": args.minutes, "iterations_target": args.iterations, "weights": args.weights,
                "from": None if args.reuse is None else str(args.reuse), "pair": pair, "train_changes": train_changes,
                "merge_changes": changes,
                "train": trained,
