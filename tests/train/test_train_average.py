@@ -27,8 +27,7 @@ def _threads():
 
 def _split(model_dir) -> tuple[dict, dict]:
     tensors, _ = ckpt.read_checkpoint(model_dir / "sae.safetensors")
-    pick = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
-    return pick(ckpt.MODEL_PREFIX), pick(ckpt.AVERAGE_PREFIX)
+    return ckpt.state_dict_of(tensors, ckpt.MODEL_PREFIX), ckpt.state_dict_of(tensors, ckpt.AVERAGE_PREFIX)
 
 
 def _float_params(sd: dict) -> list[str]:
@@ -87,7 +86,7 @@ def test_merge_uses_the_averaged_weights_and_falls_back_without_them(tmp_path, t
 
 
 def test_preview_shows_the_averaged_network(tmp_path, train_faces, monkeypatch):
-    """The preview's faces come from the averaged weights: the same faces as load_swapper gives."""
+    """The preview runs the averaged network (the one load_swapper gives the merge), not the trained one."""
     from facedouble.train import trainer as T
 
     seen = {}

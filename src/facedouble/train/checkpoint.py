@@ -149,14 +149,16 @@ def read_checkpoint(path: Path, prefix: str | tuple[str, ...] | None = None,
     return tensors, meta
 
 
-def read_inference_weights(path: Path, device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any], bool]:
-    """(state dict, metadata, averaged) of the network a merge or export should use: the averaged weights when
-    the checkpoint keeps them (averaged=True), else the trained ones."""
+def state_dict_of(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The tensors named `prefix`* with the prefix taken off: one network's state dict out of a checkpoint."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def read_inference_weights(path: Path, device: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, metadata) of the network a merge or export should use: the averaged weights when the
+    checkpoint keeps them, else the trained ones."""
     tensors, meta = read_checkpoint(path, prefix=(MODEL_PREFIX, AVERAGE_PREFIX), device=device)
-    averaged = {k[len(AVERAGE_PREFIX):]: v for k, v in tensors.items() if k.startswith(AVERAGE_PREFIX)}
-    if averaged:
-        return averaged, meta, True
-    return {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}, meta, False
+    return state_dict_of(tensors, AVERAGE_PREFIX) or state_dict_of(tensors, MODEL_PREFIX), meta
 
 
 def flatten_optimizer(which: str, state: dict) -> tuple[dict[str, Any], list]:
@@ -202,5 +204,5 @@ def backup(files: ModelFiles, iteration: int, keep: int) -> Path:
     return dest
 
 
-__all__ = ["AVERAGE_PREFIX", "FORMAT", "FORMAT_VERSION", "MODEL_PREFIX", "ModelFiles", "backup", "find_models", "load_options", "read_checkpoint", "read_inference_weights",
-           "read_meta", "save_checkpoint"]
+__all__ = ["AVERAGE_PREFIX", "FORMAT", "FORMAT_VERSION", "MODEL_PREFIX", "ModelFiles", "backup", "find_models",
+           "load_options", "read_checkpoint", "read_inference_weights", "read_meta", "save_checkpoint", "state_dict_of"]

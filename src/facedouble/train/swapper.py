@@ -144,7 +144,7 @@ def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None,
     opts = load_options(files)
     assert opts is not None
     spec = ModelSpec.from_options(opts)
-    weights, meta, _averaged = read_inference_weights(files.weights)
+    weights, meta = read_inference_weights(files.weights)
     saved_spec = meta.get("spec")
     if saved_spec and ModelSpec.from_options(saved_spec) != spec:  # options added later take their defaults
         raise ModelError(f"{files.weights} was trained with another architecture than {files.options} describes; "

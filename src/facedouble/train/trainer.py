@@ -290,18 +290,22 @@ class TrainSession:
     def _update_average(self, iteration: int) -> None:
         """Move the averaged weights towards the model's: decay min(ema_decay, (1 + n) / (10 + n)) at iteration n,
         so the average spans about the last tenth of the iterations until it reaches 1 / (1 - ema_decay)."""
-        import copy
-
         import torch
 
         if self.average is None:
-            self.average = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self.average = self._copy_of_model()
             return
         decay = min(float(self.opts.ema_decay), (1.0 + iteration) / (10.0 + iteration))
         with torch.no_grad():
             torch._foreach_lerp_(list(self.average.parameters()), list(self.model.parameters()), 1.0 - decay)
             for mine, theirs in zip(self.average.buffers(), self.model.buffers()):
                 mine.copy_(theirs)
+
+    def _copy_of_model(self):
+        """A frozen copy of the model (eval mode, no gradients) to hold the averaged weights."""
+        import copy
+
+        return copy.deepcopy(self.model).eval().requires_grad_(False)
 
     @property
     def inference_model(self):
@@ -349,8 +353,8 @@ class TrainSession:
     # -- checkpoints ---------------------------------------------------------------------------------------
     def state_tensors(self) -> tuple[dict, dict]:
         """All tensors to save, and the JSON-able optimizer groups."""
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if self.average is not None and self.opts.ema_decay:
+        tensors = {f"{ckpt.MODEL_PREFIX}{k}": v for k, v in self.model.state_dict().items()}
+        if self.average is not None:  # only kept while --ema-decay is on (see load_state_tensors)
             tensors.update({f"{ckpt.AVERAGE_PREFIX}{k}": v for k, v in self.average.state_dict().items()})
         groups = {}
         for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
@@ -365,20 +369,17 @@ class TrainSession:
     def load_state_tensors(self, tensors: dict, groups: dict) -> None:
         import torch
 
-        model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
-            self.model.load_state_dict(model_sd, strict=True)
+            self.model.load_state_dict(ckpt.state_dict_of(tensors, ckpt.MODEL_PREFIX), strict=True)
         except RuntimeError as e:
             from ..errors import ModelError
 
             raise ModelError(f"The saved weights do not fit this architecture ({str(e).splitlines()[0]}); "
                              "restore the model's options file from model/backups/.") from None
-        average_sd = {k[len(ckpt.AVERAGE_PREFIX):]: v for k, v in tensors.items() if k.startswith(ckpt.AVERAGE_PREFIX)}
+        average_sd = ckpt.state_dict_of(tensors, ckpt.AVERAGE_PREFIX)
         self.average = None  # switched off now, or none saved: made afresh from the model at the next step
         if average_sd and self.opts.ema_decay:
-            import copy
-
-            self.average = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self.average = self._copy_of_model()
             self.average.load_state_dict(average_sd, strict=True)
         for which, opt, net in (("g", self.opt, None), ("gan", self.gan_opt, self.gan), ("code", self.code_opt, self.code_d)):
             if opt is None or which not in groups:
@@ -564,9 +565,9 @@ def start_from(session: "TrainSession", folder: Path, spec: ModelSpec) -> str:
                 if getattr(their_spec, k) != getattr(spec, k)]
         raise OptionError(f"--from {folder}: its model {names[0]} has another architecture ({', '.join(diff)}); "
                           f"start with --model {theirs.model} and the same architecture options, or another model.")
-    tensors, meta = ckpt.read_checkpoint(files.weights, prefix="model.")
+    tensors, meta = ckpt.read_checkpoint(files.weights, prefix=ckpt.MODEL_PREFIX)
     try:
-        session.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()}, strict=True)
+        session.model.load_state_dict(ckpt.state_dict_of(tensors, ckpt.MODEL_PREFIX), strict=True)
     except RuntimeError as e:
         raise ModelError(f"--from {files.weights} cannot be loaded ({str(e).splitlines()[0]}).") from None
     return (f"started from {files.weights} (iteration {int(meta.get('iteration', 0))}): encoder, inter and both "
