@@ -1,6 +1,7 @@
 """Live swap speed: frames per second and latency (source frame -> output frame, median and 95th percentile)
-with each step's median time, at 640x480 and 1280x720, for the default CPU model (cpu192, and the faster lean96; untrained weights:
-speed does not depend on them) and a 224-px whole-face model.
+with each step's median time, at 640x480 and 1280x720, for the default CPU model (liae192), cpu192 (its shape
+with a decoder per person), the faster lean96 (untrained weights: speed does not depend on them) and a 224-px
+whole-face model.
 
 The source is the sample clip scaled to each size and played at its own speed (30 fps) like a camera, so
 frames are dropped when the pipeline is busy and latency is what a viewer sees; the output is an mp4 file
@@ -14,7 +15,7 @@ threads), `now` (the default tuning), and single changes from `now` to see what 
 `queues` (deeper queues as before), `t2` (the model on 2 threads), `plain` (the model as loaded, not
 channels-last), `x264` (x264's own thread count).
 
-    python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models cpu192,lean96,wf224]
+    python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--models liae192,cpu192,lean96,wf224]
                               [--variants before,now]
 
 Writes benchmarks/results/live.json.
@@ -35,7 +36,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 MODELS = {
-    "cpu192": dict(preset="cpu192"),   # the default CPU model
+    "liae192": dict(preset="liae192"),  # the default CPU model
+    "cpu192": dict(preset="cpu192"),   # the default before liae192
     "lean96": dict(preset="lean96"),   # the fastest CPU model
     "wf224": dict(preset="sae", resolution=224, face_type="whole-face", ae_dims=256, e_dims=42, d_dims=21,
                   d_mask_dims=16),
@@ -113,7 +115,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--sizes", default="640x480,1280x720")
-    ap.add_argument("--models", default="cpu192,lean96,wf224")
+    ap.add_argument("--models", default="liae192,cpu192,lean96,wf224")
     ap.add_argument("--variants", default="before,now", help=f"of {', '.join(VARIANTS)}; the first is the reference")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live.json"))
     args = ap.parse_args()

@@ -20,6 +20,7 @@ SortMethod = Literal[
 ]
 
 ModelPreset = Literal["cpu192", "liae192", "quick96", "lean96", "h64", "h128", "df", "liaef128", "amp", "sae"]
+DEFAULT_MODEL: ModelPreset = "liae192"   # of `train`, `run` and `make demo`: the best face per CPU-hour (docs/quality.md)
 Archi = Literal["df", "liae", "vg", "amp"]
 ColorTransfer = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
 TrainColorTransfer = ColorTransfer   # training uses the merge's colour transfers (merge/color.py), every one

@@ -479,7 +479,7 @@ class TrainConfig(StageConfig):
     and "the saved value" later. Architecture options (fixed) are set on the first run and refused afterwards;
     the training options can be changed on a later run with --override. Ranges follow the original guide."""
 
-    model: C.ModelPreset = option("cpu192", "Model preset: cpu192 (CPU default), liae192 (cpu192 with LIAE: follows dst's eyes), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
+    model: C.ModelPreset = option(C.DEFAULT_MODEL, "Model preset (without it: the workspace's newest model, else the default): liae192 (the default: 192 px LIAE, follows dst's eyes), cpu192 (liae192's shape with a decoder per person), quick96 (the original's), lean96 (fast CPU), h64, h128, df, liaef128, amp (morphable), sae (every option)", ask=False,
                                   group="model shape", flags=("--model", "-m"), panel="Options")
     # -- architecture: fixed once the model exists --------------------------------------------------------
     resolution: Optional[int] = option(None, "Face resolution in pixels, a multiple of 16", lo=64, hi=512, fixed=True,
@@ -672,7 +672,7 @@ class RunConfig(StageConfig):
                                       unit="fps")
     frame_format: C.ImageFormat = option("png", "Image format of extracted frames")
     detector: Optional[C.Detector] = option(None, "Face detector (empty = the saved or default one)")
-    model: C.ModelPreset = option("cpu192", "Model preset")
+    model: Optional[C.ModelPreset] = option(None, f"Model preset (empty = the workspace's newest model, else {C.DEFAULT_MODEL})")
     train_iterations: Optional[int] = option(None, "Train to this iteration (empty = the model's target iteration)", lo=1, hi=100_000_000,
                                              unit="iterations")
     train_minutes: Optional[float] = option(None, "Train at most this many minutes in this run", lo=0.1, hi=100_000,

@@ -99,9 +99,10 @@ def _train_config(ws: Workspace, cfg: RunConfig) -> TrainConfig:
     from .train import checkpoint
     from .train.options import changeable_options
 
-    files = checkpoint.ModelFiles(ws.model, cfg.model)
+    model = checkpoint.model_to_train(ws.model, cfg.model)
+    files = checkpoint.ModelFiles(ws.model, model)
     base = checkpoint.load_options(files) if files.options.exists() else None
-    train_cfg = TrainConfig(model=cfg.model, device=cfg.device)
+    train_cfg = TrainConfig(model=model, device=cfg.device)
     if base is not None:  # an existing model keeps its options; only the target can change here
         train_cfg = dataclasses.replace(train_cfg, **{k: getattr(base, k) for k in changeable_options()
                                                       if getattr(base, k, None) is not None})
@@ -148,7 +149,7 @@ def run(ws: Workspace, cfg: RunConfig | None = None, *, reporter: Reporter | Non
 
     mcfg = saved(MergeConfig, ws.config_file(MergeConfig)).override(
         mode=cfg.mode, mask=cfg.mask, color_transfer=cfg.color_transfer, device=cfg.device)
-    mcfg = dataclasses.replace(mcfg, model_name=cfg.model)
+    mcfg = dataclasses.replace(mcfg, model_name=tcfg.model)
     rep.info("[run] merging")
     # frames merged by an older model are redone; an interrupted merge of this model resumes
     with stage_scope():

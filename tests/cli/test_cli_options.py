@@ -101,7 +101,7 @@ def test_train_help_panels_and_defaults():
     for title in ("Architecture (first run)", "Training", "Run"):
         assert f"─ {title} ─" in out
     # defaults shown (escaped from Rich markup); None ("the preset's value") shows none
-    assert "[default: cpu192]" in out and "[default: amp]" in out and "[default: 15]" in out
+    assert "[default: liae192]" in out and "[default: amp]" in out and "[default: 15]" in out
     line = next(x for x in out.splitlines() if "│ --batch-size" in x)
     assert "[1..512]" in line and "default:" not in line
 

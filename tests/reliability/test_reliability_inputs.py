@@ -478,6 +478,29 @@ def test_model_of_another_resolution_or_architecture(model_ws, media):
     assert not ws.merged.exists() or not any(ws.merged.iterdir())
 
 
+def test_train_and_run_without_a_preset_resume_the_workspace_model(model_ws, tmp_path):
+    """A workspace trained under another preset (an older default) keeps training that model when no --model
+    is given: no new model of the default preset starts beside it from scratch."""
+    from facedouble.choices import DEFAULT_MODEL
+    from facedouble.config import RunConfig
+    from facedouble.pipeline import _train_config
+    from facedouble.train.checkpoint import find_models
+
+    ws = model_ws
+    state = ws.model / "sae_state.json"
+    before = json.loads(state.read_text())["iteration"]
+    run_flags = ["--workers", "0", "--threads", "1", "--preview-every", "0", "--autosave-minutes", "0",
+                 "--backup-hours", "0", "--max-iterations", "1"]
+    r = cli("train", "-w", ws.root, *run_flags)
+    assert r.exit_code == 0, r.output
+    assert find_models(ws.model) == ["sae"]
+    assert json.loads(state.read_text())["iteration"] == before + 1
+    assert _train_config(ws, RunConfig()).model == "sae"
+    assert _train_config(ws, RunConfig(model="h64")).model == "h64"
+    empty = Workspace(tmp_path / "empty").create()
+    assert _train_config(empty, RunConfig()).model == DEFAULT_MODEL
+
+
 def test_checkpoint_with_nan_weights(model_ws, media):
     from safetensors import safe_open
     from safetensors.torch import save_file

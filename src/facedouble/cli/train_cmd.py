@@ -98,13 +98,17 @@ def register(app: typer.Typer) -> None:
         it; later, a training option given as a flag (--batch-size 16, --target-iteration 5000) changes it and one
         line says what changed; the architecture options stay fixed."""
         from ..errors import Cancelled
+        from ..train.checkpoint import model_to_train
         from ..train.options import describe_changes, option_changes, resolve_options
         from ..train.trainer import interactive_fields, resolve_for_prompts
         train = stage("train").function()
 
         with cli_errors():
             ws = Workspace(workspace).require()
-            cfg = build_config(stage("train").config, config, False, **(given or {}))
+            given = dict(given or {})
+            if given.get("model") is None and config is None:  # resume the workspace's model, else the default
+                given["model"] = model_to_train(ws.model)
+            cfg = build_config(stage("train").config, config, False, **given)
             from ..device import gpu_count
             from ..launcher import launch, should_launch
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..choices import DEFAULT_MODEL
 from ..config import TrainConfig, write_json_atomic
 from ..errors import ModelError
 from ..files import atomic_path
@@ -80,6 +81,15 @@ def find_models(model_dir: Path) -> list[str]:
     found = [p.name[: -len("_options.json")] for p in model_dir.glob("*_options.json")]
     found = [n for n in found if (model_dir / f"{n}.safetensors").is_file()]
     return sorted(found, key=lambda n: (model_dir / f"{n}.safetensors").stat().st_mtime, reverse=True)
+
+
+def model_to_train(model_dir: Path, requested: str | None = None) -> str:
+    """The model a training run without a preset named resumes: `requested` when given, else the folder's
+    newest model (one trained under an older default keeps training), else the default preset."""
+    if requested:
+        return requested
+    found = find_models(model_dir)
+    return found[0] if found else DEFAULT_MODEL
 
 
 # -- the options file (which options a run uses: train/options.py) -------------------------------------

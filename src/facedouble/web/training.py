@@ -38,12 +38,12 @@ def register(app: FastAPI, ws: Workspace, runner: JobRunner) -> None:
     @app.get("/api/train/options")
     def train_options(model: Optional[str] = None):
         """The values a training run would use now: the existing model's saved options, else the preset's
-        (`model`, default: the workspace's model or quick96), so the form shows real values, not "default"."""
-        from ..train.checkpoint import find_models
+        (`model`, default: the workspace's newest model, else the default preset), so the form shows real values,
+        not "default"."""
+        from ..train.checkpoint import model_to_train
         from ..train.options import resolve_options
 
-        names = find_models(ws.model) if ws.model.is_dir() else []
-        preset = model or (names[0] if names else K.TrainConfig().model)
+        preset = model_to_train(ws.model, model)
         cfg = build_config(K.TrainConfig, {"model": preset}, ws)
         resolved, existing = resolve_options(ws.model, cfg)
         values = resolved.to_dict()

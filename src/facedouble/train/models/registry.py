@@ -54,12 +54,12 @@ class ModelSpec:
 # Architecture and training defaults of each preset. The architecture values can be changed on a model's
 # first run (any preset); afterwards they are fixed. Training values can be changed with --override.
 PRESETS: dict[str, dict[str, Any]] = {
-    # The default CPU model (`run`, the demo): a 192 px full face for what a 96 px face costs. The decoder works at
-    # 96 px with the lean widths (192/96/48 channels at 24/48/96 px) and its heads predict 2x2 pixels each
-    # (double_resolution, the original's "d" flag); 11.2 M parameters. Chosen by benchmarks/quality.py (see
-    # docs/quality.md): after 10 CPU-minutes identity nearer src 0.97 against lean96's 0.86 and quick96's 0.06,
-    # face detail 0.19 against 0.15 and 0.10; a 96 px face cannot pass ~0.34 of dst's detail in these frames
-    # however well it is learned, a 192 px face ~0.89.
+    # A 192 px full face for what a 96 px face costs (the CPU default before liae192, which has its shape). The
+    # decoder works at 96 px with the lean widths (192/96/48 channels at 24/48/96 px) and its heads predict 2x2
+    # pixels each (double_resolution, the original's "d" flag); 11.2 M parameters. Chosen over the 96 px presets
+    # by benchmarks/quality.py (see docs/quality.md): after 10 CPU-minutes identity nearer src 0.97 against
+    # lean96's 0.86 and quick96's 0.06, face detail 0.19 against 0.15 and 0.10; a 96 px face cannot pass ~0.34 of
+    # dst's detail in these frames however well it is learned, a 192 px face ~0.89.
     "cpu192": dict(resolution=192, face_type="full", archi="df", ae_dims=128, e_dims=32, d_dims=24,
                    d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
                    multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
@@ -90,12 +90,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "liaef128": dict(resolution=128, face_type="full", archi="liae", ae_dims=256, e_dims=64, d_dims=48,
                      d_mask_dims=16, learn_mask=True, residual_blocks=True, lightweight_encoder=False,
                      multiscale_decoder=False, remove_gray_border=False, batch_size=8, lr=5e-5),
-    # cpu192's shape with the original's LIAE architecture (one decoder for both people; an inter layer for both
-    # and one for dst only): 16.2 M parameters, 11-15% slower per iteration than cpu192 on 2 CPU cores. Trained
-    # to 3,451 iterations on an H200 beside cpu192 with the same seed (docs/quality.md, session 9), the swap's
-    # eyes followed dst's (eye opening 0.78 of dst's against 0.49) and every report figure was a little better;
-    # after 10 CPU-minutes the two were close (cpu192 more detail, liae192 better eyes and landmarks); not yet
-    # measured over a CPU-hour, so not the default.
+    # The default CPU model (choices.DEFAULT_MODEL: `train`, `run`, the demo): cpu192's shape with the original's
+    # LIAE architecture (one decoder for both people; an inter layer for both and one for dst only): 16.2 M
+    # parameters, 7-15% slower per iteration than cpu192 on 2 CPU cores. After 10 CPU-minutes the two are level;
+    # over two CPU-hours each from scratch (docs/quality.md, sessions 9-11) liae192's merged face kept detail
+    # 0.40-0.42 of dst's against cpu192's 0.31-0.34, her eyes 0.94-0.97 as open as his against 0.76-0.88, with
+    # the same identity (1.00, distance 0.49) and landmark error and flicker inside their targets.
     "liae192": dict(resolution=192, face_type="full", archi="liae", ae_dims=128, e_dims=32, d_dims=24,
                     d_mask_dims=8, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
                     multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
