@@ -55,10 +55,10 @@ from support.workspaces import write_dst_workspace  # noqa: E402
 
 def default_model():
     """The real default CPU network (untrained weights) behind the merge's model interface."""
-    from facedouble.config import RunConfig
+    from facedouble.choices import DEFAULT_MODEL
     from facedouble.train.swapper import untrained_swapper
 
-    return untrained_swapper(RunConfig().model, seed=0)
+    return untrained_swapper(DEFAULT_MODEL, seed=0)
 
 
 def make_workspace(root: Path, n: int) -> Workspace:

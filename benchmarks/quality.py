@@ -258,9 +258,9 @@ def main() -> int:
                     help="merge options other than the defaults, e.g. super_resolution=false (JSON values)")
     args = ap.parse_args()
 
-    from facedouble.config import RunConfig
+    from facedouble.choices import DEFAULT_MODEL
 
-    presets = args.preset or [RunConfig().model]
+    presets = args.preset or [DEFAULT_MODEL]
     pair = f"{args.src.stem}--{args.dst.stem}"
     faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps, hands=not args.train_only)
     tag = args.tag or f"{pair}-{args.minutes:g}min"
