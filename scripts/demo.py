@@ -35,7 +35,7 @@ def main() -> int:
         if not (ws.root / target).exists():
             shutil.copyfile(media / name, ws.root / target)
     minutes = float(os.environ.get("DEMO_TRAIN_MINUTES", "10"))
-    cfg = RunConfig(src_fps=8, train_minutes=minutes)   # the default model preset
+    cfg = RunConfig(src_fps=8, train_minutes=minutes)   # model: the workspace's, else the default preset
     rep = RichReporter()
     try:
         with stop_on_signals(rep):

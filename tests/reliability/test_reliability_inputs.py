@@ -489,9 +489,8 @@ def test_train_and_run_without_a_preset_resume_the_workspace_model(model_ws, tmp
     ws = model_ws
     state = ws.model / "sae_state.json"
     before = json.loads(state.read_text())["iteration"]
-    run_flags = ["--workers", "0", "--threads", "1", "--preview-every", "0", "--autosave-minutes", "0",
-                 "--backup-hours", "0", "--max-iterations", "1"]
-    r = cli("train", "-w", ws.root, *run_flags)
+    run_flags = TINY_FLAGS[TINY_FLAGS.index("--workers"):]   # the tiny model's run flags, no preset or shape
+    r = cli("train", "-w", ws.root, *run_flags, "--max-iterations", "1")
     assert r.exit_code == 0, r.output
     assert find_models(ws.model) == ["sae"]
     assert json.loads(state.read_text())["iteration"] == before + 1
