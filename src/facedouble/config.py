@@ -554,7 +554,7 @@ class TrainConfig(StageConfig):
                                                      "at random by up to this much (0.05 = slight; helps when src's "
                                                      "lighting varies little)", lo=0, hi=0.3, group="augmentation",
                                                label="random HSV power")
-    lr: Optional[float] = option(None, "Learning rate of Adam", lo=1e-7, hi=1e-2, ask=False,
+    lr: Optional[float] = option(None, "Learning rate (Adam's; AdaBelief steps at a third of it)", lo=1e-7, hi=1e-2, ask=False,
                                  group="training", label="learning rate")
     adabelief: Optional[bool] = option(None, "AdaBelief optimizer instead of Adam (the original's later default)",
                                        group="training", label="AdaBelief", flags="--adabelief/--adam")

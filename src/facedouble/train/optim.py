@@ -18,13 +18,19 @@ EPS = 1e-7
 # models (1.9e-4 after liae192's CPU-hour), which made every update ~50x smaller than Adam's. The paper's
 # 1e-16 puts the floor at 3e-7, under any gradient that matters.
 ADABELIEF_EPS = 1e-16
+# AdaBelief's steps are larger than Adam's at the same learning rate (its denominator tracks the gradient's
+# spread, not its size), so it takes this share of the learning rate given (the presets' values are Adam's).
+# liae192 (docs/quality.md, session 12): at the preset's 3e-4 it diverged after 1,600 iterations (the loss rose
+# from 2.5 to 15 and stayed); at 1e-4 its loss followed Adam's at 3e-4 over the hour.
+ADABELIEF_LR_SCALE = 1.0 / 3.0
 LR_DROPOUT_KEEP = 0.7
 CLIP_NORM = 1.0
 
 
 class Optimizer:
-    """One Adam over `params`. `step(seed)` applies the update; with lr dropout each element's update is kept
-    with probability 0.7, drawn from a generator seeded with `seed` (so a resumed run draws the same)."""
+    """One Adam (or AdaBelief, at `ADABELIEF_LR_SCALE` of `lr`) over `params`. `step(seed)` applies the update;
+    with lr dropout each element's update is kept with probability 0.7, drawn from a generator seeded with
+    `seed` (so a resumed run draws the same)."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, *, lr_dropout: bool = False,
                  clip_grad: bool = False, offload: bool = False, adabelief: bool = False):
@@ -38,8 +44,9 @@ class Optimizer:
             self.master = None
             target = self.params
         foreach = None if target and target[0].device.type != "cpu" else True
+        self.lr_scale = ADABELIEF_LR_SCALE if adabelief else 1.0
         if adabelief:
-            self.adam = AdaBelief(target, lr=lr, betas=BETAS, eps=ADABELIEF_EPS)
+            self.adam = AdaBelief(target, lr=lr * self.lr_scale, betas=BETAS, eps=ADABELIEF_EPS)
         else:
             self.adam = torch.optim.Adam(target, lr=lr, betas=BETAS, eps=EPS, foreach=foreach)
         self._gen = torch.Generator(device="cpu")
@@ -84,16 +91,20 @@ class Optimizer:
     def state_dict(self) -> dict:
         return self.adam.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, lr: float | None = None) -> None:
+        """Load a saved state; `lr` (the learning rate given, before `lr_scale`) replaces the saved one."""
         self.adam.load_state_dict(state)
+        if lr is not None:
+            self.set_lr(lr)
         if self.offload:  # the master copy starts from the (freshly loaded) weights
             with torch.no_grad():
                 for m, p in zip(self.master, self.params):  # type: ignore[arg-type]
                     m.copy_(p.detach().to("cpu", torch.float32))
 
     def set_lr(self, lr: float) -> None:
+        """Step with the learning rate `lr` as given (AdaBelief takes `lr_scale` of it)."""
         for group in self.adam.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * self.lr_scale
 
 
 class AdaBelief(torch.optim.Optimizer):

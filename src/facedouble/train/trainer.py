@@ -391,9 +391,7 @@ class TrainSession:
                 except RuntimeError:
                     continue  # its shape changed (--gan-dims, --gan-patch-size): this critic starts fresh
             state = ckpt.unflatten_optimizer(which, tensors, groups[which])
-            for g in state["param_groups"]:  # the learning rate may have been changed with --override
-                g["lr"] = self.opts.lr
-            opt.load_state_dict(state)
+            opt.load_state_dict(state, lr=self.opts.lr)  # the learning rate may have been changed since
         if self.device.type != "cpu":
             torch.cuda.synchronize() if self.device.type == "cuda" else None
 
