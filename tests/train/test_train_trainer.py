@@ -177,10 +177,11 @@ def test_preview_loss_plot_history_backups_and_state(ws):
     assert not list(ws.model.glob("*.tmp"))
 
 
-@pytest.mark.parametrize("fault", ["nan", "explode"])
+@pytest.mark.parametrize("fault", ["nan", "explode", "collapse"])
 def test_bad_loss_rolls_back_to_the_last_save_and_says_so(ws, monkeypatch, fault):
-    """A NaN loss, or one that explodes against the recent median, stops training with a message and
-    leaves the model of the last save (iteration 3), finite, in memory and on disk."""
+    """A NaN loss, one that explodes against the recent median, or one that jumps to a few times its level and
+    stays there (a collapse, under the explosion's 10x) stops training with a message and leaves the model of
+    the last save (iteration 3), finite, in memory and on disk."""
     from facedouble.train import trainer as T
 
     train(ws, TrainConfig(**TINY), max_iterations=3)
@@ -194,9 +195,20 @@ def test_bad_loss_rolls_back_to_the_last_save_and_says_so(ws, monkeypatch, fault
         out = real(a, b, window)
         return out * factor if calls["n"] > after_calls else out
 
+    real_losses = T.TrainSession.losses
+
+    def collapsed(self, out, b):  # eight good iterations of this run, then every loss 6x (under 10x) for good
+        calls["n"] += 1
+        src, dst = real_losses(self, out, b)
+        return (src * 6, dst * 6) if calls["n"] > 8 else (src, dst)
+
     monkeypatch.setattr(T, "EXPLODE_WARMUP", 5)  # judged against the median of the last 5+ iterations
-    monkeypatch.setattr(losses, "dssim", poisoned)
-    said = r"became nan" if fault == "nan" else r"exploded to"
+    monkeypatch.setattr(T, "COLLAPSE_WINDOW", 3)  # ... and a collapse by the last 3 against the 5+ before
+    if fault == "collapse":
+        monkeypatch.setattr(T.TrainSession, "losses", collapsed)
+    else:
+        monkeypatch.setattr(losses, "dssim", poisoned)
+    said = {"nan": r"became nan", "explode": r"exploded to", "collapse": r"rose to .*x its median"}[fault]
     with pytest.raises(TrainingError, match=said + r".* rolled back to its last save \(iteration 3\)"):
         train(ws, TrainConfig(model="sae", workers=0, threads=1, preview_every=0, autosave_minutes=0), max_iterations=30)
     after = _weights(ws.model)
@@ -204,6 +216,27 @@ def test_bad_loss_rolls_back_to_the_last_save_and_says_so(ws, monkeypatch, fault
     for k in good:
         assert torch.equal(good[k], after[k]), k
     assert all(torch.isfinite(v).all() for k, v in after.items() if v.is_floating_point())
+
+
+def test_loss_fault_tells_a_collapse_from_training_noise_and_from_a_resumed_change():
+    """Summed losses as liae192 logged them with AdaBelief at 3e-4: about 3.7 and falling, then from iteration
+    1,600 about 26 and staying (the output one flat colour). The collapse is named once it fills half of the
+    window; the jump itself (7x) is under the explosion's 10x; the noise of a healthy run, and a rise that
+    comes with a resume (the history before this run), are not collapses."""
+    from facedouble.train.trainer import COLLAPSE_WINDOW, loss_fault
+
+    rng = np.random.default_rng(0)
+    healthy = list(3.7 * np.exp(rng.normal(0, 0.35, 600)))  # single-batch losses spread about +-40%
+    assert loss_fault(healthy, 3.7 * 2.5, own=600) is None  # one bad batch
+    assert loss_fault(healthy[:-1], float("nan"), own=599) == "became nan"
+    assert loss_fault(healthy[:-1], 60.0, own=599).startswith("exploded to")
+    early = healthy + [26.0] * (COLLAPSE_WINDOW // 2 - 2)  # under half of the window high: not yet
+    assert loss_fault(early, 26.0, own=len(early)) is None
+    collapsed = healthy + [26.0] * (COLLAPSE_WINDOW // 2 + 2)
+    said = loss_fault(collapsed, 26.0, own=len(collapsed))
+    assert said is not None and said.startswith("rose to 26") and "x its median" in said
+    # the same rise straight after a resume whose change raised the loss: this run's own losses are all high
+    assert loss_fault(collapsed, 26.0, own=COLLAPSE_WINDOW - 1) is None
 
 
 def test_cancel_saves_and_raises_cancelled(ws):

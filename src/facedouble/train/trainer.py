@@ -9,9 +9,10 @@
    written every `preview_every` iterations, the model every `autosave_minutes`, a backup every `backup_hours`.
 4. Stop on the target iteration, max_iterations / max_seconds, Enter, Ctrl-C or SIGTERM; save on the way out.
 
-A non-finite or exploding loss stops training: the model in memory is rolled back to the last save (which
-never holds a bad state, since every save follows a good step) and TrainingError says what to change. It does
-not go on by itself, because the same options would most likely diverge again.
+A non-finite, exploding or collapsed loss (`loss_fault`) stops training: the model in memory is rolled back to
+the last save (which never holds a bad state, since every save follows a good step; a collapse is seen
+COLLAPSE_WINDOW iterations late, so a save in between may hold it) and TrainingError says what to change. It
+does not go on by itself, because the same options would most likely diverge again.
 
 Mixed precision: bf16 autocast on CPUs with native bf16 (AVX512-BF16 / AMX; measured ~2x faster here, and the
 loss falls as in float32), float32 on other CPUs; bf16 on GPUs that have it, else fp16 with loss scaling;
@@ -53,6 +54,35 @@ from .samples import BatchMaker, Prefetcher, SampleOptions, load_faceset, previe
 PREVIEW_ROWS = 4
 EXPLODE_FACTOR = 10.0   # a loss this many times the recent median counts as exploding
 EXPLODE_WARMUP = 100    # ... once this many iterations are in the history
+# A collapse: the loss jumps to a few times its level and stays there (the network's output went to one colour;
+# AdaBelief at 3e-4 did this at liae192's iteration 1,600: the summed loss from about 3.7 to 25-30, never 10x the
+# median of the moment, so the check above let it train on). Caught when the median of this run's last
+# COLLAPSE_WINDOW losses is COLLAPSE_FACTOR times the median of (up to 500 of) this run's losses before them:
+# about COLLAPSE_WINDOW / 2 iterations after the jump.
+COLLAPSE_FACTOR = 3.0
+COLLAPSE_WINDOW = 50
+
+
+def loss_fault(totals: list[float], total: float, own: int) -> str | None:
+    """Why training must stop at the summed loss `total`, given the summed losses `totals` before it (oldest
+    first; the last `own` of them from this run), in words that follow "The loss": "became nan", "exploded to
+    ..." (against the median of the last 500) or "rose to ..." (a collapse: see COLLAPSE_FACTOR); None when
+    it is fine. Only this run's losses judge a collapse, so an option changed on resume that raises the loss
+    (a new loss term, another faceset) is not taken for one."""
+    if not math.isfinite(total):
+        return f"became {total}"
+    if len(totals) >= EXPLODE_WARMUP:
+        median = float(np.median(totals[-500:]))
+        if total > EXPLODE_FACTOR * max(median, 1e-6):
+            return f"exploded to {total:.4g}"
+    recent = totals[len(totals) - min(own, COLLAPSE_WINDOW - 1):] + [total]
+    before = totals[len(totals) - own:len(totals) - len(recent) + 1][-500:]
+    if len(recent) == COLLAPSE_WINDOW and len(before) >= EXPLODE_WARMUP:
+        now, then = float(np.median(recent)), float(np.median(before))
+        if now > COLLAPSE_FACTOR * max(then, 1e-6):
+            return (f"rose to {now:.4g} and stayed there (the median of the last {COLLAPSE_WINDOW} iterations, "
+                    f"{now / then:.1f}x its median of {then:.4g} before)")
+    return None
 
 
 @dataclasses.dataclass
@@ -430,9 +460,9 @@ def _free_memory(session: "TrainSession") -> None:
 
 
 class _Diverged(Exception):
-    def __init__(self, value: float, iteration: int):
-        super().__init__(value, iteration)
-        self.value, self.iteration = value, iteration
+    def __init__(self, reason: str, iteration: int):
+        super().__init__(reason, iteration)
+        self.reason, self.iteration = reason, iteration
 
 
 class _OutOfMemory(Exception):
@@ -772,12 +802,10 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                     reporter.info(message)
                 step_ms = (t2 - t0) * 1000
                 total = src_loss + dst_loss
-                bad = not math.isfinite(total)
-                if not bad and len(state.history) >= EXPLODE_WARMUP:
-                    median = float(np.median(np.sum(state.history[-500:], axis=1)))
-                    bad = total > EXPLODE_FACTOR * max(median, 1e-6)
-                if _agree(dist, [int(bad)])[0]:
-                    raise _Diverged(total, state.iteration + 1)
+                past = state.history[-(500 + COLLAPSE_WINDOW):]
+                fault = loss_fault([a + b for a, b in past], total, min(state.iteration - start_iteration, len(past)))
+                if _agree(dist, [int(fault is not None)])[0]:
+                    raise _Diverged(fault or "went wrong on another process", state.iteration + 1)
                 state.iteration += 1
                 state.history.append([src_loss, dst_loss])
                 recent = (recent + [step_ms])[-20:]
@@ -808,8 +836,7 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
             session.load_state_tensors(tensors, meta.get("optimizers", {}))
             good = int(meta.get("iteration", 0))
             raise TrainingError(
-                f"The loss {'became ' + str(e.value) if not math.isfinite(e.value) else f'exploded to {e.value:.4g}'} at "
-                f"iteration {e.iteration}; the model is rolled back to its last save (iteration {good}) in {files.weights}. "
+                f"The loss {e.reason} at iteration {e.iteration}; the model is rolled back to its last save (iteration {good}) in {files.weights}. "
                 f"Run again with --override and --clip-grad, a lower --lr, or without the option you last changed.") from None
         finally:
             state.seconds += time.monotonic() - started
