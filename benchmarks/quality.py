@@ -221,6 +221,24 @@ def without_average(ws: Path, name: str) -> Path:
     return out
 
 
+def saved_train_changes(ws: Path, name: str) -> dict:
+    """The training options of the kept model `name` in `ws` that differ from what a new model of that preset
+    would take (the preset and the shared training defaults; the seed and run settings aside): a --no-train
+    row's record of how its model was trained."""
+    import dataclasses
+
+    from facedouble.train.checkpoint import ModelFiles, load_options
+    from facedouble.train.models.registry import ModelSpec, preset
+    from facedouble.train.options import RUN_SETTINGS, TRAINING_DEFAULTS
+
+    saved = load_options(ModelFiles(ws / "model", name))
+    if saved is None:
+        return {}
+    new = {**dataclasses.asdict(ModelSpec()), **preset(name), **TRAINING_DEFAULTS}
+    return {k: v for k, v in saved.to_dict().items()
+            if k in new and k not in RUN_SETTINGS and k != "seed" and v is not None and v != new[k]}
+
+
 def load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -273,16 +291,21 @@ def main() -> int:
             if args.weights == "trained":
                 ws = without_average(ws, name)
             state = json.loads((ws / "model" / f"{name}_state.json").read_text())
-            trained = {"seconds": None, "iterations": int(state.get("iteration", 0)), "samples_per_s": None}
+            iters, looped = int(state.get("iteration", 0)), float(state.get("seconds_trained", 0.0) or 0.0)
+            batch = int(state.get("batch_size", 0) or 0)
+            trained = {"seconds": None, "iterations": iters, "samples_per_s": None,
+                       "loop_samples_per_s": round(iters * batch / looped, 2) if batch and looped > 0 else None}
+            row_changes = saved_train_changes(ws, name)
         else:
             if ws.exists():
                 shutil.rmtree(ws)
             shutil.copytree(faces, ws, ignore=shutil.ignore_patterns("model", "merged", "merged_mask", "report",
                                                                       "result.*"))
             trained = train_for(ws, name, args.minutes, args.device, args.reuse, args.iterations, train_changes)
+            row_changes = train_changes
         load_after = load_average()
         if args.train_only:
-            rows.append({"preset": name, "minutes": args.minutes, "pair": pair, "train_changes": train_changes,
+            rows.append({"preset": name, "minutes": args.minutes, "pair": pair, "train_changes": row_changes,
                          "train": trained, "load_average": [load_before, load_after], "workspace": str(ws)})
             print(f"\n{name}: {args.minutes:g} min, {trained['iterations']} iterations "
                   f"({trained['loop_samples_per_s']} samples/s training, {trained['samples_per_s']} with start-up); "
@@ -294,7 +317,7 @@ def main() -> int:
         checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}
                   for k, (op, t) in targets(args.minutes).items()}
         row = {"preset": name, "minutes": args.minutes, "iterations_target": args.iterations, "weights": args.weights,
-               "from": None if args.reuse is None else str(args.reuse), "pair": pair, "train_changes": train_changes,
+               "from": None if args.reuse is None else str(args.reuse), "pair": pair, "train_changes": row_changes,
                "merge_changes": changes,
                "train": trained,
                "timing": timing,
