@@ -716,8 +716,11 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
             centroids[:] = [None]
             reporter.warn(f"identity of the previews is not scored ({type(e).__name__}: {e}).")
             return
-        reporter.info(f"iter {state.iteration}: identity {ident['nearer_src']:.0%} of {ident['n']} previews nearer src "
-                      f"(distance to src {ident['mean_src']:.3f}, to dst {ident['mean_dst']:.3f}; same person < 0.6)")
+        # "within 0.6 of src" as well as "nearer src": a network whose output collapsed to one colour is still
+        # nearer one of the two people, but like neither
+        reporter.info(f"iter {state.iteration}: identity {ident['nearer_src']:.0%} of {ident['n']} previews nearer src, "
+                      f"{ident['same_as_src']:.0%} within 0.6 of src (the same person) (distance to src "
+                      f"{ident['mean_src']:.3f}, to dst {ident['mean_dst']:.3f})")
         try:
             log = json.loads(identity_log.read_text(encoding="utf-8")) if identity_log.is_file() else []
         except ValueError:
