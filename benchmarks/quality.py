@@ -128,19 +128,24 @@ def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | 
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=300)
     elapsed = time.monotonic() - started
-    state = {}
-    state_file = ws / "model" / f"{preset}_state.json"
-    if state_file.is_file():
-        state = json.loads(state_file.read_text())
     if proc.returncode not in (0, 130, -signal.SIGTERM, 128 + signal.SIGTERM):  # 130: the CLI's "stopped"
         raise SystemExit(f"training failed (exit {proc.returncode}); see {log}")
+    trained = trained_state(ws, preset)
+    # samples_per_s counts the child's start-up (loading faces, building the model, a GPU's start) too
+    samples = trained["iterations"] * trained.pop("batch_size")
+    return {"seconds": round(elapsed, 1), **trained, "exit_code": proc.returncode,
+            "samples_per_s": round(samples / max(elapsed, 1e-9), 2) if samples else None}
+
+
+def trained_state(ws: Path, preset: str) -> dict:
+    """The kept model's iterations, batch size and samples per second in the training loop, from its state
+    file (a sample is one src and one dst face, as the trainer's status line counts them)."""
+    state_file = ws / "model" / f"{preset}_state.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     iters = int(state.get("iteration", 0))
     batch = int(state.get("batch_size", 0) or 0)
     looped = float(state.get("seconds_trained", 0.0) or 0.0)
-    # a sample is one src and one dst face, as the trainer's status line counts them; samples_per_s counts the
-    # child's start-up (loading faces, building the model, a GPU's start) and loop_samples_per_s does not
-    return {"seconds": round(elapsed, 1), "iterations": iters, "exit_code": proc.returncode,
-            "samples_per_s": round(iters * batch / max(elapsed, 1e-9), 2) if batch else None,
+    return {"iterations": iters, "batch_size": batch,
             "loop_samples_per_s": round(iters * batch / looped, 2) if batch and looped > 0 else None}
 
 
@@ -225,16 +230,13 @@ def saved_train_changes(ws: Path, name: str) -> dict:
     """The training options of the kept model `name` in `ws` that differ from what a new model of that preset
     would take (the preset and the shared training defaults; the seed and run settings aside): a --no-train
     row's record of how its model was trained."""
-    import dataclasses
-
     from facedouble.train.checkpoint import ModelFiles, load_options
-    from facedouble.train.models.registry import ModelSpec, preset
-    from facedouble.train.options import RUN_SETTINGS, TRAINING_DEFAULTS
+    from facedouble.train.options import RUN_SETTINGS, new_model_values
 
     saved = load_options(ModelFiles(ws / "model", name))
     if saved is None:
         return {}
-    new = {**dataclasses.asdict(ModelSpec()), **preset(name), **TRAINING_DEFAULTS}
+    new = new_model_values(name)
     return {k: v for k, v in saved.to_dict().items()
             if k in new and k not in RUN_SETTINGS and k != "seed" and v is not None and v != new[k]}
 
@@ -290,11 +292,9 @@ def main() -> int:
         if args.no_train:
             if args.weights == "trained":
                 ws = without_average(ws, name)
-            state = json.loads((ws / "model" / f"{name}_state.json").read_text())
-            iters, looped = int(state.get("iteration", 0)), float(state.get("seconds_trained", 0.0) or 0.0)
-            batch = int(state.get("batch_size", 0) or 0)
-            trained = {"seconds": None, "iterations": iters, "samples_per_s": None,
-                       "loop_samples_per_s": round(iters * batch / looped, 2) if batch and looped > 0 else None}
+            trained = trained_state(ws, name)
+            trained = {"seconds": None, "iterations": trained["iterations"], "samples_per_s": None,
+                       "loop_samples_per_s": trained["loop_samples_per_s"]}
             row_changes = saved_train_changes(ws, name)
         else:
             if ws.exists():

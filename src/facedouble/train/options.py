@@ -47,6 +47,13 @@ _FIXED_WHY = ("the trained weights have the shapes and meaning this option gave 
               "carried over to another value")
 
 
+def new_model_values(model: str) -> dict[str, Any]:
+    """What a new model of the preset `model` trains with before the user's options: ModelSpec's defaults for
+    an architecture option the preset does not name (e.g. double_resolution off), the preset's values, and
+    the shared TRAINING_DEFAULTS."""
+    return {**dataclasses.asdict(ModelSpec()), **preset(model), **TRAINING_DEFAULTS}
+
+
 def option_changes(model_dir: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """The training options `cfg` gives (not None) that differ from those saved with the existing model
     `cfg.model` in `model_dir`: {name: (saved, given)}; empty for a new model. A given option is the user's
@@ -75,9 +82,7 @@ def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, boo
     saved = load_options(files)
     given = cfg.to_dict()
     if saved is None:
-        # an architecture option a preset does not name takes ModelSpec's default (e.g. double_resolution off)
-        values = {**dataclasses.asdict(ModelSpec()), **preset(cfg.model), **TRAINING_DEFAULTS}
-        values = {k: v for k, v in values.items() if k in given}
+        values = {k: v for k, v in new_model_values(cfg.model).items() if k in given}
         for k, v in given.items():
             if v is not None:
                 values[k] = v
@@ -116,4 +121,4 @@ def _check_combination(opts: TrainConfig) -> None:
 
 
 __all__ = ["RUN_SETTINGS", "TRAINING_DEFAULTS", "changeable_options", "describe_changes", "fixed_options",
-           "option_changes", "resolve_options"]
+           "new_model_values", "option_changes", "resolve_options"]
