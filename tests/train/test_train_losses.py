@@ -145,3 +145,63 @@ def test_detail_loss_asks_for_the_fine_detail_that_face_loss_barely_sees(media):
     inner[..., :, :40] = 1  # away from the seam (the bands reach 6 px)
     assert torch.allclose(L.detail_loss(mixed, face, inner, 10.0), torch.zeros(2), atol=1e-5)
     assert torch.allclose(L.detail_loss(strong, face, mask, 20.0), 2 * d_strong, rtol=1e-5)
+
+
+def test_blur_is_the_gaussian_blur_valid_or_with_reflected_edges(media):
+    """The matrix-product blur gives what OpenCV's Gaussian blur gives on a real face: same-size with reflected
+    edges (OpenCV's default border), and the inner part alone in 'valid' mode; gradients flow through both."""
+    import cv2
+
+    face = _real_faces(media, res=80)[:1]
+    k = L.gaussian_kernel(9, 2.0)
+    hwc = face[0].permute(1, 2, 0).numpy()
+    want = torch.from_numpy(cv2.GaussianBlur(hwc, (9, 9), 2.0, borderType=cv2.BORDER_REFLECT_101)).permute(2, 0, 1)
+    same = L._blur(face, k, reflect=True)[0]
+    assert same.shape == want.shape and torch.allclose(same, want, atol=1e-5)
+    valid = L._blur(face, k)[0]
+    assert valid.shape == (3, 72, 72) and torch.allclose(valid, want[:, 4:-4, 4:-4], atol=1e-5)
+    wide = L._blur(face[..., :60], k)[0]  # not square: each axis its own matrix
+    assert wide.shape == (3, 72, 52) and torch.allclose(wide, want[:, 4:-4, 4:56], atol=1e-5)
+    x = face.clone().requires_grad_(True)
+    L._blur(x, k, reflect=True).sum().backward()
+    inner = x.grad[..., 8:-8, 8:-8]  # away from the edges each pixel's weights in the output sum to one
+    assert torch.allclose(inner, torch.ones_like(inner), atol=1e-4)
+
+
+def test_texture_loss_asks_for_detail_where_the_face_has_it_not_at_the_exact_pixel(media):
+    """The texture loss is zero for the face itself and grows with blur; the same face moved by 2 px (the detail
+    there, a little off) counts for less than a 1.5 px blur, where the detail loss, which asks for each edge at its
+    pixel, counts the move for twice the blur.
+    Its gradient on a blurred face sharpens it (the face moves towards more 1-4 px detail) and adds nothing
+    where the prediction is flat."""
+    import cv2
+
+    def blur(x, sigma):
+        hwc = x.permute(0, 2, 3, 1).numpy()
+        return torch.stack([torch.from_numpy(cv2.GaussianBlur(i, (0, 0), sigma)) for i in hwc]).permute(0, 3, 1, 2)
+
+    face = _real_faces(media, res=192)
+    mask = torch.zeros_like(face[:, :1])
+    mask[..., 16:176, 16:176] = 1
+    assert torch.allclose(L.texture_loss(face, face, mask, 10.0), torch.zeros(2), atol=1e-5)
+    slight, strong = L.texture_loss(blur(face, 0.7), face, mask, 10.0), L.texture_loss(blur(face, 1.5), face, mask, 10.0)
+    assert (strong > 1.3 * slight).all() and (slight > 0).all()
+    moved = torch.roll(face, shifts=(2, 2), dims=(2, 3))
+    tex_moved, det_moved = L.texture_loss(moved, face, mask, 10.0), L.detail_loss(moved, face, mask, 10.0)
+    det_strong = L.detail_loss(blur(face, 1.5), face, mask, 10.0)
+    assert (tex_moved < strong).all() and (det_moved > 1.5 * det_strong).all()
+    assert torch.allclose(L.texture_loss(blur(face, 1.5), face, mask, 20.0), 2 * strong, rtol=1e-5)
+    # one gradient step on the blurred face raises its fine detail
+    soft = blur(face, 1.5).requires_grad_(True)
+    L.texture_loss(soft, face, mask, 10.0).sum().backward()
+    stepped = (soft - 0.05 * soft.grad / soft.grad.abs().max()).detach()  # at most 0.05 per pixel
+    energy = lambda x: float(L.detail_energy(L.luma(x))[0][..., 8:40, 8:40].mean())  # noqa: E731 (inside the mask)
+    assert energy(stepped) > 1.1 * energy(soft.detach())
+    # a checkerboard of period 2 px (what a decoder drawing 2x2 pixels at a time makes most cheaply) is no detail
+    checker = torch.zeros_like(face[:, :1])
+    checker[..., ::2, ::2] = checker[..., 1::2, 1::2] = 0.1
+    assert torch.allclose(L.texture_loss(face + checker, face, mask, 10.0), torch.zeros(2), atol=1e-4)
+    assert (L.detail_loss(face + checker, face, mask, 10.0) > 0.1).all()
+    flat = torch.full_like(face, 0.5).requires_grad_(True)
+    L.texture_loss(flat, face, mask, 10.0).sum().backward()
+    assert flat.grad.abs().max() < 1e-3

@@ -138,6 +138,17 @@ def test_detail_power_adds_the_detail_loss_on_each_side_and_nothing_when_zero(fa
     assert torch.allclose(src1 - src0, want_src, rtol=1e-4) and torch.allclose(dst1 - dst0, want_dst, rtol=1e-4)
 
 
+
+def test_texture_power_adds_the_texture_loss_on_each_side_and_nothing_when_zero(faces):
+    out, b = _out_and_batch(faces)
+    src0, dst0 = _session(texture_power=0.0).losses(out, b)
+    src1, dst1 = _session(texture_power=10.0).losses(out, b)
+    want_src = L.texture_loss(out["src_src"], b["src_target"], b["src_mask"], 10.0)
+    want_dst = L.texture_loss(out["dst_dst"], b["dst_target"], b["dst_mask"], 10.0)
+    assert (want_src > 0.05).all() and (want_dst > 0.05).all()  # the other person's face: different detail
+    assert torch.allclose(src1 - src0, want_src, rtol=1e-4) and torch.allclose(dst1 - dst0, want_dst, rtol=1e-4)
+
+
 # -- eyes/mouth priority -----------------------------------------------------------------------------------
 
 def test_eyes_mouth_mask_covers_eyes_and_mouth_only(faces):

@@ -7,6 +7,7 @@ eyes/mouth x300 on an L1 over those regions); the style weights are facedouble's
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -30,12 +31,33 @@ def gaussian_kernel(size: int, sigma: float | None = None, *, device=None) -> to
     return k / k.sum()
 
 
-def _blur(x: torch.Tensor, k1d: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with 'valid' padding, per channel."""
-    c = x.shape[1]
-    kx = k1d.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-    ky = k1d.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-    return F.conv2d(F.conv2d(x, kx, groups=c), ky, groups=c)
+@functools.lru_cache(maxsize=64)
+def _blur_matrix(n: int, taps: tuple[float, ...], reflect: bool) -> torch.Tensor:
+    """The 1-D filter `taps` (odd length) over n samples as an n x m matrix M (float32, CPU): `v @ M` filters a row
+    vector v. 'valid' (m = n - len(taps) + 1) or, with `reflect`, same-size with reflected edges (m = n)."""
+    r = len(taps) // 2
+    if not reflect:
+        m = n - 2 * r
+        M = torch.zeros(n, m)
+        for j in range(m):
+            M[j:j + 2 * r + 1, j] = torch.tensor(taps)
+        return M
+    M = torch.zeros(n, n)
+    for j in range(n):
+        for o, w in enumerate(taps):
+            i = abs(j + o - r)
+            M[i if i < n else 2 * (n - 1) - i, j] += w
+    return M
+
+
+def _blur(x: torch.Tensor, k1d: torch.Tensor, reflect: bool = False) -> torch.Tensor:
+    """Separable blur of a BCHW tensor by the 1-D kernel `k1d` along both axes, per channel: 'valid' (each side
+    shorter by len(k1d) - 1) or, with `reflect`, same-size with reflected edges. Two matrix products with banded
+    matrices: on a CPU 1.5-4x faster forward and backward than a depthwise convolution at 192 px."""
+    taps = tuple(float(v) for v in k1d.detach().cpu())
+    mw = _blur_matrix(x.shape[-1], taps, reflect).to(x.device, x.dtype)
+    mh = mw if x.shape[-2] == x.shape[-1] else _blur_matrix(x.shape[-2], taps, reflect).to(x.device, x.dtype)
+    return mh.T @ (x @ mw)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int, max_val: float = 1.0) -> torch.Tensor:
@@ -43,9 +65,13 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int, max_val: float = 1.0) ->
     a, b = a.float(), b.float()
     k = gaussian_kernel(window, device=a.device)
     c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
-    # one blur over the five maps stacked along channels
     n = a.shape[1]
-    mu_a, mu_b, aa, bb, ab = _blur(torch.cat([a, b, a * a, b * b, a * b], 1), k).split(n, 1)
+    if b.requires_grad:  # one blur over the five maps stacked along channels
+        mu_a, mu_b, aa, bb, ab = _blur(torch.cat([a, b, a * a, b * b, a * b], 1), k).split(n, 1)
+    else:  # a fixed target (training): its two maps blurred without a backward pass
+        mu_a, aa, ab = _blur(torch.cat([a, a * a, a * b], 1), k).split(n, 1)
+        with torch.no_grad():
+            mu_b, bb = _blur(torch.cat([b, b * b], 1), k).split(n, 1)
     var_a, var_b, cov = aa - mu_a ** 2, bb - mu_b ** 2, ab - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
     return _per_sample(s)
@@ -99,8 +125,7 @@ def detail_bands(x: torch.Tensor, sigmas: tuple[float, ...] = (1.0, 2.0)) -> lis
     bands, previous = [], x
     for sigma in sigmas:
         size = 2 * int(math.ceil(3 * sigma)) + 1
-        pad = size // 2
-        low = _blur(F.pad(x, (pad, pad, pad, pad), mode="reflect"), gaussian_kernel(size, sigma, device=x.device))
+        low = _blur(x, gaussian_kernel(size, sigma), reflect=True)
         bands.append(previous - low)
         previous = low
     return bands
@@ -114,6 +139,49 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, po
     m = mask.float()
     area = m.flatten(1).sum(1).clamp_min(1.0) * pred.shape[1]
     total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_bands(pred), detail_bands(target)))
+    return power * total / area
+
+
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """B3HW RGB -> B1HW luma (Rec. 601)."""
+    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+NYQUIST_STOP = torch.tensor([0.25, 0.5, 0.25])  # binomial filter: zero response at the 2 px period, 1 at DC
+
+
+def detail_energy(x: torch.Tensor, cell: int = 8) -> list[torch.Tensor]:
+    """Local strength of the fine detail of a BCHW image: for each band of `detail_bands` (1-2 px, 2-4 px), the
+    root mean square of the band over `cell` x `cell` px cells overlapping by half (channels pooled): B1 x
+    (H/(cell/2) - 1) x (W/(cell/2) - 1) per band. The image is first filtered by `NYQUIST_STOP`, so a pattern of
+    period 2 px (the checkerboard a decoder that draws 2x2 pixels at a time makes easily, measured) counts for
+    nothing. A sharp edge or a textured patch scores high, a smooth patch near zero; an edge a pixel or two off
+    changes it less than a blur does."""
+    out = []
+    for band in detail_bands(_blur(x, NYQUIST_STOP, reflect=True)):
+        power = F.avg_pool2d((band ** 2).mean(1, keepdim=True), cell, stride=cell // 2)
+        out.append(torch.sqrt(power + 1e-8))
+    return out
+
+
+def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float) -> torch.Tensor:
+    """Texture power 0..100: mean L1 between the local detail strengths (`detail_energy` of the luma) of the
+    prediction and the target, over the cells inside `mask` (weighted by the mask's share of each cell), x
+    `power`, per sample. Unlike `detail_loss` it does not ask for each edge at its exact pixel, which a young
+    model cannot yet place and so learns to leave out (the average of edges in several places is no edge); it asks
+    for as much 1-4 px detail in each 8 px cell as the real face has there (a 2 px shift of a real face costs it
+    less than a 1.5 px blur; the detail loss counts the shift as twice the blur). Its gradient strengthens the detail
+    the model already draws where the real face has more, and is zero where the model draws none, so it sharpens
+    rather than adds noise. B3HW in [0, 1], mask B1HW."""
+    with torch.no_grad():
+        want = detail_energy(luma(target.float()))
+        m = F.avg_pool2d(mask.float(), 8, stride=4)
+        area = m.flatten(1).sum(1).clamp_min(1e-3)
+    total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_energy(luma(pred.float())), want))
     return power * total / area
 
 

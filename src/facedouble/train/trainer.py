@@ -255,6 +255,8 @@ class TrainSession:
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         if o.detail_power:
             loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
+        if o.texture_power:
+            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
