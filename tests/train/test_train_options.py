@@ -128,23 +128,13 @@ def test_multiscale_dssim_weighs_lost_fine_detail_more_than_coarse_blur(media, f
 
 # -- detail power ------------------------------------------------------------------------------------------
 
-def test_detail_power_adds_the_detail_loss_on_each_side_and_nothing_when_zero(faces):
+@pytest.mark.parametrize("option, loss", [("detail_power", L.detail_loss), ("texture_power", L.texture_loss)])
+def test_detail_and_texture_power_add_their_loss_on_each_side_and_nothing_when_zero(faces, option, loss):
     out, b = _out_and_batch(faces)
-    src0, dst0 = _session(detail_power=0.0).losses(out, b)
-    src1, dst1 = _session(detail_power=10.0).losses(out, b)
-    want_src = L.detail_loss(out["src_src"], b["src_target"], b["src_mask"], 10.0)
-    want_dst = L.detail_loss(out["dst_dst"], b["dst_target"], b["dst_mask"], 10.0)
-    assert (want_src > 0.05).all() and (want_dst > 0.05).all()  # the other person's face: different detail
-    assert torch.allclose(src1 - src0, want_src, rtol=1e-4) and torch.allclose(dst1 - dst0, want_dst, rtol=1e-4)
-
-
-
-def test_texture_power_adds_the_texture_loss_on_each_side_and_nothing_when_zero(faces):
-    out, b = _out_and_batch(faces)
-    src0, dst0 = _session(texture_power=0.0).losses(out, b)
-    src1, dst1 = _session(texture_power=10.0).losses(out, b)
-    want_src = L.texture_loss(out["src_src"], b["src_target"], b["src_mask"], 10.0)
-    want_dst = L.texture_loss(out["dst_dst"], b["dst_target"], b["dst_mask"], 10.0)
+    src0, dst0 = _session(**{option: 0.0}).losses(out, b)
+    src1, dst1 = _session(**{option: 10.0}).losses(out, b)
+    want_src = loss(out["src_src"], b["src_target"], b["src_mask"], 10.0)
+    want_dst = loss(out["dst_dst"], b["dst_target"], b["dst_mask"], 10.0)
     assert (want_src > 0.05).all() and (want_dst > 0.05).all()  # the other person's face: different detail
     assert torch.allclose(src1 - src0, want_src, rtol=1e-4) and torch.allclose(dst1 - dst0, want_dst, rtol=1e-4)
 
