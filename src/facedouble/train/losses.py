@@ -23,31 +23,33 @@ def ssim_window(resolution: int) -> int:
     return max(3, int(resolution / 11.6)) | 1
 
 
-def gaussian_kernel(size: int, sigma: float | None = None, *, device=None) -> torch.Tensor:
+def gaussian_kernel(size: int, sigma: float | None = None) -> torch.Tensor:
     """1-D normalised Gaussian of odd `size` (sigma defaults to size / 6, so the window spans +-3 sigma)."""
     sigma = sigma or size / 6.0
-    x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()
 
 
 @functools.lru_cache(maxsize=64)
-def _blur_matrix(n: int, taps: tuple[float, ...], reflect: bool) -> torch.Tensor:
-    """The 1-D filter `taps` (odd length) over n samples as an n x m matrix M (float32, CPU): `v @ M` filters a row
-    vector v. 'valid' (m = n - len(taps) + 1) or, with `reflect`, same-size with reflected edges (m = n)."""
+def _blur_matrix(n: int, taps: tuple[float, ...], reflect: bool, device: torch.device,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """The 1-D filter `taps` (odd length) over n samples as an n x m matrix M on `device`: `v @ M` filters a row
+    vector v. 'valid' (m = n - len(taps) + 1) or, with `reflect`, same-size with reflected edges (m = n). Made
+    once per size, filter, device and dtype (the losses call it at every step)."""
     r = len(taps) // 2
     if not reflect:
         m = n - 2 * r
         M = torch.zeros(n, m)
         for j in range(m):
             M[j:j + 2 * r + 1, j] = torch.tensor(taps)
-        return M
+        return M.to(device, dtype)
     M = torch.zeros(n, n)
     for j in range(n):
         for o, w in enumerate(taps):
             i = abs(j + o - r)
             M[i if i < n else 2 * (n - 1) - i, j] += w
-    return M
+    return M.to(device, dtype)
 
 
 def _blur(x: torch.Tensor, k1d: torch.Tensor, reflect: bool = False) -> torch.Tensor:
@@ -55,15 +57,15 @@ def _blur(x: torch.Tensor, k1d: torch.Tensor, reflect: bool = False) -> torch.Te
     shorter by len(k1d) - 1) or, with `reflect`, same-size with reflected edges. Two matrix products with banded
     matrices: on a CPU 1.5-4x faster forward and backward than a depthwise convolution at 192 px."""
     taps = tuple(float(v) for v in k1d.detach().cpu())
-    mw = _blur_matrix(x.shape[-1], taps, reflect).to(x.device, x.dtype)
-    mh = mw if x.shape[-2] == x.shape[-1] else _blur_matrix(x.shape[-2], taps, reflect).to(x.device, x.dtype)
+    mw = _blur_matrix(x.shape[-1], taps, reflect, x.device, x.dtype)
+    mh = _blur_matrix(x.shape[-2], taps, reflect, x.device, x.dtype)
     return mh.T @ (x @ mw)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int, max_val: float = 1.0) -> torch.Tensor:
     """Mean structural similarity per sample (B,), Gaussian window of `window` px (Wang et al. 2004)."""
     a, b = a.float(), b.float()
-    k = gaussian_kernel(window, device=a.device)
+    k = gaussian_kernel(window)  # on the CPU: `_blur` reads its taps once and caches the matrices per device
     c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
     n = a.shape[1]
     if b.requires_grad:  # one blur over the five maps stacked along channels
@@ -152,9 +154,10 @@ def luma(x: torch.Tensor) -> torch.Tensor:
 
 
 NYQUIST_STOP = torch.tensor([0.25, 0.5, 0.25])  # binomial filter: zero response at the 2 px period, 1 at DC
+TEXTURE_CELL = 8  # px: the side of the cells over which the texture loss compares detail strength
 
 
-def detail_energy(x: torch.Tensor, cell: int = 8) -> list[torch.Tensor]:
+def detail_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Tensor]:
     """Local strength of the fine detail of a BCHW image: for each band of `detail_bands` (1-2 px, 2-4 px), the
     root mean square of the band over `cell` x `cell` px cells overlapping by half (channels pooled): B1 x
     (H/(cell/2) - 1) x (W/(cell/2) - 1) per band. The image is first filtered by `NYQUIST_STOP`, so a pattern of
@@ -173,13 +176,13 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, p
     prediction and the target, over the cells inside `mask` (weighted by the mask's share of each cell), x
     `power`, per sample. Unlike `detail_loss` it does not ask for each edge at its exact pixel, which a young
     model cannot yet place and so learns to leave out (the average of edges in several places is no edge); it asks
-    for as much 1-4 px detail in each 8 px cell as the real face has there (a 2 px shift of a real face costs it
+    for as much 1-4 px detail in each `TEXTURE_CELL` px cell as the real face has there (a 2 px shift of a real face costs it
     less than a 1.5 px blur; the detail loss counts the shift as twice the blur). Its gradient strengthens the detail
     the model already draws where the real face has more, and is zero where the model draws none, so it sharpens
     rather than adds noise. B3HW in [0, 1], mask B1HW."""
     with torch.no_grad():
         want = detail_energy(luma(target.float()))
-        m = F.avg_pool2d(mask.float(), 8, stride=4)
+        m = F.avg_pool2d(mask.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)  # each cell's share of the mask
         area = m.flatten(1).sum(1).clamp_min(1e-3)
     total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_energy(luma(pred.float())), want))
     return power * total / area
