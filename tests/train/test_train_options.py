@@ -338,3 +338,26 @@ def test_a_new_model_has_eyes_and_mouth_priority_unless_told_not_to(tmp_path):
     assert not exists and cfg.eyes_mouth_priority is True and sample_options(cfg).eyes_mouth
     cfg, _ = resolve_options(tmp_path, TrainConfig(model="cpu192", eyes_mouth_priority=False))
     assert cfg.eyes_mouth_priority is False and not sample_options(cfg).eyes_mouth
+
+
+def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_path):
+    """An options file without `texture_power` (models made before session 13) continues with the loss off, not
+    with today's default; an option not in BEFORE_OPTION takes today's default; a given value still applies."""
+    import json
+
+    from facedouble.train.checkpoint import ModelFiles
+    from facedouble.train.options import BEFORE_OPTION, TRAINING_DEFAULTS, resolve_options
+
+    new, _ = resolve_options(tmp_path, TrainConfig(model="cpu192"))
+    assert new.texture_power == TRAINING_DEFAULTS["texture_power"]
+    path = ModelFiles(tmp_path, "cpu192").options
+    new.save(path)
+    data = json.loads(path.read_text())
+    for name in ("texture_power", "ema_decay"):
+        del data["options"][name]
+    path.write_text(json.dumps(data))
+    old, exists = resolve_options(tmp_path, TrainConfig(model="cpu192"))
+    assert exists and old.texture_power == BEFORE_OPTION["texture_power"] == 0.0
+    assert old.ema_decay == TRAINING_DEFAULTS["ema_decay"]
+    told, _ = resolve_options(tmp_path, TrainConfig(model="cpu192", texture_power=20.0))
+    assert told.texture_power == 20.0

@@ -24,6 +24,9 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
     color_transfer="none", lr_dropout=False, ema_decay=0.0, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
     true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )
+# What a model saved before an option existed trained with, where that differs from TRAINING_DEFAULTS: such a
+# model, continued, keeps training as it did (the user may still give the option to change it).
+BEFORE_OPTION: dict[str, Any] = dict(texture_power=0.0)
 RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
                 "preview_every", "override_options", "pretrain", "faceset", "from_model")
 
@@ -104,7 +107,7 @@ def resolve_options(model_dir: Path, cfg: TrainConfig) -> tuple[TrainConfig, boo
     arch_defaults = dataclasses.asdict(ModelSpec())
     for k, v in values.items():  # options added to TrainConfig after the model was made
         if v is None and k in TRAINING_DEFAULTS:
-            values[k] = TRAINING_DEFAULTS[k]
+            values[k] = BEFORE_OPTION.get(k, TRAINING_DEFAULTS[k])
         elif v is None and k in arch_defaults:  # an architecture option the model was built without
             values[k] = arch_defaults[k]
     resolved = TrainConfig.from_dict(values)
@@ -120,5 +123,5 @@ def _check_combination(opts: TrainConfig) -> None:
             raise OptionError(f"{_flag(name)} has no value; give one or choose a preset that sets it.")
 
 
-__all__ = ["RUN_SETTINGS", "TRAINING_DEFAULTS", "changeable_options", "describe_changes", "fixed_options",
+__all__ = ["BEFORE_OPTION", "RUN_SETTINGS", "TRAINING_DEFAULTS", "changeable_options", "describe_changes", "fixed_options",
            "new_model_values", "option_changes", "resolve_options"]
