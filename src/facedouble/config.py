@@ -549,7 +549,7 @@ class TrainConfig(StageConfig):
                                            group="losses")
     texture_power: Optional[float] = option(None, "Texture power: ask for as much fine detail around each point of the face "
                                                   "as the real face has there, wherever its edges lie (sharpens what the "
-                                                  "model draws; 0 = off)", lo=0, hi=100, group="losses")
+                                                  "model draws; 20 by default, 0 = off)", lo=0, hi=100, group="losses")
     color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst (the merge's "
                                                                   "transfers): none, rct, lct, mkl, idt, sot",
                                                             group="augmentation")

@@ -30,7 +30,7 @@ def _options(**kw) -> TrainConfig:
     base = dict(model="sae", resolution=RES, face_type="full", archi="df", ae_dims=32, e_dims=8, d_dims=8,
                 d_mask_dims=4, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
                 multiscale_decoder=False, remove_gray_border=False, batch_size=2, lr=1e-4, seed=0, workers=0,
-                amp=False, eyes_mouth_priority=False)  # each test turns on only the option it is about
+                amp=False, eyes_mouth_priority=False, texture_power=0.0)  # each test turns on only the option it is about
     return TrainConfig(**{**TRAINING_DEFAULTS, **base, **kw})
 
 
