@@ -79,16 +79,15 @@ def loss_calls():
     }, (pred, target, mask)
 
 
-def train_steps(steps: int):
-    """A function running `steps` liae192 training steps on real faces (texture power 20, so every blur runs)."""
+def train_batches(steps: int):
+    """liae192's options for a new model (seed 0, texture power 20, so every blur runs) and `steps` training
+    batches of real aligned faces."""
     import tempfile
-
-    import torch
 
     from facedouble.config import TrainConfig
     from facedouble.train.options import resolve_options
     from facedouble.train.samples import BatchMaker, load_faceset
-    from facedouble.train.trainer import TrainSession, sample_options
+    from facedouble.train.trainer import sample_options
     from media import media_dir
     from support.facesets import build_faces
 
@@ -96,14 +95,26 @@ def train_steps(steps: int):
     opts, _ = resolve_options(Path(tempfile.mkdtemp()), TrainConfig(model="liae192", seed=0, texture_power=20.0))
     src = load_faceset(sorted(folders["src"].glob("*.jpg")), "src", opts.face_type, opts.resolution)
     dst = load_faceset(sorted(folders["dst"].glob("*.jpg")), "dst", opts.face_type, opts.resolution)
-    session = TrainSession(opts, torch.device("cpu"))
     maker = BatchMaker(src, dst, opts.batch_size, opts.seed, sample_options(opts))
-    batches = [maker.make(i) for i in range(steps)]
+    return opts, [maker.make(i) for i in range(steps)]
 
+
+def stepper(session, batches):
+    """A function running one training step of `session` on each of `batches`."""
     def run():
         for i, b in enumerate(batches):
             session.step(b, i)
     return run
+
+
+def train_steps(steps: int):
+    """A function running `steps` liae192 training steps on real faces (see train_batches)."""
+    import torch
+
+    from facedouble.train.trainer import TrainSession
+
+    opts, batches = train_batches(steps)
+    return stepper(TrainSession(opts, torch.device("cpu")), batches)
 
 
 def main(argv=None) -> int:
@@ -143,14 +154,20 @@ def main(argv=None) -> int:
         rows[name] = {"matmul_ms": round(m, 1), "conv_ms": round(c, 1), "speedup": round(c / m, 2)}
         print(f"{name:14s} matmul {m:7.1f} ms   conv {c:7.1f} ms   {c / m:4.2f}x")
     print("largest difference between the two blurs:", same)
-    out = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                       "threads": torch.get_num_threads()},
-           "load_average": os.getloadavg()[0], "rounds": args.rounds, "steps": args.steps, "rows": rows,
-           "max_difference": same}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
-    print("wrote", RESULTS)
+    write_results(RESULTS, {"rounds": args.rounds, "steps": args.steps, "rows": rows, "max_difference": same})
     return 0
+
+
+def write_results(path: Path, figures: dict) -> None:
+    """Write a benchmark's figures as JSON with the machine and its load average beside them."""
+    import torch
+
+    out = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                       "threads": torch.get_num_threads(), "torch": torch.__version__},
+           "load_average": os.getloadavg()[0], **figures}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print("wrote", path)
 
 
 if __name__ == "__main__":
