@@ -341,15 +341,18 @@ def test_a_new_model_has_eyes_and_mouth_priority_unless_told_not_to(tmp_path):
 
 
 def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_path):
-    """An options file without `texture_power` (models made before session 13) continues with the loss off, not
-    with today's default; an option not in BEFORE_OPTION takes today's default; a given value still applies."""
+    """A new model trains with texture power 20 unless told 0; an options file without `texture_power` (models
+    made before session 13) continues with the loss off, not with today's default; an option not in
+    BEFORE_OPTION takes today's default; a given value still applies."""
     import json
 
     from facedouble.train.checkpoint import ModelFiles
     from facedouble.train.options import BEFORE_OPTION, TRAINING_DEFAULTS, resolve_options
 
     new, _ = resolve_options(tmp_path, TrainConfig(model="cpu192"))
-    assert new.texture_power == TRAINING_DEFAULTS["texture_power"]
+    assert new.texture_power == TRAINING_DEFAULTS["texture_power"] == 20.0  # the default since session 14
+    off, _ = resolve_options(tmp_path, TrainConfig(model="cpu192", texture_power=0.0))
+    assert off.texture_power == 0.0  # --texture-power 0 turns it off for a new model
     path = ModelFiles(tmp_path, "cpu192").options
     new.save(path)
     data = json.loads(path.read_text())
