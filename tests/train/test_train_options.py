@@ -347,7 +347,7 @@ def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_pat
     import json
 
     from facedouble.train.checkpoint import ModelFiles
-    from facedouble.train.options import BEFORE_OPTION, TRAINING_DEFAULTS, resolve_options
+    from facedouble.train.options import BEFORE_OPTION, resolve_options
 
     new, _ = resolve_options(tmp_path, TrainConfig(model="cpu192"))
     assert new.texture_power == TRAINING_DEFAULTS["texture_power"] == 20.0  # the default since session 14
