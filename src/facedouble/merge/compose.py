@@ -79,6 +79,7 @@ class FaceLayer:
     seam_fade: np.ndarray | None = None  # (r, r) where a Poisson correction may act (fades at its edge)
     motion: np.ndarray | None = None     # (2,) the dst face's movement, frame px per frame (for motion_blur)
     cfg: MergeConfig | None = None       # the options this face is merged with (its frame's, see MergeConfig.for_frame)
+    blend_size: int = 0             # side at which the Poisson system is solved: the model's resolution (0: r)
     cutouts: bool = False           # the mask leaves out what is in front of this face in this frame (hands, XSeg):
                                     # smoothing over time may shrink it there, never cover it again
     debug: dict = field(default_factory=dict)
@@ -308,7 +309,7 @@ def prepare_face(frame: np.ndarray, lm: np.ndarray, pred: np.ndarray, learned: n
     m_mask = B.resize_matrix(m_out, res, size)
     lm64 = np.asarray(lm, np.float64)
     layer = FaceLayer(centre=lm64.mean(0), size=float(np.ptp(lm64[:, 0]) + np.ptp(lm64[:, 1])) / 2,
-                      m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32),
+                      m_face=m_face, m_mask=m_mask, pred=pred, mask=np.ones((size, size), np.float32), blend_size=res,
                       motion=None if motion is None else np.asarray(motion, np.float64), cfg=cfg)
     if cfg.debug:
         layer.debug["predicted"] = pred
@@ -397,9 +398,38 @@ def face_motions(tracks: Sequence[Sequence[np.ndarray]], i: int) -> list[np.ndar
 
 
 def _poisson(layer: FaceLayer, face: np.ndarray, cfg: MergeConfig) -> np.ndarray:
+    """Poisson blending of a coloured face into its dst crop (r x r float32 [0, 1] -> the same).
+
+    The system is solved at the model's resolution (`layer.blend_size`). A face that super resolution made
+    larger is blended there too and keeps its detail: the Poisson solution's change to the face is smooth, so
+    it is computed on the face at the model's size and added, upsampled, to the large face. Solved at the
+    large size, the blend's fixed rims (3 px, and the 1-2 px of jitter suppression) would be half as wide
+    relative to the face, and the model's dark face edge inside them brightened the face by 15-20 levels
+    (measured on liae192 at 384 px)."""
     import cv2
 
     r = face.shape[0]
+    n = int(layer.blend_size or r)
+    if 0 < n < r:
+        def small(img: np.ndarray) -> np.ndarray:
+            return cv2.resize(img, (n, n), interpolation=cv2.INTER_AREA)
+
+        low = FaceLayer(centre=layer.centre, size=layer.size, m_face=layer.m_face, m_mask=layer.m_mask,
+                        pred=small(layer.pred), mask=layer.mask, dst=small(layer.dst), sel=small(layer.sel),
+                        blend_size=n, cfg=layer.cfg)
+        face_low = small(face)
+        blended_low = _poisson(low, face_low, cfg)
+        inside = (layer.sel > 0.5).astype(np.float32)
+        inside_low = (low.sel > 0.5).astype(np.float32)[..., None]
+
+        def up(img: np.ndarray) -> np.ndarray:
+            return cv2.resize(img, (r, r), interpolation=cv2.INTER_LINEAR)
+
+        # the change inside the mask, spread to r without the (large) dst - face values outside it
+        change = up((blended_low - face_low) * inside_low) / np.maximum(up(inside_low[..., 0]), 1e-3)[..., None]
+        blended = np.where(inside[..., None] > 0, face + change, layer.dst).astype(np.float32)
+        layer.seam_low, layer.seam_fade = T.low_pass(blended, inside, OFFSET_GRID), up(low.seam_fade)
+        return np.clip(blended, 0, 1)
     binary = (layer.sel > 0.5).astype(np.uint8) * 255
     src_u8, dst_u8 = B.to_uint8(face), B.to_uint8(layer.dst)
     if cfg.suppress_seamless_jitter:

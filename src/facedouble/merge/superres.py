@@ -182,6 +182,33 @@ def degrade(face: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.2) 
     return face if sigma < 0.2 else cv2.GaussianBlur(face, (0, 0), sigma)
 
 
+# px at the high resolution: the Gaussian that splits a face into its colour and shading (below) and its detail
+# (above: the 1-4 px edges of lashes, lids, nostrils and lips that the detail figure measures).
+COLOUR_SIGMA = 3.0
+
+
+def detail_target(face: np.ndarray, low: np.ndarray, sigma: float = COLOUR_SIGMA) -> np.ndarray:
+    """What the network learns to make of `low`: the real face's detail over the input's own colour and shading,
+    i.e. `face - G(face) + G(bicubic_up(low))` for a Gaussian G of `sigma` px. A model's reconstruction of a src
+    face differs from the real one in colour and brightness too (background most), and a network taught the
+    whole difference repaints the swapped face (paler, measured): this way it only adds detail, and the merge's
+    colour transfer keeps the colour.
+
+    Args:
+        face: (H, W, 3) float32 [0, 1], the real face at the high resolution.
+        low: (H / SCALE, W / SCALE, 3) float32 [0, 1], the paired input.
+    Returns:
+        (H, W, 3) float32 [0, 1].
+    """
+    import cv2
+
+    up = bicubic_up(low)
+    if up.shape != face.shape:
+        up = cv2.resize(up, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_CUBIC)
+    out = face - cv2.GaussianBlur(face, (0, 0), sigma) + cv2.GaussianBlur(up, (0, 0), sigma)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
 def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequence[np.ndarray] | None = None,
                       steps: int = 1200, seconds: float = 300.0,
                       holdout: float = 0.1,
@@ -197,8 +224,9 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         size: HR face side in pixels (even).
         inputs: the low-resolution inputs paired with `faces`, (size/2, size/2, 3) each: the swap model's own
             reconstructions of those src faces, so the network learns to turn the model's soft faces into
-            the sharp ones (its swaps are soft the same way). None: `faces` downscaled 2x. Either way each
-            input is also blurred a little at random (`degrade`).
+            the sharp ones (its swaps are soft the same way); the targets then keep the inputs' colour and
+            shading (`detail_target`). None: `faces` downscaled 2x. Either way each input is also blurred a
+            little at random (`degrade`).
         steps: optimiser steps (batches of `batch_size` patches); the learning rate follows a cosine to 0.1x.
         seconds: time cap; training stops early when it is reached (a busy CPU then gives fewer steps).
         holdout: fraction of faces kept out of training for the figures (at least one).
@@ -224,6 +252,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         hr.append(cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA if f.shape[0] > size else cv2.INTER_CUBIC))
     lows = [downscale(f) for f in hr] if inputs is None else [
         cv2.resize(_as_float(x), (size // SCALE, size // SCALE), interpolation=cv2.INTER_AREA) for x in inputs]
+    if inputs is not None:  # a model's faces: learn her detail, not the colour they differ in (a downscale has hers)
+        hr = [detail_target(f, lo) for f, lo in zip(hr, lows)]
     order = rng.permutation(len(hr))
     n_test = max(1, int(round(len(hr) * holdout)))
     test = [hr[i] for i in order[:n_test]]
