@@ -414,10 +414,10 @@ def _poisson(layer: FaceLayer, face: np.ndarray, cfg: MergeConfig) -> np.ndarray
         def small(img: np.ndarray) -> np.ndarray:
             return cv2.resize(img, (n, n), interpolation=cv2.INTER_AREA)
 
-        low = FaceLayer(centre=layer.centre, size=layer.size, m_face=layer.m_face, m_mask=layer.m_mask,
-                        pred=small(layer.pred), mask=layer.mask, dst=small(layer.dst), sel=small(layer.sel),
-                        blend_size=n, cfg=layer.cfg)
         face_low = small(face)
+        low = FaceLayer(centre=layer.centre, size=layer.size, m_face=layer.m_face, m_mask=layer.m_mask,
+                        pred=face_low, mask=layer.mask, dst=small(layer.dst), sel=small(layer.sel),
+                        blend_size=n, cfg=layer.cfg)  # pred is not read by the blend: no second resize for it
         blended_low = _poisson(low, face_low, cfg)
         inside = (layer.sel > 0.5).astype(np.float32)
         inside_low = (low.sel > 0.5).astype(np.float32)[..., None]

@@ -208,10 +208,7 @@ def detail_target(face: np.ndarray, low: np.ndarray, sigma: float = COLOUR_SIGMA
     """
     import cv2
 
-    up = bicubic_up(low)
-    if up.shape != face.shape:
-        up = cv2.resize(up, (face.shape[1], face.shape[0]), interpolation=cv2.INTER_CUBIC)
-    out = face - cv2.GaussianBlur(face, (0, 0), sigma) + cv2.GaussianBlur(up, (0, 0), sigma)
+    out = face - cv2.GaussianBlur(face, (0, 0), sigma) + cv2.GaussianBlur(bicubic_up(low), (0, 0), sigma)
     return np.clip(out, 0, 1).astype(np.float32)
 
 
