@@ -404,7 +404,12 @@ class MergeConfig(StageConfig):
     face_scale: int = option(0, "Scale the output face by this percent", lo=-50, hi=50, group="mask", unit="%")
     color_transfer: C.ColorTransfer = option("none", "Colour transfer of the predicted face towards dst",
                                              group="colour")
-    super_resolution: bool = option(False, "Sharpen the predicted face with the face-detail network", group="output")
+    # auto: measured on liae192 (docs/quality.md, sessions 15-16): the network trained on the model's own
+    # reconstructions of her faces lifts the merged face's detail 0.44-0.53 -> 0.62-0.87 after an hour, but
+    # smooths the faces of a 10-minute model (0.255 -> 0.219), so auto waits for the model to mature
+    super_resolution: C.SuperResolution = option(
+        "auto", "Sharpen the predicted face with a face-detail network learned from the src faces: on, off, or auto "
+                "(on once the model has trained long enough to gain from it)", group="output")
     degrade_color: int = option(0, "Degrade the colour of the final image", lo=0, hi=100, group="colour", unit="%")
     # detail of the predicted face (merge/adjust.py), applied in face space after colour matching, before the blend
     sharpen: int = option(0, "Sharpen (+, an unsharp mask) or blur (-) the predicted face", lo=-100, hi=100,
@@ -445,8 +450,18 @@ class MergeConfig(StageConfig):
                                             group="frames", cli=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.super_resolution, bool):  # the option was a bool: True / False from code and JSON values
+            object.__setattr__(self, "super_resolution", "on" if self.super_resolution else "off")
         super().__post_init__()
         object.__setattr__(self, "ranges", parse_frame_ranges(self, self.ranges))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MergeConfig":
+        # configs saved before "auto" hold the old default `false` for every merge that did not ask for super
+        # resolution: read it as not asked for (auto), and `true` as on
+        if isinstance(data.get("super_resolution"), bool):
+            data = {**data, "super_resolution": "on" if data["super_resolution"] else "auto"}
+        return super().from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "ranges": [r.to_dict() for r in self.ranges]}

@@ -178,3 +178,129 @@ def test_a_super_resolved_face_is_blended_in_the_colour_of_the_models_face(dst_w
     assert np.abs(large.mean((0, 1)) - plain.mean((0, 1))).max() < 2.0
     assert np.abs(sharp.mean((0, 1)) - plain.mean((0, 1))).max() < 2.0
     assert superres.sharpness(sharp / 255) > 1.3 * superres.sharpness(large / 255)
+
+
+# -- --super-resolution auto: on where it helps, off with a notice where it cannot or would not ------------------
+
+class _AgedSwapper(IdentitySwapper):
+    """IdentitySwapper that says how long it has trained (`Swapper.iteration`), as a loaded model does."""
+
+    def __init__(self, iteration, resolution: int = 64):
+        super().__init__(resolution)
+        self.iteration = iteration
+
+
+def _merged(ws):
+    import cv2
+
+    return [cv2.imread(str(p)) for p in sorted(ws.merged.iterdir())]
+
+
+def _add_src_faces(ws, src_records):
+    for face, rec in src_records:
+        container.write_face(ws.aligned("src") / rec.source_filename.replace(".png", "_0.jpg"), face, rec)
+
+
+@pytest.fixture()
+def quick_detail(monkeypatch):
+    """The face-detail network trains 10 steps (its outcome is not what these tests are about)."""
+    real = superres.train_face_detail
+    monkeypatch.setattr(superres, "train_face_detail", lambda faces, size, **kw: real(faces, size, steps=10, **kw))
+
+
+def test_auto_is_off_for_a_young_model_and_on_for_a_mature_one(dst_ws, src_records, unmarked, quick_detail):
+    """auto merges a model younger than AUTO_MIN_ITERATIONS exactly as off does, learning nothing and saying why;
+    a mature model's merge learns the network, saves it and puts its faces in (the frames change)."""
+    from facedouble.progress import Reporter
+
+    ws = dst_ws
+    _add_src_faces(ws, src_records)
+    young = superres.AUTO_MIN_ITERATIONS - 1
+    merger.merge(ws, MergeConfig(mode="overlay", mask="dst", super_resolution="off"), swapper=_AgedSwapper(young))
+    off = _merged(ws)
+    rep = Reporter()
+    s = merger.merge(ws, MergeConfig(mode="overlay", mask="dst"), swapper=_AgedSwapper(young), reporter=rep, force=True)
+    assert not s.super_resolved and not superres.detail_path(ws.model, 128).exists()
+    assert all(np.array_equal(a, b) for a, b in zip(_merged(ws), off))
+    assert any("stays off (auto)" in m and f"{young:,} iterations" in m for m in rep.messages), rep.messages
+
+    s = merger.merge(ws, MergeConfig(mode="overlay", mask="dst"), swapper=_AgedSwapper(superres.AUTO_MIN_ITERATIONS),
+                     force=True)
+    assert s.super_resolved
+    saved = superres.FaceDetail.load(superres.detail_path(ws.model, 128))
+    assert saved.metrics["model_iteration"] == superres.AUTO_MIN_ITERATIONS
+    faced = [i for i, a in enumerate(off) if not np.array_equal(a, _merged(ws)[i])]
+    assert len(faced) >= len(off) - 2  # every frame with a face (one has none) is merged with the network
+
+
+def test_auto_without_src_faces_merges_without_it_and_warns_but_on_refuses(dst_ws, unmarked):
+    from facedouble.errors import InputError
+    from facedouble.progress import Reporter
+
+    ws = dst_ws
+    rep = Reporter()
+    s = merger.merge(ws, MergeConfig(mode="overlay", mask="dst"), swapper=_AgedSwapper(20_000), reporter=rep)
+    assert s.written == len(ws.frame_files("dst"))
+    assert any(m.startswith("warning: super resolution stays off (auto)") and "src faces" in m for m in rep.messages)
+    with pytest.raises(InputError, match="extract src faces"):
+        merger.merge(ws, MergeConfig(mode="overlay", mask="dst", super_resolution="on"), swapper=_AgedSwapper(20_000),
+                     force=True)
+
+
+def test_the_tuner_uses_a_saved_network_and_never_trains_one(dst_ws, src_faces, unmarked):
+    """The browser tuner answers in a second: auto without a saved network previews without it (said once, not on
+    every frame), with one it uses it; on without one is a clear error."""
+    from facedouble.errors import ModelError
+    from facedouble.merge.session import MergeSession
+    from facedouble.progress import Reporter
+
+    ws = dst_ws
+    rep = Reporter()
+    session = MergeSession(ws, lambda ws, cfg: _AgedSwapper(20_000), reporter=rep)
+    cfg = MergeConfig(mode="overlay", mask="dst")
+    plain = [session.merge(n, cfg).image for n in (1, 2, 3)]
+    assert sum("not in this preview yet" in m for m in rep.messages) == 1, rep.messages
+    with pytest.raises(ModelError, match="Merge all once"):
+        session.merge(1, MergeConfig(mode="overlay", mask="dst", super_resolution="on"))
+    superres.train_face_detail(src_faces[:6], 128, steps=20).save(superres.detail_path(ws.model, 128))
+    sharp = session.merge(1, cfg).image
+    assert sharp.shape == plain[0].shape and not np.array_equal(sharp, plain[0])
+    assert np.array_equal(session.merge(1, MergeConfig(mode="overlay", mask="dst", super_resolution="off")).image,
+                          plain[0])
+
+
+def test_super_resolution_option_reads_old_configs(tmp_path):
+    """The option was a bool: code passing True / False gets on / off; a saved file's false (the old default,
+    written by every merge) reads as auto, its true as on; anything else is refused by name."""
+    import json
+
+    from facedouble.errors import OptionError
+
+    assert MergeConfig().super_resolution == "auto"
+    assert MergeConfig(super_resolution=True).super_resolution == "on"
+    assert MergeConfig(super_resolution=False).super_resolution == "off"
+    for saved, read in ((False, "auto"), (True, "on"), ("off", "off")):
+        path = tmp_path / "merge_config.json"
+        path.write_text(json.dumps({"stage": "MergeConfig", "options": {"super_resolution": saved}}))
+        assert MergeConfig.load(path).super_resolution == read
+    with pytest.raises(OptionError, match="--super-resolution must be one of auto, on, off"):
+        MergeConfig(super_resolution="sometimes")
+
+
+def test_the_learning_rate_ends_low_when_the_time_cap_ends_training(src_faces, monkeypatch):
+    """On a busy machine the time cap ends training before its steps: the schedule follows time too, so the
+    network still ends at the low learning rate (it stopped at the peak's 0.6x before). A clock that moves a
+    quarter second per reading stands in for the busy machine."""
+    import types
+
+    assert superres.learning_rate(0.0) == superres.PEAK_LR and superres.learning_rate(1.0) == superres.FINAL_LR
+    now = [0.0]
+
+    def tick() -> float:
+        now[0] += 0.25
+        return now[0]
+
+    monkeypatch.setattr(superres, "time", types.SimpleNamespace(monotonic=tick))
+    detail = superres.train_face_detail(src_faces[:8], 96, steps=1_000, seconds=10.0, patch=48)
+    m = detail.metrics
+    assert 10 <= m["steps"] <= 25 and m["final_lr"] < 1.2 * superres.FINAL_LR, m

@@ -541,7 +541,8 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
         swapper: the model (see `Swapper`).
         cfg: merge options.
         state: reuse one `MergeState` across calls to cache model output while options change.
-        detail: a trained `superres.FaceDetail` when cfg.super_resolution.
+        detail: a trained `superres.FaceDetail` to sharpen the predicted face with (`merger.face_detail_for`
+            answers the one cfg.super_resolution asks for), or None.
         neighbours: the face records of the previous and the next frame (`neighbour_records`): the faces'
             movement, for cfg.motion_blur (without them the face counts as still).
 
@@ -549,8 +550,8 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
         MergedFrame(image (H, W, 3) uint8, mask (H, W) uint8). Not marked: write it with `write_marked`.
     """
     state = state or MergeState()
-    if cfg.super_resolution and detail is None:
-        raise ModelError("--super-resolution needs the face-detail network; load it with load_face_detail().")
+    if cfg.super_resolution == "on" and detail is None:
+        raise ModelError("--super-resolution on needs the face-detail network; load it with face_detail_for().")
     if not records:
         return MergedFrame(frame_rgb.copy(), np.zeros(frame_rgb.shape[:2], np.uint8))
     res, ftype = int(swapper.resolution), str(swapper.face_type)
@@ -560,7 +561,7 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
     todo, preds, masks = [], {}, {}
     for i, rec in enumerate(records):
         lm = np.asarray(rec.source_landmarks, np.float32)
-        key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, bool(cfg.super_resolution),
+        key = ("pred", _key(lm, frame_rgb[::16, ::16]), res, ftype, detail is not None,
                getattr(swapper, "morph_factor", None))
         hit = state.get(key)
         if hit is None:
@@ -569,7 +570,7 @@ def merge_frame(frame_rgb: np.ndarray, records: Sequence[FaceRecord], swapper: S
             preds[i], masks[i] = hit
     if todo:
         p, m = run_model(swapper, [c for _, _, c in todo], cfg.batch_size)
-        p = super_resolve(detail if cfg.super_resolution else None, p)
+        p = super_resolve(detail, p)
         for (i, key, _), pi, mi in zip(todo, p, m):
             preds[i], masks[i] = pi, mi
             state.put(key, (pi, mi))

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..files import remove_temporaries
 from ..config import MergeConfig, write_json_atomic
-from ..errors import InputError, MetadataError, NoFaceError
+from ..errors import InputError, MetadataError, ModelError, NoFaceError
 from ..faces.align import warp_to_face
 from ..faces.container import FaceRecord, read_record
 from ..imagefile import read_rgb
@@ -168,6 +168,42 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     return detail
 
 
+def face_detail_for(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None, *,
+                    swapper: Swapper | None = None, learn: bool = True):
+    """The face-detail network that `cfg.super_resolution` asks for, or None for none: "off" none; "on" the network
+    (`load_face_detail`; its errors stop the merge); "auto" the network when the model has trained long enough to
+    gain from it (`superres.auto_wanted`) and there are src faces to learn from, else None with a notice saying
+    why. `learn=False` (the browser tuner, which answers in a second): only a network already saved; "on" without
+    one is an error, "auto" merges without it and says so."""
+    from . import superres
+
+    mode = cfg.super_resolution
+    if mode == "off":
+        return None
+    rep = reporter or Reporter()
+    iteration = getattr(swapper, "iteration", None) if swapper is not None else None
+    if mode == "auto" and not superres.auto_wanted(iteration):
+        age = "of unknown age" if iteration is None else f"at {int(iteration):,} iterations"
+        rep.info(f"super resolution stays off (auto): the model is {age}, and the face-detail network sharpens its "
+                 f"faces from about {superres.AUTO_MIN_ITERATIONS:,} on (--super-resolution on forces it)")
+        return None
+    if not learn:
+        model_dir = Path(cfg.model) if cfg.model else ws.model
+        path = superres.detail_path(model_dir, 2 * int(resolution))
+        if path.exists():
+            return superres.FaceDetail.load(path)
+        if mode == "on":
+            raise ModelError("Super resolution needs the face-detail network, which is learned by the first merge "
+                             "with --super-resolution; run Merge all once with it on.")
+        rep.info("super resolution (auto) is not in this preview yet: Merge all learns the face-detail network first")
+        return None
+    if mode == "auto" and len(ws.face_files("src")) < 2:
+        rep.warn(f"super resolution stays off (auto): it learns her face detail from src faces, and "
+                 f"{ws.aligned('src')} has fewer than 2; extract src faces to have it")
+        return None
+    return load_face_detail(ws, cfg, resolution, rep, swapper=swapper)
+
+
 def find_frame(ws: Workspace, number: int) -> Path:
     """The dst frame file with frame number `number` (its name's number; the first frame is 1)."""
     for p in ws.frame_files("dst"):
@@ -213,6 +249,7 @@ class MergeSummary:
     faces: int = 0           # faces through the model (context frames included)
     seconds: float = 0.0
     fallbacks: dict[str, int] = field(default_factory=dict)  # mask fallback -> faces (also in merge_run.json)
+    super_resolved: bool = False  # the faces went through the face-detail network (what --super-resolution auto chose)
 
     @property
     def fps(self) -> float:
@@ -285,7 +322,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
                           "`facedouble util import-dfl`).")
     swapper = swapper or load_swapper(ws, cfg)
     res, ftype = int(swapper.resolution), str(swapper.face_type)
-    detail = load_face_detail(ws, cfg, res, rep, swapper=swapper) if cfg.super_resolution else None
+    detail = face_detail_for(ws, cfg, res, rep, swapper=swapper)
     ws.merged.mkdir(parents=True, exist_ok=True)
     ws.merged_mask.mkdir(parents=True, exist_ok=True)
     debug_dir = ws.frames("dst") / DEBUG_DIR
@@ -305,7 +342,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     if redo:
         rep.info(f"{len(redo)} frame(s) whose per-frame settings changed (or a neighbour's) are merged again.")
     todo = [i for i, d in enumerate(done) if not d]
-    summary = MergeSummary(frames=len(frames), skipped=len(frames) - len(todo))
+    summary = MergeSummary(frames=len(frames), skipped=len(frames) - len(todo), super_resolved=detail is not None)
     if summary.skipped:
         rep.info(f"{summary.skipped} frame(s) already merged are kept (use --force to merge them again).")
     # frames to prepare: those to write, plus their neighbours with faces (temporal context)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..config import MergeConfig
-from ..errors import ModelError
 from ..imagefile import RGBCache, encode_jpeg
 from ..progress import Reporter
 from ..workspace import Workspace
@@ -27,8 +26,9 @@ class MergeSession:
     """Merge single frames of a workspace with changing options.
 
     `swapper_factory(ws, cfg)` loads the model (default: the workspace's, `merger.load_swapper`). With
-    `train_detail` a missing face-detail network (--super-resolution) is learned on first use (the CLI); without,
-    its absence is a ModelError telling the user to merge once with it on (the UI, which must answer quickly)."""
+    `train_detail` a missing face-detail network (--super-resolution) is learned on first use (the CLI); without
+    (the UI, which must answer quickly), its absence is a ModelError telling the user to merge once with it on,
+    and with "auto" the preview goes without it and says so once."""
 
     def __init__(self, ws: Workspace, swapper_factory: Optional[Callable[[Workspace, MergeConfig], Any]] = None, *,
                  train_detail: bool = False, reporter: Optional[Reporter] = None) -> None:
@@ -43,6 +43,8 @@ class MergeSession:
         self._records_key: Any = None
         self.run_id = marking.new_run_id()
         self.frames = RGBCache(8)
+        self._detail_key: Any = None
+        self._detail_value: Any = None
 
     def records(self) -> dict:
         """The dst face records by frame name (read again when data_dst/aligned changes)."""
@@ -60,18 +62,18 @@ class MergeSession:
         return self.swapper
 
     def _detail(self, cfg: MergeConfig) -> Any:
-        if not cfg.super_resolution:
-            return None
-        if self.train_detail:
-            return merger.load_face_detail(self.ws, cfg, self.swapper.resolution, self.reporter, swapper=self.swapper)
+        """The face-detail network this frame's options ask for (`merger.face_detail_for`), asked again only when
+        the mode, the model or the saved network changes, so its notices are said once, not on every preview."""
         from . import superres
 
         model_dir = Path(cfg.model) if cfg.model else self.ws.model
         path = superres.detail_path(model_dir, 2 * int(self.swapper.resolution))
-        if not path.exists():
-            raise ModelError("Super resolution needs the face-detail network, which is learned by the first merge "
-                             "with --super-resolution; run Merge all once with it on.")
-        return superres.FaceDetail.load(path)
+        key = (cfg.super_resolution, self.model_key, path.stat().st_mtime_ns if path.exists() else None)
+        if key != self._detail_key:
+            self._detail_value = merger.face_detail_for(self.ws, cfg, self.swapper.resolution, self.reporter,
+                                                        swapper=self.swapper, learn=self.train_detail)
+            self._detail_key = key
+        return self._detail_value
 
     def merge(self, number: int, cfg: MergeConfig) -> compose.MergedFrame:
         """Frame `number` (1 = first) merged with `cfg` (its per-frame ranges applied). Not yet marked."""

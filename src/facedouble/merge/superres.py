@@ -188,6 +188,20 @@ def degrade(face: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.2) 
 # network to 0.663 / 0.450 after 1,200 steps and 0.867 / 0.640 after 4,000, with landmarks, identity and eyes kept.
 STEPS = 4000
 
+# `--super-resolution auto` turns the network on from this many training iterations of the swap model (its
+# `iteration`; batch 8). Measured on liae192 (docs/quality.md): the merged face's detail without / with the network
+# 0.255 / 0.219 at 1,544 iterations and 0.384 / 0.362 at 1,300 (it smooths: the model's faces are still too far
+# from hers for the detail it learned to fit), PLACEHOLDER, 0.377 / 0.457 at 4,704, 0.44-0.53 / 0.62-0.87 at
+# 8,695-9,550.
+AUTO_MIN_ITERATIONS = 4000
+
+
+def auto_wanted(iteration: int | None) -> bool:
+    """Whether `--super-resolution auto` uses the network for a swap model trained `iteration` iterations (None:
+    unknown, e.g. a DFM file: off, since the measurements above are of models whose age is known)."""
+    return iteration is not None and int(iteration) >= AUTO_MIN_ITERATIONS
+
+
 # px at the high resolution: the Gaussian that splits a face into its colour and shading (below) and its detail
 # (above: the 1-4 px edges of lashes, lids, nostrils and lips that the detail figure measures).
 COLOUR_SIGMA = 3.0
@@ -212,6 +226,15 @@ def detail_target(face: np.ndarray, low: np.ndarray, sigma: float = COLOUR_SIGMA
     return np.clip(out, 0, 1).astype(np.float32)
 
 
+PEAK_LR, FINAL_LR = 1e-3, 1e-4
+
+
+def learning_rate(frac: float) -> float:
+    """The network's learning rate `frac` of the way through its training: a cosine from PEAK_LR to FINAL_LR."""
+    frac = min(max(frac, 0.0), 1.0)
+    return FINAL_LR + 0.5 * (PEAK_LR - FINAL_LR) * (1 + math.cos(math.pi * frac))
+
+
 def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequence[np.ndarray] | None = None,
                       steps: int = STEPS, seconds: float = 300.0,
                       holdout: float = 0.1,
@@ -230,7 +253,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
             the sharp ones (its swaps are soft the same way); the targets then keep the inputs' colour and
             shading (`detail_target`). None: `faces` downscaled 2x. Either way each input is also blurred a
             little at random (`degrade`).
-        steps: optimiser steps (batches of `batch_size` patches); the learning rate follows a cosine to 0.1x.
+        steps: optimiser steps (batches of `batch_size` patches); the learning rate follows a cosine to 0.1x
+            (`learning_rate`) over the steps or the time cap, whichever runs out first.
         seconds: time cap; training stops early when it is reached (a busy CPU then gives fewer steps).
         holdout: fraction of faces kept out of training for the figures (at least one).
         progress: called as progress(fraction done, current loss).
@@ -269,16 +293,19 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     half = patch // SCALE
     step = 0
     start = time.monotonic()
-    loss_value = float("nan")
+    loss_value, lr = float("nan"), PEAK_LR
     net.train()
     while step < steps:
         if time.monotonic() - start >= seconds:
             break
         if check is not None:
             check()
-        frac = step / steps
+        # the schedule follows steps or time, whichever is further on: a busy CPU that meets the time cap first
+        # still ends at the low learning rate (it met the cap after 1,290 of 4,000 steps beside a test run)
+        frac = max(step / steps, (time.monotonic() - start) / seconds)
+        lr = learning_rate(frac)
         for g in opt.param_groups:
-            g["lr"] = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + math.cos(math.pi * frac))
+            g["lr"] = lr
         xs, ys = [], []
         for _ in range(batch_size):
             k = int(rng.integers(len(train)))
@@ -307,22 +334,29 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     detail = FaceDetail(net=net, size=size, metrics={}, channels=channels, layers=layers)
     detail.metrics = evaluate(detail, test, test_lows)
     detail.metrics.update(steps=step, train_faces=len(train), test_faces=len(test), seconds=round(time.monotonic() - start, 1),
-                          final_loss=loss_value)
+                          final_loss=loss_value, final_lr=lr)
     return detail
 
 
+def inner(image: np.ndarray) -> np.ndarray:
+    """The middle half of a face crop, (H, W, ...) -> (H / 2, W / 2, ...): eyes, nose and mouth, without the
+    background and hair that a crop's rim holds (a model's background pattern there would count as detail)."""
+    h, w = image.shape[:2]
+    return image[h // 4:h - h // 4, w // 4:w - w // 4]
+
+
 def evaluate(detail: FaceDetail, faces_hr: Sequence[np.ndarray], lows: Sequence[np.ndarray] | None = None) -> dict:
-    """PSNR and sharpness of bicubic vs the network on HR faces (float32 [0, 1], side `detail.size`), from
-    `lows` (the paired inputs; default: the faces downscaled 2x)."""
+    """PSNR (whole crop) and sharpness (`inner`: the face's features) of bicubic vs the network on HR faces
+    (float32 [0, 1], side `detail.size`), from `lows` (the paired inputs; default: the faces downscaled 2x)."""
     lows = [downscale(f) for f in faces_hr] if lows is None else list(lows)
     ups = detail.upscale(lows)
     bic = [bicubic_up(lo) for lo in lows]
     return {
         "psnr_bicubic": float(np.mean([psnr(b, t) for b, t in zip(bic, faces_hr)])),
         "psnr_net": float(np.mean([psnr(u, t) for u, t in zip(ups, faces_hr)])),
-        "sharpness_bicubic": float(np.mean([sharpness(b) for b in bic])),
-        "sharpness_net": float(np.mean([sharpness(u) for u in ups])),
-        "sharpness_truth": float(np.mean([sharpness(t) for t in faces_hr])),
+        "sharpness_bicubic": float(np.mean([sharpness(inner(b)) for b in bic])),
+        "sharpness_net": float(np.mean([sharpness(inner(u)) for u in ups])),
+        "sharpness_truth": float(np.mean([sharpness(inner(t)) for t in faces_hr])),
     }
 
 
