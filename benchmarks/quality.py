@@ -241,6 +241,14 @@ def saved_train_changes(ws: Path, name: str) -> dict:
             if k in new and k not in RUN_SETTINGS and k != "seed" and v is not None and v != new[k]}
 
 
+def json_or_text(value: str):
+    """A --train/--merge value: JSON (10, true, "rct"), else the text itself (super_resolution=on)."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
@@ -273,9 +281,9 @@ def main() -> int:
                     help="train and keep the workspaces, no merge or report (a GPU machine without the face models; "
                          "score them afterwards with --no-train where they are)")
     ap.add_argument("--train", nargs="*", default=[], metavar="OPTION=VALUE",
-                    help="training options other than the preset's, e.g. detail_power=10 (JSON values)")
+                    help="training options other than the preset's, e.g. detail_power=10 (JSON values, or plain text)")
     ap.add_argument("--merge", nargs="*", default=[], metavar="OPTION=VALUE",
-                    help="merge options other than the defaults, e.g. super_resolution=false (JSON values)")
+                    help="merge options other than the defaults, e.g. super_resolution=off (JSON values, or plain text)")
     args = ap.parse_args()
 
     from facedouble.choices import DEFAULT_MODEL
@@ -285,7 +293,7 @@ def main() -> int:
     faces = prepare_faces(args.workdir / f"faces-{pair}", args.src, args.dst, args.src_fps, hands=not args.train_only)
     tag = args.tag or f"{pair}-{args.minutes:g}min"
     rows = []
-    train_changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.train)}
+    train_changes = {k: json_or_text(v) for k, v in (item.split("=", 1) for item in args.train)}
     for name in presets:
         ws = args.workdir / f"{tag}-{name}"
         load_before = load_average()
@@ -311,7 +319,7 @@ def main() -> int:
                   f"({trained['loop_samples_per_s']} samples/s training, {trained['samples_per_s']} with start-up); "
                   f"kept in {ws}")
             continue
-        changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.merge)}
+        changes = {k: json_or_text(v) for k, v in (item.split("=", 1) for item in args.merge)}
         summary, timing = merge_build_report(ws, name, args.device, changes)
         figs = figures(summary)
         checks = {k: {"value": figs[k], "op": op, "target": t, "pass": passes(figs[k], op, t)}

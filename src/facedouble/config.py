@@ -405,8 +405,9 @@ class MergeConfig(StageConfig):
     color_transfer: C.ColorTransfer = option("none", "Colour transfer of the predicted face towards dst",
                                              group="colour")
     # auto: measured on liae192 (docs/quality.md, sessions 15-16): the network trained on the model's own
-    # reconstructions of her faces lifts the merged face's detail 0.44-0.53 -> 0.62-0.87 after an hour, but
-    # smooths the faces of a 10-minute model (0.255 -> 0.219), so auto waits for the model to mature
+    # reconstructions of her faces lifts the merged face's detail 0.45-0.53 -> 0.62-0.87 after an hour and
+    # 0.36 -> 0.46 after half an hour, but smooths the faces of a 10-minute model (0.255 -> 0.219), so auto waits
+    # for the model to mature (superres.AUTO_MIN_ITERATIONS)
     super_resolution: C.SuperResolution = option(
         "auto", "Sharpen the predicted face with a face-detail network learned from the src faces: on, off, or auto "
                 "(on once the model has trained long enough to gain from it)", group="output")

@@ -189,11 +189,11 @@ def degrade(face: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.2) 
 STEPS = 4000
 
 # `--super-resolution auto` turns the network on from this many training iterations of the swap model (its
-# `iteration`; batch 8). Measured on liae192 (docs/quality.md): the merged face's detail without / with the network
-# 0.255 / 0.219 at 1,544 iterations and 0.384 / 0.362 at 1,300 (it smooths: the model's faces are still too far
-# from hers for the detail it learned to fit), PLACEHOLDER, 0.377 / 0.457 at 4,704, 0.44-0.53 / 0.62-0.87 at
-# 8,695-9,550.
-AUTO_MIN_ITERATIONS = 4000
+# `iteration`; batch 8). Measured on liae192 (docs/quality.md, sessions 15-16), the merged face's detail without /
+# with the network: 0.384 / 0.362 at 1,300 iterations and 0.255 / 0.219 at 1,544 (it smooths: the model's faces
+# are still too far from hers for the detail it learned to fit), 0.308 / 0.331 at 2,800, 0.360 / 0.462 at 3,846,
+# 0.377 / 0.457 at 4,704, 0.45-0.53 / 0.62-0.87 at 8,343-9,550 (identity and landmarks kept, flicker -0.03 to +0.02).
+AUTO_MIN_ITERATIONS = 3000
 
 
 def auto_wanted(iteration: int | None) -> bool:
