@@ -261,6 +261,7 @@ _RUN_REASONS = {
     "smooth_frames": "it smooths each frame with its neighbours over the whole video",
     "suppress_seamless_jitter": "it steadies each frame's blend with its neighbours over the whole video",
     "super_resolution": "the face-detail network is loaded (or learned) once for the run",
+    "smooth_codes": "it averages each face's code in the model with its neighbours' over the whole video",
     "export_alpha": "it sets the file format of every merged frame",
     "sign_cert": "the content credentials are the run's", "sign_key": "the content credentials are the run's",
 }
@@ -429,6 +430,10 @@ class MergeConfig(StageConfig):
     batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False, group="advanced", unit="faces")
     smooth_frames: int = option(4, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
                                    "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
+    # default 2 (frames each side, weights 1-2-3-2-1): measured with the quality report (docs/quality.md, session 16)
+    smooth_codes: int = option(2, "Average each face's code in the model over this many neighbouring frames each side, "
+                                  "for a steadier face (0 = off; whole-video merges only, not the one-frame preview; "
+                                  "not in the original tool)", lo=0, hi=8, group="blend", unit="frames")
     skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model",
                              group="mask")
     model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced", path=True)

@@ -66,3 +66,30 @@ def identity_factory(ws, cfg):
     from facedouble.train.swapper import IdentitySwapper
 
     return IdentitySwapper(128, "whole-face")
+
+
+class CodeJitterSwapper(IdentitySwapper):
+    """Stand-in for a model whose swap splits into codes (`has_codes`, as df and liae do): a face's code is its
+    mean colour plus noise drawn per face (a real model's code wobbles from frame to frame the same way), and
+    its decoding is a flat face of that colour. Averaging the codes over neighbouring frames steadies it."""
+
+    has_codes = True
+
+    def __init__(self, resolution: int = 128, face_type: str = "whole-face", jitter: float = 0.06, seed: int = 0):
+        super().__init__(resolution, face_type)
+        self.jitter = jitter
+        self.rng = np.random.default_rng(seed)
+        self.decoded = 0
+
+    def codes_numpy(self, faces):
+        means = np.stack([f.reshape(-1, 3).mean(0) / 255.0 for f in faces]).astype(np.float32)
+        return means + self.rng.normal(0, self.jitter, means.shape).astype(np.float32)
+
+    def swap_codes_numpy(self, codes):
+        self.decoded += len(codes)
+        r = self.resolution
+        preds = [np.clip(np.broadcast_to(c, (r, r, 3)), 0, 1).astype(np.float32) for c in codes]
+        return preds, [np.ones((r, r), np.float32) for _ in codes]
+
+    def swap_numpy(self, faces):
+        return self.swap_codes_numpy(self.codes_numpy(faces))

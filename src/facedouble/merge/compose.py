@@ -48,6 +48,9 @@ class Swapper(Protocol):
     def swap_numpy(self, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """RGB uint8 (res, res, 3) faces -> predicted faces float32 (res, res, 3) [0, 1], masks float32 (res, res)."""
 
+    # optional (`has_codes`): the swap in two halves, so the merge can average a face's codes over time
+    # has_codes: bool; codes_numpy(faces) -> (B, D) float32; swap_codes_numpy(codes) -> as swap_numpy
+
 
 @dataclass
 class MergedFrame:
@@ -150,22 +153,51 @@ def run_model(swapper: Swapper, crops: Sequence[np.ndarray], batch_size: int) ->
     """Predicted faces (float32 [0, 1]) and masks (float32, or None without a learned mask) for face crops."""
     preds: list[np.ndarray] = []
     masks: list[np.ndarray | None] = []
-    learned = bool(getattr(swapper, "learn_mask", True))  # a model without one returns a stand-in mask: not used
     for i in range(0, len(crops), max(1, batch_size)):
         chunk = list(crops[i:i + batch_size])
-        p, m = swapper.swap_numpy(chunk)
-        if len(p) != len(chunk):
-            raise ModelError("The model returned a different number of faces than it was given; the model is broken.")
-        for j in range(len(chunk)):
-            face = np.asarray(p[j], np.float32)
-            if face.ndim != 3 or face.shape[2] != 3:
-                raise ModelError(f"The model returned a face of shape {face.shape}; expected (res, res, 3).")
-            preds.append(np.clip(face, 0.0, 1.0))
-            mk = None if not learned or m is None or j >= len(m) or m[j] is None else np.asarray(m[j], np.float32)
-            if mk is not None and mk.ndim == 3:
-                mk = mk[..., 0]
-            masks.append(None if mk is None else np.clip(mk, 0.0, 1.0))
+        _checked_output(swapper, *swapper.swap_numpy(chunk), len(chunk), preds, masks)
     return preds, masks
+
+
+def has_codes(swapper: Swapper) -> bool:
+    """Whether the model's swap splits into codes and their decoding (`Swapper.codes_numpy`), so that a face's
+    codes can be averaged over neighbouring frames (`run_codes`, `run_from_codes`)."""
+    return bool(getattr(swapper, "has_codes", False))
+
+
+def run_codes(swapper: Swapper, crops: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
+    """The model's codes of face crops (the first half of `run_model`): float32 (D,) each."""
+    out: list[np.ndarray] = []
+    for i in range(0, len(crops), max(1, batch_size)):
+        out.extend(np.asarray(c, np.float32) for c in swapper.codes_numpy(list(crops[i:i + batch_size])))
+    return out
+
+
+def run_from_codes(swapper: Swapper, codes: Sequence[np.ndarray], batch_size: int
+                   ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """`run_model`'s faces and masks from codes (`run_codes`, averaged or not)."""
+    preds: list[np.ndarray] = []
+    masks: list[np.ndarray | None] = []
+    for i in range(0, len(codes), max(1, batch_size)):
+        chunk = np.stack(codes[i:i + batch_size])
+        _checked_output(swapper, *swapper.swap_codes_numpy(chunk), len(chunk), preds, masks)
+    return preds, masks
+
+
+def _checked_output(swapper: Swapper, p, m, n: int, preds: list, masks: list) -> None:
+    """Append a model's `n` faces and masks to `preds` and `masks`, checked and clipped to [0, 1]."""
+    learned = bool(getattr(swapper, "learn_mask", True))  # a model without one returns a stand-in mask: not used
+    if len(p) != n:
+        raise ModelError("The model returned a different number of faces than it was given; the model is broken.")
+    for j in range(n):
+        face = np.asarray(p[j], np.float32)
+        if face.ndim != 3 or face.shape[2] != 3:
+            raise ModelError(f"The model returned a face of shape {face.shape}; expected (res, res, 3).")
+        preds.append(np.clip(face, 0.0, 1.0))
+        mk = None if not learned or m is None or j >= len(m) or m[j] is None else np.asarray(m[j], np.float32)
+        if mk is not None and mk.ndim == 3:
+            mk = mk[..., 0]
+        masks.append(None if mk is None else np.clip(mk, 0.0, 1.0))
 
 
 # ----------------------------------------------------------------------------------------------------------

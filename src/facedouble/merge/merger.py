@@ -58,7 +58,8 @@ from . import mask as K
 from ..faces import mesh as mesh_net
 from . import temporal as T
 from .compose import (MESH_DST_MODES, XSEG_DST_MODES, XSEG_PRD_MODES, FaceLayer, MergedFrame, MergeState, Swapper,
-                      compose_frame, dst_xseg, face_motions, prepare_face, run_model, super_resolve)
+                      compose_frame, dst_xseg, face_motions, has_codes, prepare_face, run_codes, run_from_codes,
+                      run_model, super_resolve)
 from .marking import is_matte, new_run_id, output_signer, write_marked, write_mask
 
 RUN_NAME = "merge_run.json"
@@ -366,6 +367,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     writes: deque[Future] = deque()
     finalize_next = 0  # position in `todo` of the next frame to write
 
+    codes: dict[int, list[np.ndarray]] | None = None  # --smooth-codes (set first thing in the try below)
+
     def load(i: int) -> _Job:
         job = _Job(i, frames[i], recs[i], lms[i])
         job.image = read_rgb(frames[i])
@@ -408,6 +411,7 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
             advance(1)
 
     try:
+        codes = _averaged_codes(frames, recs, lms, order, swapper, cfg, pool, rep)
         with rep.task("merge", len(todo)) as advance:
             # frames with no face need no model; put them in the order stream too (they are cheap)
             stream = sorted(set(order) | set(todo))
@@ -434,7 +438,11 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
                         job.hands = tracker(job.image)
                 crops = [crop for job in jobs for crop in job.crops]
                 if crops:
-                    p, m = run_model(swapper, crops, cfg.batch_size)
+                    if codes is not None:  # the faces' codes averaged over their neighbours (--smooth-codes)
+                        p, m = run_from_codes(swapper, [c for job in jobs for c in codes.get(job.index, [])],
+                                              cfg.batch_size)
+                    else:
+                        p, m = run_model(swapper, crops, cfg.batch_size)
                     p = super_resolve(detail, p)
                     summary.faces += len(crops)
                     k = 0
@@ -470,6 +478,45 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     rep.info(f"merged {summary.written} frame(s) ({summary.copied} without a face, copied) in {summary.seconds:.1f} s "
              f"({summary.fps:.1f} frames/s) into {ws.merged}")
     return summary
+
+
+def _averaged_codes(frames: Sequence[Path], recs: Sequence[Sequence[FaceRecord]], lms: Sequence[Sequence[np.ndarray]],
+                    order: Sequence[int], swapper: Swapper, cfg: MergeConfig, pool: ThreadPoolExecutor,
+                    rep: Reporter) -> dict[int, list[np.ndarray]] | None:
+    """--smooth-codes: the model's code of every face in the frames `order` (indices into `frames`), averaged
+    over `cfg.smooth_codes` neighbouring frames each side along the face's track (`temporal.track_average`),
+    by frame index; the faces are cut with the smoothed landmarks `lms`, as the merge cuts them. None when off,
+    or when the model's swap does not split into codes (said once)."""
+    radius = int(cfg.smooth_codes)
+    if radius <= 0 or not order:
+        return None
+    if not has_codes(swapper):
+        rep.info("--smooth-codes: this model's swap does not split into codes (a DFM file, an amp model), so its "
+                 "faces are not averaged over neighbouring frames")
+        return None
+    n = len(frames)
+    wanted = sorted({j for i in order for j in range(max(0, i - radius), min(n, i + radius + 1)) if recs[j]})
+    res = int(swapper.resolution)
+
+    def crops(j: int) -> list[np.ndarray]:
+        image = read_rgb(frames[j])
+        return [warp_to_face(image, crop_matrix(swapper, lm), res) for lm in lms[j]]
+
+    found: list[list[np.ndarray | None]] = [[None] * len(lms[t]) for t in range(n)]
+    step = max(1, cfg.batch_size)
+    with rep.task("merge: the faces' codes", len(wanted)) as advance:
+        for k in range(0, len(wanted), step):
+            rep.check()
+            chunk = wanted[k:k + step]
+            cut = list(pool.map(crops, chunk))
+            flat = run_codes(swapper, [c for faces in cut for c in faces], cfg.batch_size)
+            at = 0
+            for j, faces in zip(chunk, cut):
+                found[j] = flat[at:at + len(faces)]
+                at += len(faces)
+            advance(len(chunk))
+    averaged = T.track_average(lms, found, radius)
+    return {i: averaged[i] for i in order if recs[i]}
 
 
 def frames_to_redo(before: dict | None, cfg: MergeConfig, cfgs: Sequence[MergeConfig], frames: Sequence[Path],

@@ -77,7 +77,7 @@ def match_track(centre: np.ndarray, size: float, candidates: Sequence[np.ndarray
 
 
 def smooth_landmarks(tracks: Sequence[Sequence[np.ndarray | None]], radius: int) -> list[list[np.ndarray | None]]:
-    """Smooth landmark sets over time.
+    """Smooth landmark sets over time: `track_average` of the landmarks themselves.
 
     Args:
         tracks: per frame, a list of (68, 2) landmark arrays (one per face) — faces are matched between
@@ -87,19 +87,37 @@ def smooth_landmarks(tracks: Sequence[Sequence[np.ndarray | None]], radius: int)
     Returns:
         The same structure with each face's landmarks replaced by the weighted mean of its matches.
     """
-    out: list[list[np.ndarray | None]] = [[None if lm is None else np.asarray(lm, np.float32).copy() for lm in faces]
-                                          for faces in tracks]
+    return track_average(tracks, tracks, radius)
+
+
+def track_average(tracks: Sequence[Sequence[np.ndarray | None]], values: Sequence[Sequence[np.ndarray | None]],
+                  radius: int) -> list[list[np.ndarray | None]]:
+    """Average a value of each face over neighbouring frames, along the face's track.
+
+    Args:
+        tracks: per frame, a list of (68, 2) landmark arrays (one per face, None for none): faces are matched
+            between frames by the centre of their landmarks (within 35% of the face size), so two people are
+            never mixed.
+        values: the same structure: an array per face (its landmarks, the model's code of it, ...), or None
+            where there is none (it is then left out of its neighbours' means).
+        radius: frames each side, with triangular weights (`window_weights`); 0 returns copies.
+
+    Returns:
+        The same structure, float32: each value replaced by the weighted mean of its own and its matches'.
+    """
+    out: list[list[np.ndarray | None]] = [[None if v is None else np.asarray(v, np.float32).copy() for v in faces]
+                                          for faces in values]
     if radius <= 0:
         return out
     weights = window_weights(radius)
     centres = [[None if lm is None else np.asarray(lm, np.float64).mean(0) for lm in faces] for faces in tracks]
     for t, faces in enumerate(tracks):
         for i, lm in enumerate(faces):
-            if lm is None:
+            if lm is None or values[t][i] is None:
                 continue
             lm64 = np.asarray(lm, np.float64)
             size = float(np.ptp(lm64[:, 0]) + np.ptp(lm64[:, 1])) / 2
-            acc = lm64 * weights[radius]
+            acc = np.asarray(values[t][i], np.float64) * weights[radius]
             total = weights[radius]
             for d in range(1, radius + 1):
                 for s in (t - d, t + d):
@@ -107,9 +125,9 @@ def smooth_landmarks(tracks: Sequence[Sequence[np.ndarray | None]], radius: int)
                         continue
                     cand = [c if c is not None else np.array([np.inf, np.inf]) for c in centres[s]]
                     j = match_track(centres[t][i], size, cand)
-                    if j is None:
+                    if j is None or values[s][j] is None:
                         continue
-                    acc += np.asarray(tracks[s][j], np.float64) * weights[radius + d]
+                    acc += np.asarray(values[s][j], np.float64) * weights[radius + d]
                     total += weights[radius + d]
             out[t][i] = (acc / total).astype(np.float32)
     return out

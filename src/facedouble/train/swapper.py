@@ -97,6 +97,46 @@ class Swapper:
     def morphable(self) -> bool:
         return bool(getattr(self.model, "morphable", False))
 
+    @property
+    def has_codes(self) -> bool:
+        """Whether the swap splits into `codes_numpy` and `swap_codes_numpy` (df and liae networks; not amp,
+        whose morph mixes two codes)."""
+        return hasattr(self.model, "swap_code") and not self.morphable
+
+    def _no_grad(self):
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(torch.autocast(self.device.type, dtype=self._amp or torch.float32,
+                                           enabled=self._amp is not None))
+        return stack
+
+    def codes_numpy(self, faces: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 (res, res, 3) dst faces -> their codes, float32 (B, D): the first half of the swap.
+        Codes may be averaged (over neighbouring frames of one face) before `swap_codes_numpy`."""
+        import torch
+
+        if not faces:
+            return np.zeros((0, 0), np.float32)
+        x = _faces_tensor(self, faces).to(self.device)
+        with self._no_grad():
+            code = self.model.swap_code(x)
+        return code.float().cpu().numpy()
+
+    def swap_codes_numpy(self, codes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Codes from `codes_numpy` -> (faces float32 (res, res, 3), masks float32 (res, res)), the rest of the
+        swap: `swap_codes_numpy(codes_numpy(faces))` is `swap_numpy(faces)`."""
+        import torch
+
+        if len(codes) == 0:
+            return [], []
+        with self._no_grad():
+            face, mask = self.model.swap_from_code(torch.from_numpy(np.asarray(codes, np.float32)).to(self.device))
+        return _faces_masks_numpy(self, face, mask)
+
 
 def _check_faces(faces, resolution: int) -> None:
     if faces.ndim != 4 or faces.shape[1] != 3 or faces.shape[2] != resolution or faces.shape[3] != resolution:
@@ -104,19 +144,33 @@ def _check_faces(faces, resolution: int) -> None:
                          f"cut the faces at the model's resolution and face type.")
 
 
-def _swap_numpy(swapper, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _faces_tensor(swapper, faces: list[np.ndarray]):
+    """RGB uint8 (res, res, 3) faces -> a B x 3 x res x res float tensor in [0, 1] (CPU)."""
     import torch
 
-    if not faces:
-        return [], []
     for f in faces:
         if f.shape != (swapper.resolution, swapper.resolution, 3):
             raise ModelError(f"The model takes {swapper.resolution} x {swapper.resolution} RGB faces, not {f.shape}.")
-    x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
-    face, mask = swapper.swap(x)
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _faces_masks_numpy(swapper, face, mask) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A swap's (face B x 3 x r x r, mask B x 1 x r x r or None) -> float32 HWC faces and HW masks in [0, 1]."""
+    import torch
+
+    face = face.float().clamp(0, 1)
+    if mask is None:
+        mask = torch.from_numpy(swapper._mask)[None, None].expand(face.shape[0], 1, -1, -1)
     face_np = face.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
-    mask_np = mask[:, 0].cpu().numpy().astype(np.float32)
+    mask_np = mask.float().clamp(0, 1)[:, 0].cpu().numpy().astype(np.float32)
     return list(face_np), list(mask_np)
+
+
+def _swap_numpy(swapper, faces: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if not faces:
+        return [], []
+    face, mask = swapper.swap(_faces_tensor(swapper, faces))
+    return _faces_masks_numpy(swapper, face, mask)
 
 
 def load_swapper(model_dir: Path, device: str = "auto", name: str | None = None, *, amp: bool = True,

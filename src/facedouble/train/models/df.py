@@ -43,7 +43,16 @@ class DF(nn.Module):
         """dst faces -> (src-identity faces, mask or None). The mask is the product of the src decoder's mask
         (where the predicted face is) and the dst decoder's (dst's own outline), so the merge pastes only
         where both agree there is face."""
-        z = self.inter(self.encoder(dst))
+        return self.swap_from_code(self.swap_code(dst))
+
+    def swap_code(self, dst: torch.Tensor) -> torch.Tensor:
+        """dst faces -> their bottleneck codes (B, ae_dims): what the swap decodes (the merge averages them over
+        neighbouring frames for a steadier face)."""
+        return self.inter.code(self.encoder(dst))
+
+    def swap_from_code(self, code: torch.Tensor):
+        """Codes from `swap_code` -> the swap (face, mask or None), as `swap` gives it."""
+        z = self.inter.expand(code)
         face, mask, _ = self.decoder_src(z)
         if mask is not None:
             mask = mask * self.decoder_dst.mask_only(z)

@@ -40,8 +40,18 @@ class LIAE(nn.Module):
     def swap(self, dst: torch.Tensor):
         """dst faces -> (src-identity faces, mask or None); the mask is the product of the swapped face's mask and
         the one decoded from dst's own code ([inter_b, inter_ab]), so it also follows dst's outline."""
+        return self.swap_from_code(self.swap_code(dst))
+
+    def swap_code(self, dst: torch.Tensor) -> torch.Tensor:
+        """dst faces -> their codes (B, 2 ae_dims): inter_ab's and inter_b's bottlenecks side by side, what the
+        swap decodes (the merge averages them over neighbouring frames for a steadier face)."""
         e = self.encoder(dst)
-        ab, b = self.inter_ab(e), self.inter_b(e)
+        return torch.cat([self.inter_ab.code(e), self.inter_b.code(e)], 1)
+
+    def swap_from_code(self, code: torch.Tensor):
+        """Codes from `swap_code` -> the swap (face, mask or None), as `swap` gives it."""
+        code_ab, code_b = code.chunk(2, dim=1)
+        ab, b = self.inter_ab.expand(code_ab), self.inter_b.expand(code_b)
         face, mask, _ = self.decoder(torch.cat([ab, ab], 1))
         if mask is not None:
             mask = mask * self.decoder.mask_only(torch.cat([b, ab], 1))
