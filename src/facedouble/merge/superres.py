@@ -4,7 +4,7 @@ No pretrained super-resolution network can be downloaded here, so `--super-resol
 of (the swap model's reconstruction of a src face, or without a model the face downscaled 2x; that src face)
 teach a small convolutional net (ESPCN-style: it works at the low resolution and ends in a pixel shuffle) the
 residual between a bicubic upscale and the real face's detail. Since the face put in is src's, the net learns
-exactly the detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). About two
+exactly the detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). About four
 minutes on a CPU; saved in model/superres/ beside the swap model.
 
 Images are float32 RGB HWC [0, 1] at the boundary; BCHW tensors inside.
@@ -183,10 +183,14 @@ def degrade(face: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.2) 
     return face if sigma < 0.2 else cv2.GaussianBlur(face, (0, 0), sigma)
 
 
-# Optimiser steps of the network (batches of 16 patches; about 100 s on two idle cores with bf16). Measured on
-# liae192's CPU-hours (docs/quality.md, session 15): the merged face's detail went from 0.442 / 0.466 without the
-# network to 0.663 / 0.450 after 1,200 steps and 0.867 / 0.640 after 4,000, with landmarks, identity and eyes kept.
-STEPS = 4000
+# Optimiser steps of the network (batches of 16 patches; about 200 s on two idle cores with bf16). Measured on
+# liae192's CPU-hours (docs/quality.md, sessions 15-16): the merged face's detail without the network / after
+# 1,200 / 4,000 / 8,000 steps: 0.466 / 0.450 / 0.640 / 0.807 (session 13's hour), 0.527 / 0.576 / 0.621 / 0.684
+# (the second clip's hour), with landmarks, identity and eyes kept.
+STEPS = 8000
+# The time cap (s): a busy or slower CPU stops early, its learning rate annealed all the same (`learning_rate`);
+# two cores at half this machine's speed still finish.
+SECONDS = 420.0
 
 # `--super-resolution auto` turns the network on from this many training iterations of the swap model (its
 # `iteration`; batch 8). Measured on liae192 (docs/quality.md, sessions 15-16), the merged face's detail without /
@@ -236,7 +240,7 @@ def learning_rate(frac: float) -> float:
 
 
 def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequence[np.ndarray] | None = None,
-                      steps: int = STEPS, seconds: float = 300.0,
+                      steps: int = STEPS, seconds: float = SECONDS,
                       holdout: float = 0.1,
                       patch: int = 64, batch_size: int = 16, seed: int = 0,
                       channels: int = CHANNELS, layers: int = LAYERS,
