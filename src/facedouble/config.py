@@ -431,7 +431,7 @@ class MergeConfig(StageConfig):
     smooth_frames: int = option(4, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
                                    "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
     # default 3 (frames each side, weights 1-2-3-4-3-2-1): measured with the quality report on three liae192 hours
-    # (docs/quality.md, session 16): flicker 1.05-1.17 -> 0.97-1.05 over 0-3, detail, identity, landmarks and eyes
+    # (docs/quality.md, session 16): flicker 1.05-1.17 -> 0.97-1.06 from 0 to 3, detail, identity, landmarks and eyes
     # kept; 4 steadies little more and closed the second clip's eyes a little (0.94 -> 0.92)
     smooth_codes: int = option(3, "Average each face's code in the model over this many neighbouring frames each side, "
                                   "for a steadier face (0 = off; whole-video merges only, not the one-frame preview; "
