@@ -435,7 +435,8 @@ class MergeConfig(StageConfig):
     # kept; 4 steadies little more and closed the second clip's eyes a little (0.94 -> 0.92)
     smooth_codes: int = option(3, "Average each face's code in the model over this many neighbouring frames each side, "
                                   "for a steadier face (0 = off; whole-video merges only, not the one-frame preview; "
-                                  "not in the original tool)", lo=0, hi=8, group="blend", unit="frames")
+                                  "not in the original tool)", lo=0, hi=8, group="blend", unit="frames",
+                               label="steady the face over")
     skin_mask: bool = option(False, "Also keep non-skin occluders (hair, glasses) out of the mask with a skin-colour model",
                              group="mask")
     model: Optional[str] = option(None, "Model folder (default: the workspace's model/)", ask=False, group="advanced", path=True)
