@@ -304,3 +304,30 @@ def test_the_learning_rate_ends_low_when_the_time_cap_ends_training(src_faces, m
     detail = superres.train_face_detail(src_faces[:8], 96, steps=1_000, seconds=10.0, patch=48)
     m = detail.metrics
     assert 10 <= m["steps"] <= 25 and m["final_lr"] < 1.2 * superres.FINAL_LR, m
+
+
+def test_a_network_planned_shorter_than_todays_default_is_trained_again(dst_ws, src_records, monkeypatch):
+    """A network saved by an older default (fewer planned steps) for the same model iteration is replaced once;
+    one planned with today's steps is kept while the model has not trained on."""
+    ws = dst_ws
+    _add_src_faces(ws, src_records)
+    calls = []
+    real = superres.train_face_detail
+
+    def counted(faces, size, **kw):
+        calls.append(1)
+        detail = real(faces, size, steps=5, **kw)
+        detail.metrics["planned_steps"] = superres.STEPS  # as if trained to today's plan
+        return detail
+
+    old = superres.train_face_detail([face for face, _ in src_records], 128, steps=5)
+    old.metrics.update(model_iteration=9_000, planned_steps=superres.STEPS // 2)
+    old.save(superres.detail_path(ws.model, 128))
+    monkeypatch.setattr(superres, "train_face_detail", counted)
+    cfg = MergeConfig(super_resolution="on")
+    merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_000))
+    assert len(calls) == 1  # the older network was replaced
+    merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_000))
+    assert len(calls) == 1  # and the new one kept
+    merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_500))
+    assert len(calls) == 2  # the model trained on

@@ -129,7 +129,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     """The face-detail network for faces of 2 x `resolution`: loaded from model/superres/, or trained on
     data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
     reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
-    since; without, from the src faces downscaled."""
+    since (or the saved network was planned for fewer steps than `superres.STEPS`); without, from the src faces
+    downscaled."""
     from . import superres
 
     model_dir = Path(cfg.model) if cfg.model else ws.model
@@ -138,7 +139,10 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
     if path.exists():
         detail = superres.FaceDetail.load(path)
-        if iteration is None or detail.metrics.get("model_iteration") == iteration:
+        # kept while the model has not trained on, unless it was planned shorter than today's default (an older one)
+        current = detail.metrics.get("model_iteration") == iteration and \
+            int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS
+        if iteration is None or current:
             return detail
     rep = reporter or Reporter()
     if swapper is not None:

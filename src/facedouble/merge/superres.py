@@ -337,8 +337,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
             progress(step / steps, loss_value)
     detail = FaceDetail(net=net, size=size, metrics={}, channels=channels, layers=layers)
     detail.metrics = evaluate(detail, test, test_lows)
-    detail.metrics.update(steps=step, train_faces=len(train), test_faces=len(test), seconds=round(time.monotonic() - start, 1),
-                          final_loss=loss_value, final_lr=lr)
+    detail.metrics.update(steps=step, planned_steps=steps, train_faces=len(train), test_faces=len(test),
+                          seconds=round(time.monotonic() - start, 1), final_loss=loss_value, final_lr=lr)
     return detail
 
 
