@@ -124,6 +124,14 @@ def detail_pairs(ws: Workspace, swapper: Swapper, size: int, limit: int = 400) -
     return targets, inputs
 
 
+def face_detail_file(ws: Workspace, cfg: MergeConfig, resolution: int) -> Path:
+    """Where the face-detail network for a model of `resolution` is kept: model/superres/ of `cfg.model`, else of
+    the workspace's model."""
+    from . import superres
+
+    return superres.detail_path(Path(cfg.model) if cfg.model else ws.model, 2 * int(resolution))
+
+
 def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: Reporter | None = None, *,
                      swapper: Swapper | None = None):
     """The face-detail network for faces of 2 x `resolution`: loaded from model/superres/, or trained on
@@ -133,9 +141,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     downscaled."""
     from . import superres
 
-    model_dir = Path(cfg.model) if cfg.model else ws.model
     size = 2 * int(resolution)
-    path = superres.detail_path(model_dir, size)
+    path = face_detail_file(ws, cfg, resolution)
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
     if path.exists():
         detail = superres.FaceDetail.load(path)
@@ -193,8 +200,7 @@ def face_detail_for(ws: Workspace, cfg: MergeConfig, resolution: int, reporter: 
                  f"faces from about {superres.AUTO_MIN_ITERATIONS:,} on (--super-resolution on forces it)")
         return None
     if not learn:
-        model_dir = Path(cfg.model) if cfg.model else ws.model
-        path = superres.detail_path(model_dir, 2 * int(resolution))
+        path = face_detail_file(ws, cfg, resolution)
         if path.exists():
             return superres.FaceDetail.load(path)
         if mode == "on":
@@ -376,7 +382,8 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     def load(i: int) -> _Job:
         job = _Job(i, frames[i], recs[i], lms[i])
         job.image = read_rgb(frames[i])
-        job.crops = [warp_to_face(job.image, crop_matrix(swapper, lm), res) for lm in job.landmarks]
+        if codes is None:  # with --smooth-codes `_averaged_codes` cut and encoded the faces already
+            job.crops = _face_crops(job.image, job.landmarks, swapper)
         return job
 
     def prepare(job: _Job) -> tuple[np.ndarray, list[FaceLayer]]:
@@ -440,18 +447,17 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
                 if tracker is not None:  # in frame order, in this thread: hands are tracked across frames
                     for job in jobs:
                         job.hands = tracker(job.image)
-                crops = [crop for job in jobs for crop in job.crops]
-                if crops:
+                counts = [len(job.landmarks) for job in jobs]
+                if sum(counts):
                     if codes is not None:  # the faces' codes averaged over their neighbours (--smooth-codes)
                         p, m = run_from_codes(swapper, [c for job in jobs for c in codes.get(job.index, [])],
                                               cfg.batch_size)
                     else:
-                        p, m = run_model(swapper, crops, cfg.batch_size)
+                        p, m = run_model(swapper, [crop for job in jobs for crop in job.crops], cfg.batch_size)
                     p = super_resolve(detail, p)
-                    summary.faces += len(crops)
+                    summary.faces += sum(counts)
                     k = 0
-                    for job in jobs:
-                        n = len(job.crops)
+                    for job, n in zip(jobs, counts):
                         job.preds, job.masks = p[k:k + n], m[k:k + n]
                         k += n
                 # finish the previous chunk's preparation before queueing this one's
@@ -484,6 +490,12 @@ def merge(ws: Workspace, cfg: MergeConfig, *, reporter: Reporter | None = None, 
     return summary
 
 
+def _face_crops(image: np.ndarray, landmarks: Sequence[np.ndarray], swapper: Swapper) -> list[np.ndarray]:
+    """The model's input: each face of `image` cut at its resolution and face type (`crop_matrix`)."""
+    res = int(swapper.resolution)
+    return [warp_to_face(image, crop_matrix(swapper, lm), res) for lm in landmarks]
+
+
 def _averaged_codes(frames: Sequence[Path], recs: Sequence[Sequence[FaceRecord]], lms: Sequence[Sequence[np.ndarray]],
                     order: Sequence[int], swapper: Swapper, cfg: MergeConfig, pool: ThreadPoolExecutor,
                     rep: Reporter) -> dict[int, list[np.ndarray]] | None:
@@ -500,11 +512,9 @@ def _averaged_codes(frames: Sequence[Path], recs: Sequence[Sequence[FaceRecord]]
         return None
     n = len(frames)
     wanted = sorted({j for i in order for j in range(max(0, i - radius), min(n, i + radius + 1)) if recs[j]})
-    res = int(swapper.resolution)
 
     def crops(j: int) -> list[np.ndarray]:
-        image = read_rgb(frames[j])
-        return [warp_to_face(image, crop_matrix(swapper, lm), res) for lm in lms[j]]
+        return _face_crops(read_rgb(frames[j]), lms[j], swapper)
 
     found: list[list[np.ndarray | None]] = [[None] * len(lms[t]) for t in range(n)]
     step = max(1, cfg.batch_size)

@@ -64,10 +64,7 @@ class MergeSession:
     def _detail(self, cfg: MergeConfig) -> Any:
         """The face-detail network this frame's options ask for (`merger.face_detail_for`), asked again only when
         the mode, the model or the saved network changes, so its notices are said once, not on every preview."""
-        from . import superres
-
-        model_dir = Path(cfg.model) if cfg.model else self.ws.model
-        path = superres.detail_path(model_dir, 2 * int(self.swapper.resolution))
+        path = merger.face_detail_file(self.ws, cfg, self.swapper.resolution)
         key = (cfg.super_resolution, self.model_key, path.stat().st_mtime_ns if path.exists() else None)
         if key != self._detail_key:
             self._detail_value = merger.face_detail_for(self.ws, cfg, self.swapper.resolution, self.reporter,

@@ -78,9 +78,7 @@ class Swapper:
         x = faces.to(self.device, torch.float32)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        # no_grad rather than inference_mode: callers may change the returned tensors in place
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=self._amp or torch.float32,
-                                                    enabled=self._amp is not None):
+        with self._inference():
             if self.morphable:
                 face, mask = self.model.swap(x, morph=self.morph_factor)
             else:
@@ -103,7 +101,9 @@ class Swapper:
         whose morph mixes two codes)."""
         return hasattr(self.model, "swap_code") and not self.morphable
 
-    def _no_grad(self):
+    def _inference(self):
+        """No gradients (rather than inference_mode: callers may change the returned tensors in place) and the
+        model's autocast."""
         import contextlib
 
         import torch
@@ -117,12 +117,10 @@ class Swapper:
     def codes_numpy(self, faces: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 (res, res, 3) dst faces -> their codes, float32 (B, D): the first half of the swap.
         Codes may be averaged (over neighbouring frames of one face) before `swap_codes_numpy`."""
-        import torch
-
         if not faces:
             return np.zeros((0, 0), np.float32)
         x = _faces_tensor(self, faces).to(self.device)
-        with self._no_grad():
+        with self._inference():
             code = self.model.swap_code(x)
         return code.float().cpu().numpy()
 
@@ -133,7 +131,7 @@ class Swapper:
 
         if len(codes) == 0:
             return [], []
-        with self._no_grad():
+        with self._inference():
             face, mask = self.model.swap_from_code(torch.from_numpy(np.asarray(codes, np.float32)).to(self.device))
         return _faces_masks_numpy(self, face, mask)
 
