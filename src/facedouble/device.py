@@ -76,9 +76,34 @@ def amp_dtype_for(device, enabled: bool):
 
 
 def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (x86: AVX512-BF16 or AMX; ARM: what oneDNN reports).
+
+    oneDNN also reports bf16 on x86 CPUs with plain AVX-512 (Ice Lake, Tiger Lake, Rocket Lake, Skylake-X),
+    where it emulates it: liae192's training step took 3,168 ms there under bf16 autocast against 953 ms in
+    float32 (two cores, docs/quality.md session 17), so emulated bf16 counts as none."""
+    import platform
+
     import torch
 
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
     except (AttributeError, RuntimeError):
+        return False
+    if platform.machine().lower() not in X86_MACHINES:
+        return True
+    return any(_cpu_feature(name) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _cpu_feature(name: str) -> bool:
+    """torch.cpu's cpuinfo check `name` (False where this torch lacks it)."""
+    import torch
+
+    check = getattr(torch.cpu, name, None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
         return False
