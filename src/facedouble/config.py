@@ -574,6 +574,10 @@ class TrainConfig(StageConfig):
     texture_power: Optional[float] = option(None, "Texture power: ask for as much fine detail around each point of the face "
                                                   "as the real face has there, wherever its edges lie (sharpens what the "
                                                   "model draws; 20 by default, 0 = off)", lo=0, hi=100, group="losses")
+    texture_ramp: Optional[int] = option(None, "Texture ramp: the texture power grows from 0 to its value over the model's "
+                                               "first N iterations (a young model answers the full power with a striped "
+                                               "pattern; 0 = full power from the start)", lo=0, hi=1_000_000,
+                                         unit="iterations", group="losses", label="texture ramp")
     color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst (the merge's "
                                                                   "transfers): none, rct, lct, mkl, idt, sot",
                                                             group="augmentation")

@@ -139,6 +139,32 @@ def test_detail_and_texture_power_add_their_loss_on_each_side_and_nothing_when_z
     assert torch.allclose(src1 - src0, want_src, rtol=1e-4) and torch.allclose(dst1 - dst0, want_dst, rtol=1e-4)
 
 
+def _real_batch(faces) -> dict[str, np.ndarray]:
+    """A training batch of the two real faces (src = the man, dst = the woman), as BatchMaker makes them."""
+    out = {}
+    for side, f in zip(("src", "dst"), faces):
+        img = (f["face"][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[None]
+        out[f"{side}_in"] = out[f"{side}_target"] = img
+        out[f"{side}_mask"] = f["mask"][0].numpy()
+    return out
+
+
+def test_texture_ramp_grows_the_texture_power_over_the_first_iterations(faces):
+    """With a ramp of 100 iterations the texture loss weighs nothing at iteration 0, half its power at 50 and all
+    of it from 100 on: the step's loss equals that of a model trained with 0, half or the full power from the
+    start (the same initial weights, the same batch)."""
+    assert [L.ramp(i, 100) for i in (0, 50, 100, 400)] == [0.0, 0.5, 1.0, 1.0] and L.ramp(0, 0) == 1.0
+    batch = _real_batch(faces)
+
+    def loss(iteration: int, **kw) -> float:
+        return sum(_session(**kw).step(batch, iteration))
+
+    for iteration, power_now in ((0, 0.0), (50, 5.0), (100, 10.0), (400, 10.0)):
+        ramped = loss(iteration, texture_power=10.0, texture_ramp=100)
+        assert ramped == pytest.approx(loss(iteration, texture_power=power_now, texture_ramp=0), rel=1e-5)
+    assert loss(50, texture_power=10.0, texture_ramp=100) < loss(50, texture_power=10.0, texture_ramp=0) - 0.01
+
+
 # -- eyes/mouth priority -----------------------------------------------------------------------------------
 
 def test_eyes_mouth_mask_covers_eyes_and_mouth_only(faces):
@@ -356,11 +382,13 @@ def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_pat
     path = ModelFiles(tmp_path, "cpu192").options
     new.save(path)
     data = json.loads(path.read_text())
-    for name in ("texture_power", "ema_decay"):
+    for name in ("texture_power", "texture_ramp", "ema_decay"):
         del data["options"][name]
     path.write_text(json.dumps(data))
     old, exists = resolve_options(tmp_path, TrainConfig(model="cpu192"))
     assert exists and old.texture_power == BEFORE_OPTION["texture_power"] == 0.0
+    assert new.texture_ramp == TRAINING_DEFAULTS["texture_ramp"] == 1500  # session 17
+    assert old.texture_ramp == BEFORE_OPTION["texture_ramp"] == 0  # trained at full power from the start, goes on so
     assert old.ema_decay == TRAINING_DEFAULTS["ema_decay"]
     told, _ = resolve_options(tmp_path, TrainConfig(model="cpu192", texture_power=20.0))
     assert told.texture_power == 20.0

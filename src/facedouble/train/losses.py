@@ -188,6 +188,12 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, p
     return power * total / area
 
 
+def ramp(iteration: int, length: int) -> float:
+    """A loss's weight `iteration` iterations into training when it grows linearly from 0 to 1 over the first
+    `length` (0: 1 from the start)."""
+    return 1.0 if length <= 0 else min(1.0, max(iteration, 0) / length)
+
+
 def style_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Colour/lighting style distance inside `mask`: per channel, the squared difference of the masked means
     plus that of the masked standard deviations, averaged over channels. Zero when both faces have the same

@@ -18,17 +18,19 @@ from .models.registry import ModelSpec, preset
 # benchmarks/quality.py (docs/quality.md): mask_hands (session 8: more detail with two seeds) and
 # eyes_mouth_priority (session 9: the swap's eyes 0.81 as open as dst's with two seeds, against 0.49 and 0.75),
 # texture_power 20 (sessions 13-14: face detail 0.466 and 0.442 over two CPU-hours of liae192, against 0.397-0.422
-# without it, eyes 1.00 and 0.96, distance to src 0.493 and 0.482; flicker 1.105 and 1.152 against 1.096-1.130).
+# without it, eyes 1.00 and 0.96, distance to src 0.493 and 0.482; flicker 1.105 and 1.152 against 1.096-1.130),
+# reached over the first 1,500 iterations (texture_ramp; session 17: at full power from the start, liae192 drew
+# vertical stripes through her brows, eyes and nostrils at 554-754 iterations, gone by 1,351).
 TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
     random_warp=True, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,
-    detail_power=0.0, texture_power=20.0, blur_out_mask=False, mask_hands=True,
+    detail_power=0.0, texture_power=20.0, texture_ramp=1500, blur_out_mask=False, mask_hands=True,
     color_transfer="none", lr_dropout=False, ema_decay=0.0, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
     true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )
 # What a model saved before an option existed trained with, where that differs from TRAINING_DEFAULTS: such a
 # model, continued, keeps training as it did (the user may still give the option to change it).
-BEFORE_OPTION: dict[str, Any] = dict(texture_power=0.0)
+BEFORE_OPTION: dict[str, Any] = dict(texture_power=0.0, texture_ramp=0)
 RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
                 "preview_every", "override_options", "pretrain", "faceset", "from_model")
 

@@ -187,6 +187,7 @@ class TrainSession:
         import torch
 
         self.opts, self.device, self.dist = opts, device, dist
+        self.texture_weight = 1.0  # of the texture power, this iteration (`losses.ramp` over opts.texture_ramp)
         self.spec = ModelSpec.from_options(opts)
         torch.manual_seed(opts.seed)  # the same initial weights for the same seed
         model = build_model(self.spec)
@@ -255,8 +256,8 @@ class TrainSession:
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         if o.detail_power:
             loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
-        if o.texture_power:
-            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power)
+        if o.texture_power and self.texture_weight:
+            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power * self.texture_weight)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
@@ -285,6 +286,7 @@ class TrainSession:
 
         o = self.opts
         b = self.tensors(batch)
+        self.texture_weight = L.ramp(iteration, o.texture_ramp or 0)
         self.model.train()
         for d in (self.gan, self.code_d):
             if d is not None:
