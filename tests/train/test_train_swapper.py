@@ -86,6 +86,8 @@ def test_the_swap_splits_into_codes_and_their_decoding(media, name):
     split, split_masks = sw.swap_codes_numpy(codes)
     assert all(np.allclose(a, b, atol=2e-3) for a, b in zip(whole, split))
     assert all(np.allclose(a, b, atol=2e-3) for a, b in zip(whole_masks, split_masks))
-    # a different code decodes to a different face (the decoding uses the code, not a cached input)
-    other, _ = sw.swap_codes_numpy(codes[::-1].copy())
-    assert not np.allclose(other[0], whole[0], atol=2e-3)
+    # a different code decodes to a different face (the decoding uses the code, not a cached input). The random
+    # weights barely respond to codes of a face's size (1e-5 in float32; bf16's rounding hid that), so the other
+    # code is another face's scaled far out, which moves the face by about 0.01 on average
+    other, _ = sw.swap_codes_numpy(np.ascontiguousarray(codes[::-1] * 1000))
+    assert np.abs(other[0] - whole[0]).mean() > 2e-3
