@@ -75,6 +75,9 @@ def amp_dtype_for(device, enabled: bool):
     return None  # MPS: float32 (autocast there is not dependable yet)
 
 
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (x86: AVX512-BF16 or AMX; ARM: what oneDNN reports).
 
@@ -93,9 +96,6 @@ def cpu_has_bf16() -> bool:
     if platform.machine().lower() not in X86_MACHINES:
         return True
     return any(_cpu_feature(name) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def _cpu_feature(name: str) -> bool:

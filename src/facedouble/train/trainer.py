@@ -187,7 +187,6 @@ class TrainSession:
         import torch
 
         self.opts, self.device, self.dist = opts, device, dist
-        self.texture_weight = 1.0  # of the texture power, this iteration (`losses.ramp` over opts.texture_ramp)
         self.spec = ModelSpec.from_options(opts)
         torch.manual_seed(opts.seed)  # the same initial weights for the same seed
         model = build_model(self.spec)
@@ -246,7 +245,7 @@ class TrainSession:
             out[k] = t
         return out
 
-    def _side_loss(self, pred, pred_mask, lows, target, mask, em) -> "torch.Tensor":
+    def _side_loss(self, pred, pred_mask, lows, target, mask, em, texture_weight: float) -> "torch.Tensor":
         o = self.opts
         loss_mask = L.dilate(mask, self.border) if self.border else mask
         loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss, multiscale_dssim=o.multiscale_dssim)
@@ -256,8 +255,8 @@ class TrainSession:
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         if o.detail_power:
             loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
-        if o.texture_power and self.texture_weight:
-            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power * self.texture_weight)
+        if o.texture_power and texture_weight:
+            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power * texture_weight)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
@@ -267,13 +266,14 @@ class TrainSession:
                                       multiscale_dssim=o.multiscale_dssim)
         return loss
 
-    def losses(self, out: dict, b: dict):
-        """Per-sample (src loss, dst loss) of a forward pass, before adversarial terms."""
+    def losses(self, out: dict, b: dict, texture_weight: float = 1.0):
+        """Per-sample (src loss, dst loss) of a forward pass, before adversarial terms; `texture_weight`: the share
+        of the texture power that applies (`losses.ramp` of the iteration, in `step`)."""
         o = self.opts
         src = self._side_loss(out["src_src"], out["src_src_mask"], out["src_src_lows"], b["src_target"],
-                              b["src_mask"], b.get("src_em"))
+                              b["src_mask"], b.get("src_em"), texture_weight)
         dst = self._side_loss(out["dst_dst"], out["dst_dst_mask"], out["dst_dst_lows"], b["dst_target"],
-                              b["dst_mask"], b.get("dst_em"))
+                              b["dst_mask"], b.get("dst_em"), texture_weight)
         if o.face_style_power > 0:
             src = src + L.face_style_loss(out["dst_src"], b["dst_target"], b["dst_mask"], o.face_style_power)
         if o.bg_style_power > 0:
@@ -286,14 +286,13 @@ class TrainSession:
 
         o = self.opts
         b = self.tensors(batch)
-        self.texture_weight = L.ramp(iteration, o.texture_ramp or 0)
         self.model.train()
         for d in (self.gan, self.code_d):
             if d is not None:
                 d.requires_grad_(False)
         with self.autocast():
             out = self.net(b["src_in"], b["dst_in"], with_swap=self.with_swap)
-        src_l, dst_l = self.losses(out, b)
+        src_l, dst_l = self.losses(out, b, L.ramp(iteration, o.texture_ramp or 0))
         total = src_l.mean() + dst_l.mean()
         if self.code_d is not None:  # true face: make src codes look like dst codes to the critic
             with self.autocast():
