@@ -207,9 +207,9 @@ def test_bad_loss_rolls_back_to_the_last_save_and_says_so(ws, monkeypatch, fault
 
     real_losses = T.TrainSession.losses
 
-    def collapsed(self, out, b):  # eight good iterations of this run, then every loss 6x (under 10x) for good
+    def collapsed(self, out, b, *rest):  # eight good iterations of this run, then every loss 6x (under 10x) for good
         calls["n"] += 1
-        src, dst = real_losses(self, out, b)
+        src, dst = real_losses(self, out, b, *rest)
         return (src * 6, dst * 6) if calls["n"] > 8 else (src, dst)
 
     monkeypatch.setattr(T, "EXPLODE_WARMUP", 5)  # judged against the median of the last 5+ iterations
