@@ -102,6 +102,17 @@ def test_hist_match_matches_channel_histograms_and_threshold_darkens(faces):
     assert not np.allclose(unmasked, out)
 
 
+def test_luma_is_opencvs_grey_of_the_face(faces):
+    """The one luma of the merge (to_gray3, the detail figure): OpenCV's RGB->grey on the real face, and green
+    weighs most (a pure green face is brighter than a pure blue one of the same level)."""
+    (face, _), _ = faces
+    assert np.abs(C.luma(face) - cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)).max() < 1e-5
+    assert np.allclose(C.to_gray3(face)[..., 1], C.luma(face))
+    green, blue = np.zeros((2, 4, 4, 3), np.float32)
+    green[..., 1] = blue[..., 2] = 1.0
+    assert C.luma(green).mean() > 5 * C.luma(blue).mean()
+
+
 def test_hist_match_bw_gives_grey_matched_to_grey(faces):
     (src, sm), (dst, dm) = faces
     out, grey_dst = C.hist_match_bw(src, dst, sm, dm)

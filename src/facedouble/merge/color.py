@@ -312,11 +312,17 @@ def hist_match(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = N
     return np.clip(out, 0.0, 1.0)
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 weights of R, G, B
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB -> (H, W) float32 Rec. 601 luma, in the input's scale."""
+    return np.asarray(img, np.float32) @ LUMA
+
+
 def to_gray3(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 RGB -> (H, W, 3) float32 grey (Rec. 601 luma in all three channels)."""
-    img = _f32(img)
-    g = img @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.repeat(g[..., None], 3, axis=2)
+    return np.repeat(luma(_f32(img))[..., None], 3, axis=2)
 
 
 def hist_match_bw(src: np.ndarray, dst: np.ndarray, src_mask: np.ndarray | None = None, dst_mask: np.ndarray | None = None,

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ModelError
+from .color import luma
 
 SCALE = 2
 
@@ -92,8 +93,7 @@ def sharpness(image: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image (float32 [0, 1] HWC): a standard focus measure."""
     import cv2
 
-    grey = np.asarray(image, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    return float(cv2.Laplacian(luma(image), cv2.CV_32F).var())
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
