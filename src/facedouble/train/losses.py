@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..merge.color import LUMA  # Rec. 601 weights of R, G, B: the merge's, one definition
+
 
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
@@ -142,9 +144,6 @@ def detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, po
     area = m.flatten(1).sum(1).clamp_min(1.0) * pred.shape[1]
     total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_bands(pred), detail_bands(target)))
     return power * total / area
-
-
-LUMA = (0.299, 0.587, 0.114)  # Rec. 601 weights of R, G, B
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:
