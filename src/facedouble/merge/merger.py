@@ -137,7 +137,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     """The face-detail network for faces of 2 x `resolution`: loaded from model/superres/, or trained on
     data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
     reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
-    since (or the saved network was planned for fewer steps than `superres.STEPS`); without, from the src faces
+    since (or the saved network was made by an older default: planned for fewer steps than `superres.STEPS`, or
+    without today's `superres.TEXTURE_POWER`); without, from the src faces
     downscaled."""
     from . import superres
 
@@ -146,9 +147,10 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
     if path.exists():
         detail = superres.FaceDetail.load(path)
-        # kept while the model has not trained on, unless it was planned shorter than today's default (an older one)
+        # kept while the model has not trained on, unless an older default made it (planned shorter, or L1 alone)
         current = detail.metrics.get("model_iteration") == iteration and \
-            int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS
+            int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS and \
+            float(detail.metrics.get("texture_power", 0.0)) == superres.TEXTURE_POWER
         if iteration is None or current:
             return detail
     rep = reporter or Reporter()

@@ -3,9 +3,10 @@
 No pretrained super-resolution network can be downloaded here, so `--super-resolution` learns one: pairs
 of (the swap model's reconstruction of a src face, or without a model the face downscaled 2x; that src face)
 teach a small convolutional net (ESPCN-style: it works at the low resolution and ends in a pixel shuffle) the
-residual between a bicubic upscale and the real face's detail. Since the face put in is src's, the net learns
-exactly the detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). About four
-minutes on a CPU; saved in model/superres/ beside the swap model.
+residual between a bicubic upscale and the real face's detail, by an L1 loss and a texture loss (as much fine
+detail in each small cell as the real face has there). Since the face put in is src's, the net learns exactly the
+detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). About seven minutes on a
+CPU; saved in model/superres/ beside the swap model.
 
 Images are float32 RGB HWC [0, 1] at the boundary; BCHW tensors inside.
 """
@@ -199,6 +200,17 @@ SECONDS = 420.0
 # 0.377 / 0.457 at 4,704, 0.45-0.53 / 0.62-0.87 at 8,343-9,550 (identity and landmarks kept, flicker -0.03 to +0.02).
 AUTO_MIN_ITERATIONS = 3000
 
+# The weight of the texture loss (train/losses.py `texture_loss`: as much 1-4 px detail in each 8 px cell as her real
+# face has there, wherever its edges lie) beside the L1 loss. With L1 alone the network learns the mean of the
+# detail that a soft input may hide, which is no detail: on a CPU-hour model without bf16 (2,975 iterations) it made
+# held-back faces smoother than bicubic (Laplacian variance 1.2e-4 against 2.0e-4; hers 26e-4). Measured on that
+# model (docs/quality.md, session 19), the merged face's detail / distance to src / flicker with power 0, 0.5, 1:
+# 0.422 / 0.503 / 0.85, 1.11 / 0.506 / 0.90, 1.81 / 0.488 / 1.00 (1: her lids, lashes, irises and lip line drawn,
+# every hour target passed; a faint horizontal grain on the skin). A patch discriminator instead (GAN, 0.02) drew
+# a grainy skin and glints (detail 2.63, flicker 1.13); the texture matched per direction, cross-hatching. On a
+# 554-iteration model power 1 draws eyes as stacked contours, not her eyes: `auto` keeps the network off there.
+TEXTURE_POWER = 1.0
+
 
 def auto_wanted(iteration: int | None) -> bool:
     """Whether `--super-resolution auto` uses the network for a swap model trained `iteration` iterations (None:
@@ -243,7 +255,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
                       steps: int = STEPS, seconds: float = SECONDS,
                       holdout: float = 0.1,
                       patch: int = 64, batch_size: int = 16, seed: int = 0,
-                      channels: int = CHANNELS, layers: int = LAYERS,
+                      channels: int = CHANNELS, layers: int = LAYERS, texture_power: float | None = None,
                       progress: Callable[[float, float], None] | None = None,
                       check: Callable[[], None] | None = None) -> FaceDetail:
     """Train the x2 face-detail network on src faces and measure it on held-back faces.
@@ -263,6 +275,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         holdout: fraction of faces kept out of training for the figures (at least one).
         progress: called as progress(fraction done, current loss).
         check: called between steps (raise to stop).
+        texture_power: weight of the texture loss beside L1 (None: `TEXTURE_POWER`; 0: L1 alone).
 
     Returns:
         FaceDetail whose `metrics` hold psnr_bicubic, psnr_net (dB), sharpness_bicubic, sharpness_net,
@@ -271,6 +284,9 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     import cv2
 
     torch = _torch()
+    from ..train.losses import texture_loss  # a library like the models (inference.py loads those from train/)
+
+    texture_power = TEXTURE_POWER if texture_power is None else float(texture_power)
     if len(faces) < 2:
         raise ModelError("Super resolution needs at least 2 src faces to learn from; extract faces into data_src/aligned.")
     rng = np.random.default_rng(seed)
@@ -295,6 +311,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     autocast = _autocast()
     half = patch // SCALE
+    everywhere = torch.ones(batch_size, 1, patch, patch)  # the texture loss's mask: whole patches
     step = 0
     start = time.monotonic()
     loss_value, lr = float("nan"), PEAK_LR
@@ -328,6 +345,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         with autocast():
             pred = net(x)
         loss = torch.nn.functional.l1_loss(pred.float(), y)
+        if texture_power > 0:
+            loss = loss + texture_loss(pred.float(), y, everywhere, texture_power).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -338,7 +357,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     detail = FaceDetail(net=net, size=size, metrics={}, channels=channels, layers=layers)
     detail.metrics = evaluate(detail, test, test_lows)
     detail.metrics.update(steps=step, planned_steps=steps, train_faces=len(train), test_faces=len(test),
-                          seconds=round(time.monotonic() - start, 1), final_loss=loss_value, final_lr=lr)
+                          seconds=round(time.monotonic() - start, 1), final_loss=loss_value, final_lr=lr,
+                          texture_power=texture_power)
     return detail
 
 
