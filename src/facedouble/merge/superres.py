@@ -5,7 +5,7 @@ of (the swap model's reconstruction of a src face, or without a model the face d
 teach a small convolutional net (ESPCN-style: it works at the low resolution and ends in a pixel shuffle) the
 residual between a bicubic upscale and the real face's detail, by an L1 loss and a texture loss (as much fine
 detail in each small cell as the real face has there). Since the face put in is src's, the net learns exactly the
-detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). About seven minutes on a
+detail that face has (eyelashes, the edges of lids, lips and nostrils, skin texture). Three to seven minutes on a
 CPU; saved in model/superres/ beside the swap model.
 
 Images are float32 RGB HWC [0, 1] at the boundary; BCHW tensors inside.
@@ -198,6 +198,8 @@ SECONDS = 420.0
 # with the network: 0.384 / 0.362 at 1,300 iterations and 0.255 / 0.219 at 1,544 (it smooths: the model's faces
 # are still too far from hers for the detail it learned to fit), 0.308 / 0.331 at 2,800, 0.360 / 0.462 at 3,846,
 # 0.377 / 0.457 at 4,704, 0.45-0.53 / 0.62-0.87 at 8,343-9,550 (identity and landmarks kept, flicker -0.03 to +0.02).
+# Those networks learned with L1 alone; with the texture loss (session 19, `TEXTURE_POWER`) the network sharpens
+# younger faces too by the figures, but by eye draws contours where they have blobs (554 and 1,500 iterations).
 AUTO_MIN_ITERATIONS = 3000
 
 # The weight of the texture loss (train/losses.py `texture_loss`: as much 1-4 px detail in each 8 px cell as her real
@@ -207,8 +209,8 @@ AUTO_MIN_ITERATIONS = 3000
 # model (docs/quality.md, session 19), the merged face's detail / distance to src / flicker with power 0, 0.5, 1:
 # 0.422 / 0.503 / 0.85, 1.11 / 0.506 / 0.90, 1.81 / 0.488 / 1.00 (1: her lids, lashes, irises and lip line drawn,
 # every hour target passed; a faint horizontal grain on the skin). A patch discriminator instead (GAN, 0.02) drew
-# a grainy skin and glints (detail 2.63, flicker 1.13); the texture matched per direction, cross-hatching. On a
-# 554-iteration model power 1 draws eyes as stacked contours, not her eyes: `auto` keeps the network off there.
+# a grainy skin and glints (detail 2.63, flicker 1.13); the texture matched per direction, cross-hatching. On 554-
+# and 1,500-iteration models power 1 draws eyes as stacked contours, not hers: `auto` keeps the network off there.
 TEXTURE_POWER = 1.0
 
 
