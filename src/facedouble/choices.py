@@ -35,7 +35,7 @@ MaskMode = Literal["learned", "dst", "mesh-prd", "mesh-dst", "mesh-prd-dst", "le
                    "learned-xseg-prd-dst"]
 SharpenMode = Literal["box", "gaussian"]   # merge --sharpen-mode: the low-pass of the unsharp mask / blur
 # merge --super-resolution: the face-detail network (merge/superres.py) always, never, or "auto": once the model has
-# trained long enough that it sharpens the swapped face rather than smoothing it (superres.AUTO_MIN_ITERATIONS)
+# trained long enough to have a face to sharpen (superres.AUTO_MIN_ITERATIONS)
 SuperResolution = Literal["auto", "on", "off"]
 
 

@@ -405,10 +405,10 @@ class MergeConfig(StageConfig):
     face_scale: int = option(0, "Scale the output face by this percent", lo=-50, hi=50, group="mask", unit="%")
     color_transfer: C.ColorTransfer = option("none", "Colour transfer of the predicted face towards dst",
                                              group="colour")
-    # auto: measured on liae192 (docs/quality.md, sessions 15-16): the network trained on the model's own
-    # reconstructions of her faces lifts the merged face's detail 0.45-0.53 -> 0.62-0.87 after an hour and
-    # 0.36 -> 0.46 after half an hour, but smooths the faces of a 10-minute model (0.255 -> 0.219), so auto waits
-    # for the model to mature (superres.AUTO_MIN_ITERATIONS)
+    # auto: measured on liae192 (docs/quality.md, sessions 15-20): the network trained on the model's own
+    # reconstructions of her faces lifts the merged face's detail 0.31 -> 1.81 after a CPU-hour (texture power 1)
+    # and 0.20-0.32 -> 0.47-0.64 after ten minutes (a young model's power, 0.3); auto waits for a model of 500
+    # iterations (superres.AUTO_MIN_ITERATIONS), which has a face to sharpen
     super_resolution: C.SuperResolution = option(
         "auto", "Sharpen the predicted face with a face-detail network learned from the src faces: on, off, or auto "
                 "(on once the model has trained long enough to gain from it)", group="output")

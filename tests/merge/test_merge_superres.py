@@ -360,3 +360,37 @@ def test_the_texture_loss_draws_the_detail_that_l1_alone_leaves_out(src_faces):
     assert textured["sharpness_net"] > 1.5 * l1["sharpness_net"], (l1, textured)  # measured 2.0x
     assert textured["sharpness_net"] < 1.2 * textured["sharpness_truth"], textured
     assert textured["psnr_net"] > textured["psnr_bicubic"], textured
+
+
+def test_the_texture_power_grows_with_the_models_age():
+    """A young model's network learns with less texture (its blob eyes drew as stacked contours at full power), a
+    mature one's and one of unknown age (a DFM file) with the full power; never less for an older model."""
+    ages = [superres.AUTO_MIN_ITERATIONS, 1_000, 1_500, 2_000, superres.FULL_TEXTURE_ITERATIONS, 9_000]
+    powers = [superres.texture_power_for(i) for i in ages]
+    assert powers == sorted(powers) and powers[0] < powers[-1] == superres.TEXTURE_POWER, powers
+    assert superres.texture_power_for(superres.AUTO_MIN_ITERATIONS) == superres.YOUNG_TEXTURE_POWER
+    assert superres.texture_power_for(None) == superres.TEXTURE_POWER
+
+
+def test_a_young_models_network_is_learned_again_at_full_power_once_it_has_grown(dst_ws, src_records, monkeypatch):
+    """The merge learns a young model's network at the young texture power and saves it with its power; once the
+    model has trained past FULL_TEXTURE_ITERATIONS the next merge learns it again at the full power."""
+    ws = dst_ws
+    _add_src_faces(ws, src_records)
+    powers = []
+    real = superres.train_face_detail
+
+    def recorded(faces, size, **kw):
+        powers.append(kw["texture_power"])
+        return real(faces, size, steps=5, **kw)
+
+    monkeypatch.setattr(superres, "train_face_detail", recorded)
+    cfg = MergeConfig(super_resolution="on")
+    young = superres.AUTO_MIN_ITERATIONS
+    merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(young))
+    saved = superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics
+    assert saved["texture_power"] == superres.YOUNG_TEXTURE_POWER < superres.TEXTURE_POWER
+    assert saved["model_iteration"] == young
+    merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(superres.FULL_TEXTURE_ITERATIONS))
+    assert powers == [superres.YOUNG_TEXTURE_POWER, superres.TEXTURE_POWER]
+    assert superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics["texture_power"] == superres.TEXTURE_POWER

@@ -138,19 +138,20 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
     reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
     since (or the saved network was made by an older default: planned for fewer steps than `superres.STEPS`, or
-    without today's `superres.TEXTURE_POWER`); without, from the src faces
+    with another texture power than today's for the model's age, `superres.texture_power_for`); without, from the src faces
     downscaled."""
     from . import superres
 
     size = 2 * int(resolution)
     path = face_detail_file(ws, cfg, resolution)
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
+    power = superres.texture_power_for(iteration)
     if path.exists():
         detail = superres.FaceDetail.load(path)
         # kept while the model has not trained on, unless an older default made it (planned shorter, or L1 alone)
         current = detail.metrics.get("model_iteration") == iteration and \
             int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS and \
-            float(detail.metrics.get("texture_power", 0.0)) == superres.TEXTURE_POWER
+            float(detail.metrics.get("texture_power", 0.0)) == power
         if iteration is None or current:
             return detail
     rep = reporter or Reporter()
@@ -173,7 +174,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
                 advance(n - done[0])
                 done[0] = n
 
-        detail = superres.train_face_detail(faces, size, inputs=inputs, progress=progress, check=rep.check)
+        detail = superres.train_face_detail(faces, size, inputs=inputs, texture_power=power, progress=progress,
+                                            check=rep.check)
     detail.metrics["model_iteration"] = iteration
     detail.save(path)
     m = detail.metrics

@@ -195,12 +195,14 @@ SECONDS = 420.0
 
 # `--super-resolution auto` turns the network on from this many training iterations of the swap model (its
 # `iteration`; batch 8). Measured on liae192 (docs/quality.md, sessions 15-16), the merged face's detail without /
-# with the network: 0.384 / 0.362 at 1,300 iterations and 0.255 / 0.219 at 1,544 (it smooths: the model's faces
-# are still too far from hers for the detail it learned to fit), 0.308 / 0.331 at 2,800, 0.360 / 0.462 at 3,846,
-# 0.377 / 0.457 at 4,704, 0.45-0.53 / 0.62-0.87 at 8,343-9,550 (identity and landmarks kept, flicker -0.03 to +0.02).
-# Those networks learned with L1 alone; with the texture loss (session 19, `TEXTURE_POWER`) the network sharpens
-# younger faces too by the figures, but by eye draws contours where they have blobs (554 and 1,500 iterations).
-AUTO_MIN_ITERATIONS = 3000
+# with a network learned by L1 alone: 0.384 / 0.362 at 1,300 iterations and 0.255 / 0.219 at 1,544 (it smooths: the
+# model's faces are still too far from hers for the detail it learned to fit), 0.308 / 0.331 at 2,800, 0.360 / 0.462
+# at 3,846, 0.45-0.53 / 0.62-0.87 at 8,343-9,550; so it waited for 3,000 iterations. With the texture loss
+# (`TEXTURE_POWER`, session 19) it sharpens younger faces too, and at the young power (`texture_power_for`, session 20)
+# without drawing contours where they have blobs: on five models of 554-681 iterations (a CPU's ten minutes without
+# bf16) detail 0.20-0.35 -> 0.35-0.64, nearer src kept or raised (0.75-1.00 -> 0.81-1.00), landmarks and flicker
+# kept. Below 500 a model has barely a face to sharpen.
+AUTO_MIN_ITERATIONS = 500
 
 # The weight of the texture loss (train/losses.py `texture_loss`: as much 1-4 px detail in each 8 px cell as her real
 # face has there, wherever its edges lie) beside the L1 loss. With L1 alone the network learns the mean of the
@@ -209,9 +211,25 @@ AUTO_MIN_ITERATIONS = 3000
 # model (docs/quality.md, session 19), the merged face's detail / distance to src / flicker with power 0, 0.5, 1:
 # 0.422 / 0.503 / 0.85, 1.11 / 0.506 / 0.90, 1.81 / 0.488 / 1.00 (1: her lids, lashes, irises and lip line drawn,
 # every hour target passed; a faint horizontal grain on the skin). A patch discriminator instead (GAN, 0.02) drew
-# a grainy skin and glints (detail 2.63, flicker 1.13); the texture matched per direction, cross-hatching. On 554-
-# and 1,500-iteration models power 1 draws eyes as stacked contours, not hers: `auto` keeps the network off there.
+# a grainy skin and glints (detail 2.63, flicker 1.13); the texture matched per direction, cross-hatching. Patches
+# also turned by 90 degrees drew a checkered eye (its pixel shuffle's 2x2 phases no longer fit one layout), and
+# inputs without the extra blur (`degrade`) kept the striated eyes of the second clip's hour model (session 20).
 TEXTURE_POWER = 1.0
+
+# A younger model's network learns with less of it: a young model's eyes are dark blobs, and at power 1 the network
+# draws them as stacks of parallel contours (554 and 1,500 iterations, session 19); at 0.3 it firms the lids, brows
+# and lips with at most two or three faint lines in an eye (session 20; 0.6 drew the contours again at 1,500). The full power from
+# FULL_TEXTURE_ITERATIONS, where it was measured clean.
+YOUNG_TEXTURE_POWER = 0.3
+FULL_TEXTURE_ITERATIONS = 3000
+
+
+def texture_power_for(iteration: int | None) -> float:
+    """The texture power of the face-detail network of a swap model trained `iteration` iterations: `TEXTURE_POWER`
+    from `FULL_TEXTURE_ITERATIONS` on (and for a model of unknown age), `YOUNG_TEXTURE_POWER` before."""
+    if iteration is None or int(iteration) >= FULL_TEXTURE_ITERATIONS:
+        return TEXTURE_POWER
+    return YOUNG_TEXTURE_POWER
 
 
 def auto_wanted(iteration: int | None) -> bool:
