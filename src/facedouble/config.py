@@ -407,7 +407,7 @@ class MergeConfig(StageConfig):
                                              group="colour")
     # auto: measured on liae192 (docs/quality.md, sessions 15-20): the network trained on the model's own
     # reconstructions of her faces lifts the merged face's detail 0.31 -> 1.81 after a CPU-hour (texture power 1)
-    # and 0.20-0.32 -> 0.47-0.64 after ten minutes (a young model's power, 0.3); auto waits for a model of 500
+    # and 0.20-0.35 -> 0.35-0.64 after ten minutes (a young model's power, 0.3); auto waits for a model of 500
     # iterations (superres.AUTO_MIN_ITERATIONS), which has a face to sharpen
     super_resolution: C.SuperResolution = option(
         "auto", "Sharpen the predicted face with a face-detail network learned from the src faces: on, off, or auto "

@@ -138,8 +138,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
     reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
     since (or the saved network was made by an older default: planned for fewer steps than `superres.STEPS`, or
-    with another texture power than today's for the model's age, `superres.texture_power_for`); without, from the src faces
-    downscaled."""
+    with another texture power than today's for the model's age, `superres.texture_power_for`); without, from
+    the src faces downscaled."""
     from . import superres
 
     size = 2 * int(resolution)
@@ -148,7 +148,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     power = superres.texture_power_for(iteration)
     if path.exists():
         detail = superres.FaceDetail.load(path)
-        # kept while the model has not trained on, unless an older default made it (planned shorter, or L1 alone)
+        # kept while the model has not trained on, unless an older default made it (planned shorter, or another
+        # texture power for the model's age, L1 alone included)
         current = detail.metrics.get("model_iteration") == iteration and \
             int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS and \
             float(detail.metrics.get("texture_power", 0.0)) == power

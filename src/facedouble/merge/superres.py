@@ -218,8 +218,8 @@ TEXTURE_POWER = 1.0
 
 # A younger model's network learns with less of it: a young model's eyes are dark blobs, and at power 1 the network
 # draws them as stacks of parallel contours (554 and 1,500 iterations, session 19); at 0.3 it firms the lids, brows
-# and lips with at most two or three faint lines in an eye (session 20; 0.6 drew the contours again at 1,500). The full power from
-# FULL_TEXTURE_ITERATIONS, where it was measured clean.
+# and lips with at most two or three faint lines in an eye (session 20; 0.6 drew the contours again at 1,500). The
+# full power from FULL_TEXTURE_ITERATIONS, where it was measured clean.
 YOUNG_TEXTURE_POWER = 0.3
 FULL_TEXTURE_ITERATIONS = 3000
 
