@@ -83,15 +83,18 @@ def test_detail_pairs_are_the_models_reconstructions_of_the_same_crops(dst_ws, s
     ws = dst_ws
     for i, (face, rec) in enumerate(src_records):
         container.write_face(ws.aligned("src") / f"{i + 1:06d}_0.png", face, rec)
-    targets, inputs = merger.detail_pairs(ws, IdentitySwapper(64, face_type="full"), 128)
-    assert len(targets) == len(inputs) == len(src_records)
-    for t, x, (face, rec) in zip(targets, inputs, src_records):
+    targets, inputs, points = merger.detail_pairs(ws, IdentitySwapper(64, face_type="full"), 128)
+    assert len(targets) == len(inputs) == len(points) == len(src_records)
+    for t, x, lm, (face, rec) in zip(targets, inputs, points, src_records):
         assert t.shape == (128, 128, 3) and t.dtype == np.uint8 and x.shape == (64, 64, 3)
         down = cv2.resize(t, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         assert float(np.abs(down - x).mean()) < 0.03  # the same face, same place (an identity model)
         # the model's "full" crop of the face file, not the whole-face file itself
-        full = align.warp_to_face(face, align.face_matrix(rec.landmarks, "full", 128), 128)
+        m = align.face_matrix(rec.landmarks, "full", 128)
+        full = align.warp_to_face(face, m, 128)
         assert float(np.abs(full.astype(np.float32) - t).mean()) < 1.0
+        # and its landmarks moved with it (where the eyes are in the target, for the eyes' texture power)
+        assert lm.shape == (68, 2) and np.allclose(lm, align.transform_points(rec.landmarks, m), atol=1e-3)
         assert float(np.abs(cv2.resize(face, (128, 128)).astype(np.float32) - t).mean()) > 5
 
 
@@ -315,10 +318,16 @@ def _l1_alone(metrics: dict) -> None:
     del metrics["texture_power"]  # the networks saved before the texture loss recorded none (L1 alone)
 
 
-@pytest.mark.parametrize("older", [_planned_shorter, _l1_alone], ids=["planned shorter", "L1 alone"])
+def _eyes_at_full_power(metrics: dict) -> None:
+    del metrics["eye_texture_power"]  # the networks saved before session 22 recorded none: the eyes had the full power
+
+
+@pytest.mark.parametrize("older", [_planned_shorter, _l1_alone, _eyes_at_full_power],
+                         ids=["planned shorter", "L1 alone", "eyes at full power"])
 def test_a_network_of_an_older_default_is_trained_again(dst_ws, src_records, monkeypatch, older):
-    """A network saved by an older default (fewer planned steps, or learned without the texture loss) for the same
-    model iteration is replaced once; one made by today's defaults is kept while the model has not trained on."""
+    """A network saved by an older default (fewer planned steps, learned without the texture loss, or with the full
+    texture power in the eyes) for the same model iteration is replaced once; one made by today's defaults is kept
+    while the model has not trained on."""
     ws = dst_ws
     _add_src_faces(ws, src_records)
     calls = []
@@ -331,14 +340,16 @@ def test_a_network_of_an_older_default_is_trained_again(dst_ws, src_records, mon
         return detail
 
     old = superres.train_face_detail([face for face, _ in src_records], 128, steps=5, texture_power=0)
-    old.metrics.update(model_iteration=9_000, planned_steps=superres.STEPS, texture_power=superres.TEXTURE_POWER)
+    old.metrics.update(model_iteration=9_000, planned_steps=superres.STEPS, texture_power=superres.TEXTURE_POWER,
+                       eye_texture_power=superres.eye_power_for(9_000))
     older(old.metrics)
     old.save(superres.detail_path(ws.model, 128))
     monkeypatch.setattr(superres, "train_face_detail", counted)
     cfg = MergeConfig(super_resolution="on")
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_000))
     assert len(calls) == 1  # the older network was replaced
-    assert superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics["texture_power"] == superres.TEXTURE_POWER
+    saved = superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics
+    assert saved["texture_power"] == superres.TEXTURE_POWER and saved["eye_texture_power"] == superres.EYE_TEXTURE_POWER
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_000))
     assert len(calls) == 1  # and the new one kept
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_500))
@@ -394,3 +405,97 @@ def test_a_young_models_network_is_learned_again_at_full_power_once_it_has_grown
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(superres.FULL_TEXTURE_ITERATIONS))
     assert powers == [superres.YOUNG_TEXTURE_POWER, superres.TEXTURE_POWER]
     assert superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics["texture_power"] == superres.TEXTURE_POWER
+
+
+def _eye_region_faces(src_records, size):
+    """The woman's faces at `size` px with their landmarks in those pixels."""
+    import cv2
+
+    faces = [cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face, _ in src_records]
+    return faces, [np.asarray(rec.landmarks, np.float32) * (size / face.shape[1]) for face, rec in src_records]
+
+
+def test_the_eyes_mask_and_weights_lie_on_her_eyes(src_records):
+    """The eye region covers both eyes (their centres and lids), not the nose, mouth or cheeks; the texture weight
+    is the given ratio there and 1 elsewhere."""
+    from facedouble.faces.regions import eyes_mask
+
+    for face, lm in zip(*_eye_region_faces(src_records, 192)):
+        mask, weight = eyes_mask(lm, 192), superres.eye_weights(lm, 192, 0.3)
+        at = lambda im, p: float(im[int(round(p[1])), int(round(p[0]))])  # noqa: E731
+        for centre in (lm[36:42].mean(0), lm[42:48].mean(0)):
+            assert at(mask, centre) == 1.0 and at(weight, centre) == pytest.approx(0.3, abs=0.02)
+        for lid in (lm[37], lm[38], lm[43], lm[44], lm[40], lm[46]):
+            assert at(mask, lid) == 1.0
+        for other in (lm[30], lm[33], lm[51], lm[57], lm[8], (lm[2] + lm[31]) / 2, (lm[14] + lm[35]) / 2):
+            assert at(mask, other) == 0.0 and at(weight, other) == pytest.approx(1.0, abs=1e-3)
+        assert 0.02 < mask.mean() < 0.15 and weight.min() >= 0.3 - 1e-6 and weight.max() <= 1.0
+
+
+def test_each_patch_learns_with_the_eye_weights_of_its_own_place(src_records, monkeypatch):
+    """The texture loss of every training patch gets the weights of the very pixels the patch was cut from, flipped
+    with it: here each face *is* its weight map (grey), so the weights must equal the patch's own target."""
+    from facedouble.train import losses
+
+    faces, lms = _eye_region_faces(src_records, 96)
+    maps = [superres.eye_weights(lm, 96, 0.3) for lm in lms]
+    seen = []
+    real = losses.texture_loss
+
+    def recorded(pred, target, mask, power, weight=None):
+        seen.append((target[:, :1].clone(), weight.clone()))
+        return real(pred, target, mask, power, weight)
+
+    monkeypatch.setattr(losses, "texture_loss", recorded)
+    detail = superres.train_face_detail([np.dstack([m] * 3) for m in maps], 96, landmarks=lms, texture_power=1.0,
+                                        eye_power=0.3, steps=12, patch=48, seed=0)
+    assert detail.metrics["eye_texture_power"] == 0.3 and len(seen) == 12
+    target, weight = (torch_cat([t for t, _ in seen]), torch_cat([w for _, w in seen]))
+    assert float((target - weight).abs().max()) <= 1 / 255 + 1e-6  # uint8-stored weights
+    assert float(weight.min()) < 0.35 and float(weight.max()) == 1.0  # patches in and out of the eyes
+
+
+def torch_cat(tensors):
+    import torch
+
+    return torch.cat(tensors)
+
+
+@pytest.mark.slow  # ~2 min on 2 idle cores: two networks at 192 px
+def test_less_texture_power_in_the_eyes_draws_less_detail_there_and_the_same_elsewhere(src_faces, src_records):
+    """The same network, steps and seed, from soft inputs, with the texture loss at full power in the eyes or at
+    none there (L1 alone): the second draws less fine detail in the eyes (measured 0.85x after 300 steps), and
+    about as much on the rest of the face (0.96x)."""
+    import cv2
+
+    from facedouble.faces.regions import eyes_mask, hull_mask
+
+    hr, lms = _eye_region_faces(src_records, 192)
+    soft = [cv2.GaussianBlur(cv2.resize(f, (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 1.5) for f in hr]
+    kw = dict(inputs=soft, landmarks=lms, steps=300, holdout=0.2, seed=0, seconds=1e9)
+    full = superres.train_face_detail(hr, 192, eye_power=superres.TEXTURE_POWER, **kw)
+    calm = superres.train_face_detail(hr, 192, eye_power=0.0, **kw)
+    assert full.metrics["eye_texture_power"] == superres.TEXTURE_POWER and calm.metrics["eye_texture_power"] == 0.0
+    soft01 = [np.float32(s) / 255 for s in soft]
+
+    def detail(net, region):  # mean squared Laplacian of the upscales' luma inside each face's region
+        total = 0.0
+        for up, lm in zip(net.upscale(soft01), lms):
+            lap = cv2.Laplacian(cv2.cvtColor(np.float32(up), cv2.COLOR_RGB2GRAY), cv2.CV_32F)
+            m = region(lm)
+            total += float((lap ** 2 * m).sum() / m.sum())
+        return total / len(lms)
+
+    eyes = lambda lm: eyes_mask(lm, 192)  # noqa: E731
+    rest = lambda lm: hull_mask(lm, (192, 192)) * (1 - eyes_mask(lm, 192))  # noqa: E731
+    in_eyes, elsewhere = detail(calm, eyes) / detail(full, eyes), detail(calm, rest) / detail(full, rest)
+    assert in_eyes < 0.92 and 0.9 < elsewhere < 1.1 and in_eyes < elsewhere - 0.05, (in_eyes, elsewhere)  # 0.85, 0.96
+
+
+def test_the_eyes_texture_power_is_the_young_one_at_every_age():
+    """A mature model's network keeps its full power outside the eyes and the young power inside them; a young one's
+    has the young power everywhere (never more in the eyes than elsewhere)."""
+    for age in (superres.AUTO_MIN_ITERATIONS, superres.FULL_TEXTURE_ITERATIONS, 9_000, None):
+        assert superres.eye_power_for(age) == min(superres.EYE_TEXTURE_POWER, superres.texture_power_for(age))
+    assert superres.eye_power_for(9_000) == superres.EYE_TEXTURE_POWER < superres.texture_power_for(9_000)
+    assert superres.eye_power_for(superres.AUTO_MIN_ITERATIONS) == superres.texture_power_for(superres.AUTO_MIN_ITERATIONS)

@@ -205,3 +205,25 @@ def test_texture_loss_asks_for_detail_where_the_face_has_it_not_at_the_exact_pix
     flat = torch.full_like(face, 0.5).requires_grad_(True)
     L.texture_loss(flat, face, mask, 10.0).sum().backward()
     assert flat.grad.abs().max() < 1e-3
+
+
+def test_texture_loss_weight_scales_each_region_without_moving_the_average(media):
+    """A weight map scales the texture loss where it lies and nowhere else: a weight of 1 changes nothing, a
+    weight of 0 over the top half leaves only the bottom half's share (averaged over the whole mask, as before,
+    not over the bottom half alone), and a weight of 0.3 over the top half takes 0.7 of the top half's share off."""
+    import cv2
+
+    face = _real_faces(media, res=96)
+    soft = torch.stack([torch.from_numpy(cv2.GaussianBlur(i, (0, 0), 1.5))
+                        for i in face.permute(0, 2, 3, 1).numpy()]).permute(0, 3, 1, 2)
+    mask = torch.ones_like(face[:, :1])
+    whole = L.texture_loss(soft, face, mask, 10.0)
+    assert torch.allclose(L.texture_loss(soft, face, mask, 10.0, torch.ones_like(mask)), whole)
+    top = torch.ones_like(mask)
+    top[..., :48, :] = 0
+    bottom_only = L.texture_loss(soft, face, mask, 10.0, top)
+    assert (bottom_only > 0).all() and (bottom_only < 0.8 * whole).all()
+    top_share = whole - bottom_only
+    partial = top.clone()
+    partial[..., :48, :] = 0.3
+    assert torch.allclose(L.texture_loss(soft, face, mask, 10.0, partial), bottom_only + 0.3 * top_share, rtol=1e-4)

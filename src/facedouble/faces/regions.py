@@ -179,16 +179,29 @@ def label_mask(include: list, exclude: list, size: int | tuple[int, int], *, sca
     return out.astype(np.float32)
 
 
-def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """float32 HW mask of both eyes and the mouth (hulls of points 36-41, 42-47, 48-67), grown by 1/32 of the
-    face so the eyelids and lips are included."""
+_RIGHT_EYE, _LEFT_EYE, _MOUTH = range(36, 42), range(42, 48), range(48, 68)
+
+
+def _hulls_mask(landmarks: np.ndarray, size: int, groups, kernel: int) -> np.ndarray:
+    """float32 HW mask of the convex hulls of the landmark index `groups`, dilated by an ellipse of `kernel` px."""
     import cv2
 
     mask = np.zeros((size, size), np.uint8)
     lm = np.asarray(landmarks, np.float64)
-    for idx in (range(36, 42), range(42, 48), range(48, 68)):
+    for idx in groups:
         hull = cv2.convexHull(np.round(lm[list(idx)] * 16).astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
-    k = max(3, size // 16) | 1
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel, kernel)))
     return mask.astype(np.float32) / 255.0
+
+
+def eyes_mouth_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """float32 HW mask of both eyes and the mouth (hulls of points 36-41, 42-47, 48-67), grown by 1/32 of the
+    face so the eyelids and lips are included."""
+    return _hulls_mask(landmarks, size, (_RIGHT_EYE, _LEFT_EYE, _MOUTH), max(3, size // 16) | 1)
+
+
+def eyes_mask(landmarks: np.ndarray, size: int, grow: float = 0.05) -> np.ndarray:
+    """float32 HW mask of both eyes (hulls of points 36-41 and 42-47) grown by `grow` x `size` px on every side,
+    so the lids, lashes and the skin just around them are included (0.05: about the eye's own height)."""
+    return _hulls_mask(landmarks, size, (_RIGHT_EYE, _LEFT_EYE), max(3, int(2 * grow * size)) | 1)

@@ -47,7 +47,7 @@ import numpy as np
 from ..files import remove_temporaries
 from ..config import MergeConfig, write_json_atomic
 from ..errors import InputError, MetadataError, ModelError, NoFaceError
-from ..faces.align import warp_to_face
+from ..faces.align import transform_points, warp_to_face
 from ..faces.container import FaceRecord, read_record
 from ..imagefile import read_rgb
 from ..inference import crop_matrix, load_model
@@ -98,30 +98,38 @@ def load_swapper(ws: Workspace, cfg: MergeConfig) -> Swapper:
                       morph_factor=getattr(cfg, "morph_factor", None))
 
 
-def detail_pairs(ws: Workspace, swapper: Swapper, size: int, limit: int = 400) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _src_records(ws: Workspace, limit: int = 400):
+    """(image RGB uint8, FaceRecord) of up to `limit` aligned src faces, evenly spaced; unreadable ones skipped."""
+    from ..faces.container import read_face
+
+    files = ws.face_files("src")
+    for path in files[::max(1, len(files) // limit)]:
+        try:
+            yield read_face(path)
+        except (MetadataError, InputError):
+            continue
+
+
+def detail_pairs(ws: Workspace, swapper: Swapper, size: int,
+                 limit: int = 400) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """What the face-detail network learns from: src faces cut like the model's input at `size` px (the
     targets), and the model's own reconstructions of them at its resolution (the inputs). The model is
     soft where it has not yet learned her detail, and its swaps are soft the same way, so the network
     learns to put her detail back.
 
     Returns:
-        (targets (size, size, 3) uint8 RGB, inputs (res, res, 3) float32 [0, 1]).
+        (targets (size, size, 3) uint8 RGB, inputs (res, res, 3) float32 [0, 1], the targets' 68 landmarks
+        (68, 2) float32 in their pixels).
     """
-    from ..faces.container import read_face
-
-    files = ws.face_files("src")
-    step = max(1, len(files) // limit)
     res = int(swapper.resolution)
-    targets, crops = [], []
-    for path in files[::step]:
-        try:
-            image, record = read_face(path)
-        except (MetadataError, InputError):
-            continue
-        targets.append(warp_to_face(image, crop_matrix(swapper, record.landmarks, size), size))  # image: RGB
+    targets, crops, points = [], [], []
+    for image, record in _src_records(ws, limit):
+        m = crop_matrix(swapper, record.landmarks, size)
+        targets.append(warp_to_face(image, m, size))  # image: RGB
+        points.append(transform_points(record.landmarks, m))
         crops.append(warp_to_face(image, crop_matrix(swapper, record.landmarks, res), res))
     inputs, _ = run_model(swapper, crops, 8)
-    return targets, inputs
+    return targets, inputs, points
 
 
 def face_detail_file(ws: Workspace, cfg: MergeConfig, resolution: int) -> Path:
@@ -145,23 +153,24 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     size = 2 * int(resolution)
     path = face_detail_file(ws, cfg, resolution)
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
-    power = superres.texture_power_for(iteration)
+    power, eye_power = superres.texture_power_for(iteration), superres.eye_power_for(iteration)
     if path.exists():
         detail = superres.FaceDetail.load(path)
         # kept while the model has not trained on, unless an older default made it (planned shorter, or another
         # texture power for the model's age, L1 alone included)
         current = detail.metrics.get("model_iteration") == iteration and \
             int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS and \
-            float(detail.metrics.get("texture_power", 0.0)) == power
+            float(detail.metrics.get("texture_power", 0.0)) == power and \
+            float(detail.metrics.get("eye_texture_power", detail.metrics.get("texture_power", 0.0))) == eye_power
         if iteration is None or current:
             return detail
     rep = reporter or Reporter()
     if swapper is not None:
-        faces, inputs = detail_pairs(ws, swapper, size)
-    else:
-        files = ws.face_files("src")
-        step = max(1, len(files) // 400)
-        faces, inputs = [read_rgb(p) for p in files[::step]], None
+        faces, inputs, points = detail_pairs(ws, swapper, size)
+    else:  # the faces as they are, resized to `size` by the training: so are their landmarks
+        records, inputs = list(_src_records(ws)), None
+        faces = [image for image, _ in records]
+        points = [np.asarray(r.landmarks, np.float32) * (size / image.shape[1]) for image, r in records]
     if len(faces) < 2:
         raise InputError(f"--super-resolution learns the face detail from src faces, but {ws.aligned('src')} has "
                          f"{len(faces)}; extract src faces first or leave super resolution off.")
@@ -175,8 +184,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
                 advance(n - done[0])
                 done[0] = n
 
-        detail = superres.train_face_detail(faces, size, inputs=inputs, texture_power=power, progress=progress,
-                                            check=rep.check)
+        detail = superres.train_face_detail(faces, size, inputs=inputs, texture_power=power, landmarks=points,
+                                            eye_power=eye_power, progress=progress, check=rep.check)
     detail.metrics["model_iteration"] = iteration
     detail.save(path)
     m = detail.metrics

@@ -224,12 +224,44 @@ YOUNG_TEXTURE_POWER = 0.3
 FULL_TEXTURE_ITERATIONS = 3000
 
 
+# The texture power inside her eyes (`eye_weights`: the lids, lashes and the skin just around them) at any age. At
+# the full power an hour model's network drew each eye of the second clip as a stack of parallel contours (its
+# swaps' eyes are softer and less certain than the reconstructions it learns from: her clip has her eyes shut,
+# downcast and open, his are narrow). Measured on that clip's two hour models (docs/quality.md, session 22), the
+# eyes at 0.3 and the rest at 1: one lid line, a dark iris and a glint where the stripes were, less grain on the
+# skin; detail 2.50 -> 1.33 and 2.24 -> 1.39 of dst's (target 0.70), distance to src 0.496 -> 0.504 and
+# 0.486 -> 0.490, flicker 1.06 -> 0.96 and 1.03 -> 1.01, landmarks and eye opening kept. A young model's network
+# has 0.3 all over.
+EYE_TEXTURE_POWER = YOUNG_TEXTURE_POWER
+
+
 def texture_power_for(iteration: int | None) -> float:
     """The texture power of the face-detail network of a swap model trained `iteration` iterations: `TEXTURE_POWER`
     from `FULL_TEXTURE_ITERATIONS` on (and for a model of unknown age), `YOUNG_TEXTURE_POWER` before."""
     if iteration is None or int(iteration) >= FULL_TEXTURE_ITERATIONS:
         return TEXTURE_POWER
     return YOUNG_TEXTURE_POWER
+
+
+def eye_power_for(iteration: int | None) -> float:
+    """The texture power inside the eyes for a swap model trained `iteration` iterations: `EYE_TEXTURE_POWER`, or
+    less where `texture_power_for` gives less."""
+    return min(EYE_TEXTURE_POWER, texture_power_for(iteration))
+
+
+def eye_weights(landmarks: np.ndarray, size: int, ratio: float) -> np.ndarray:
+    """The texture loss's weight over a face of `size` px: 1, and `ratio` inside the eyes (`regions.eyes_mask` of
+    its 68 `landmarks` in that face's pixels), the edge softened by a Gaussian of size / 64 px.
+
+    Returns:
+        (size, size) float32 in [min(ratio, 1), 1].
+    """
+    import cv2
+
+    from ..faces.regions import eyes_mask
+
+    eyes = cv2.GaussianBlur(eyes_mask(landmarks, size), (0, 0), size / 64)
+    return (1.0 - eyes * (1.0 - ratio)).astype(np.float32)
 
 
 def auto_wanted(iteration: int | None) -> bool:
@@ -276,6 +308,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
                       holdout: float = 0.1,
                       patch: int = 64, batch_size: int = 16, seed: int = 0,
                       channels: int = CHANNELS, layers: int = LAYERS, texture_power: float | None = None,
+                      landmarks: Sequence[np.ndarray] | None = None, eye_power: float | None = None,
                       progress: Callable[[float, float], None] | None = None,
                       check: Callable[[], None] | None = None) -> FaceDetail:
     """Train the x2 face-detail network on src faces and measure it on held-back faces.
@@ -296,6 +329,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         progress: called as progress(fraction done, current loss).
         check: called between steps (raise to stop).
         texture_power: weight of the texture loss beside L1 (None: `TEXTURE_POWER`; 0: L1 alone).
+        landmarks: the 68 landmarks of each face in its pixels at `size` (optional): the texture loss then has
+            `eye_power` (None: `EYE_TEXTURE_POWER`; never more than `texture_power`) inside the eyes (`eye_weights`).
 
     Returns:
         FaceDetail whose `metrics` hold psnr_bicubic, psnr_net (dB), sharpness_bicubic, sharpness_net,
@@ -313,6 +348,14 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     torch.manual_seed(seed)
     if inputs is not None and len(inputs) != len(faces):
         raise ModelError(f"Super resolution got {len(inputs)} inputs for {len(faces)} faces; give one per face.")
+    if landmarks is not None and len(landmarks) != len(faces):
+        raise ModelError(f"Super resolution got {len(landmarks)} landmark sets for {len(faces)} faces; give one per face.")
+    eye_power = min(EYE_TEXTURE_POWER if eye_power is None else float(eye_power), texture_power)
+    weights = None  # per face, uint8 (x 1/255) to keep 400 faces' maps small
+    if landmarks is not None and 0 < texture_power and eye_power < texture_power:
+        weights = [np.round(eye_weights(lm, size, eye_power / texture_power) * 255).astype(np.uint8) for lm in landmarks]
+    else:
+        eye_power = texture_power
     hr = []
     for f in faces:
         f = _as_float(f)
@@ -327,6 +370,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     test_lows = [lows[i] for i in order[:n_test]]
     train = [hr[i] for i in order[n_test:]]
     lr_train = [lows[i] for i in order[n_test:]]
+    weights_train = None if weights is None else [weights[i] for i in order[n_test:]]
     net = build_net(channels, layers)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     autocast = _autocast()
@@ -347,7 +391,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         lr = learning_rate(frac)
         for g in opt.param_groups:
             g["lr"] = lr
-        xs, ys = [], []
+        xs, ys, ws = [], [], []
         for _ in range(batch_size):
             k = int(rng.integers(len(train)))
             lo = lr_train[k]
@@ -355,18 +399,24 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
             x0 = int(rng.integers(0, lo.shape[1] - half + 1))
             a = degrade(lo[max(0, y0 - 4):y0 + half + 4, max(0, x0 - 4):x0 + half + 4], rng)
             a = a[y0 - max(0, y0 - 4):, x0 - max(0, x0 - 4):][:half, :half]  # blurred with context, then cut
-            b = train[k][y0 * SCALE:(y0 + half) * SCALE, x0 * SCALE:(x0 + half) * SCALE]
+            hr_cut = (slice(y0 * SCALE, (y0 + half) * SCALE), slice(x0 * SCALE, (x0 + half) * SCALE))
+            b = train[k][hr_cut]
+            w = None if weights_train is None else weights_train[k][hr_cut]
             if rng.random() < 0.5:
                 a, b = a[:, ::-1], b[:, ::-1]
+                w = None if w is None else w[:, ::-1]
             xs.append(a)
             ys.append(b)
+            ws.append(w)
         x = torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.ascontiguousarray(np.stack(ys))).permute(0, 3, 1, 2)
         with autocast():
             pred = net(x)
         loss = torch.nn.functional.l1_loss(pred.float(), y)
         if texture_power > 0:
-            loss = loss + texture_loss(pred.float(), y, everywhere, texture_power).mean()
+            weight = None if weights_train is None else \
+                torch.from_numpy(np.stack(ws).astype(np.float32) / 255.0)[:, None]
+            loss = loss + texture_loss(pred.float(), y, everywhere, texture_power, weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -378,7 +428,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     detail.metrics = evaluate(detail, test, test_lows)
     detail.metrics.update(steps=step, planned_steps=steps, train_faces=len(train), test_faces=len(test),
                           seconds=round(time.monotonic() - start, 1), final_loss=loss_value, final_lr=lr,
-                          texture_power=texture_power)
+                          texture_power=texture_power, eye_texture_power=eye_power)
     return detail
 
 

@@ -170,7 +170,8 @@ def detail_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Tenso
     return out
 
 
-def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float) -> torch.Tensor:
+def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """Texture power 0..100: mean L1 between the local detail strengths (`detail_energy` of the luma) of the
     prediction and the target, over the cells inside `mask` (weighted by the mask's share of each cell), x
     `power`, per sample. Unlike `detail_loss` it does not ask for each edge at its exact pixel, which a young
@@ -178,11 +179,14 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, p
     for as much 1-4 px detail in each `TEXTURE_CELL` px cell as the real face has there (a 2 px shift of a real face costs it
     less than a 1.5 px blur; the detail loss counts the shift as twice the blur). Its gradient strengthens the detail
     the model already draws where the real face has more, and is zero where the model draws none, so it sharpens
-    rather than adds noise. B3HW in [0, 1], mask B1HW."""
+    rather than adds noise. B3HW in [0, 1], mask B1HW; `weight` B1HW (optional) scales the loss pixel by pixel
+    (e.g. less power in the eyes) without changing the area it is averaged over, which the mask alone sets."""
     with torch.no_grad():
         want = detail_energy(luma(target.float()))
         m = F.avg_pool2d(mask.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)  # each cell's share of the mask
         area = m.flatten(1).sum(1).clamp_min(1e-3)
+        if weight is not None:
+            m = F.avg_pool2d(mask.float() * weight.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)
     total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_energy(luma(pred.float())), want))
     return power * total / area
 
