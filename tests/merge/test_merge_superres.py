@@ -435,6 +435,8 @@ def test_the_eyes_mask_and_weights_lie_on_her_eyes(src_records):
 def test_each_patch_learns_with_the_eye_weights_of_its_own_place(src_records, monkeypatch):
     """The texture loss of every training patch gets the weights of the very pixels the patch was cut from, flipped
     with it: here each face *is* its weight map (grey), so the weights must equal the patch's own target."""
+    import torch
+
     from facedouble.train import losses
 
     faces, lms = _eye_region_faces(src_records, 96)
@@ -450,15 +452,9 @@ def test_each_patch_learns_with_the_eye_weights_of_its_own_place(src_records, mo
     detail = superres.train_face_detail([np.dstack([m] * 3) for m in maps], 96, landmarks=lms, texture_power=1.0,
                                         eye_power=0.3, steps=12, patch=48, seed=0)
     assert detail.metrics["eye_texture_power"] == 0.3 and len(seen) == 12
-    target, weight = (torch_cat([t for t, _ in seen]), torch_cat([w for _, w in seen]))
+    target, weight = torch.cat([t for t, _ in seen]), torch.cat([w for _, w in seen])
     assert float((target - weight).abs().max()) <= 1 / 255 + 1e-6  # uint8-stored weights
     assert float(weight.min()) < 0.35 and float(weight.max()) == 1.0  # patches in and out of the eyes
-
-
-def torch_cat(tensors):
-    import torch
-
-    return torch.cat(tensors)
 
 
 @pytest.mark.slow  # ~2 min on 2 idle cores: two networks at 192 px
