@@ -322,12 +322,16 @@ def _eyes_at_full_power(metrics: dict) -> None:
     del metrics["eye_texture_power"]  # the networks saved before session 22 recorded none: the eyes had the full power
 
 
-@pytest.mark.parametrize("older", [_planned_shorter, _l1_alone, _eyes_at_full_power],
-                         ids=["planned shorter", "L1 alone", "eyes at full power"])
+def _without_grain(metrics: dict) -> None:
+    del metrics["grain_power"]  # the networks saved before session 23 recorded none: they learned without it
+
+
+@pytest.mark.parametrize("older", [_planned_shorter, _l1_alone, _eyes_at_full_power, _without_grain],
+                         ids=["planned shorter", "L1 alone", "eyes at full power", "without the grain loss"])
 def test_a_network_of_an_older_default_is_trained_again(dst_ws, src_records, monkeypatch, older):
-    """A network saved by an older default (fewer planned steps, learned without the texture loss, or with the full
-    texture power in the eyes) for the same model iteration is replaced once; one made by today's defaults is kept
-    while the model has not trained on."""
+    """A network saved by an older default (fewer planned steps, learned without the texture loss, with the full
+    texture power in the eyes, or without the grain loss) for the same model iteration is replaced once; one made
+    by today's defaults is kept while the model has not trained on."""
     ws = dst_ws
     _add_src_faces(ws, src_records)
     calls = []
@@ -341,7 +345,7 @@ def test_a_network_of_an_older_default_is_trained_again(dst_ws, src_records, mon
 
     old = superres.train_face_detail([face for face, _ in src_records], 128, steps=5, texture_power=0)
     old.metrics.update(model_iteration=9_000, planned_steps=superres.STEPS, texture_power=superres.TEXTURE_POWER,
-                       eye_texture_power=superres.eye_power_for(9_000))
+                       eye_texture_power=superres.eye_power_for(9_000), grain_power=superres.grain_power_for(9_000))
     older(old.metrics)
     old.save(superres.detail_path(ws.model, 128))
     monkeypatch.setattr(superres, "train_face_detail", counted)
@@ -350,6 +354,7 @@ def test_a_network_of_an_older_default_is_trained_again(dst_ws, src_records, mon
     assert len(calls) == 1  # the older network was replaced
     saved = superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics
     assert saved["texture_power"] == superres.TEXTURE_POWER and saved["eye_texture_power"] == superres.EYE_TEXTURE_POWER
+    assert saved["grain_power"] == superres.GRAIN_POWER
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_000))
     assert len(calls) == 1  # and the new one kept
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(9_500))
@@ -384,15 +389,17 @@ def test_the_texture_power_grows_with_the_models_age():
 
 
 def test_a_young_models_network_is_learned_again_at_full_power_once_it_has_grown(dst_ws, src_records, monkeypatch):
-    """The merge learns a young model's network at the young texture power and saves it with its power; once the
-    model has trained past FULL_TEXTURE_ITERATIONS the next merge learns it again at the full power."""
+    """The merge learns a young model's network at the young texture power without the grain loss and saves it
+    with its powers; once the model has trained past FULL_TEXTURE_ITERATIONS the next merge learns it again at the
+    full power, with the grain loss."""
     ws = dst_ws
     _add_src_faces(ws, src_records)
-    powers = []
+    powers, grains = [], []
     real = superres.train_face_detail
 
     def recorded(faces, size, **kw):
         powers.append(kw["texture_power"])
+        grains.append(kw["grain_power"])
         return real(faces, size, steps=5, **kw)
 
     monkeypatch.setattr(superres, "train_face_detail", recorded)
@@ -404,6 +411,7 @@ def test_a_young_models_network_is_learned_again_at_full_power_once_it_has_grown
     assert saved["model_iteration"] == young
     merger.load_face_detail(ws, cfg, 64, swapper=_AgedSwapper(superres.FULL_TEXTURE_ITERATIONS))
     assert powers == [superres.YOUNG_TEXTURE_POWER, superres.TEXTURE_POWER]
+    assert grains == [0.0, superres.GRAIN_POWER] and superres.GRAIN_POWER > 0  # the grain loss only at full power
     assert superres.FaceDetail.load(superres.detail_path(ws.model, 128)).metrics["texture_power"] == superres.TEXTURE_POWER
 
 
@@ -455,6 +463,36 @@ def test_each_patch_learns_with_the_eye_weights_of_its_own_place(src_records, mo
     target, weight = torch.cat([t for t, _ in seen]), torch.cat([w for _, w in seen])
     assert float((target - weight).abs().max()) <= 1 / 255 + 1e-6  # uint8-stored weights
     assert float(weight.min()) < 0.35 and float(weight.max()) == 1.0  # patches in and out of the eyes
+
+
+def test_the_grain_loss_learns_beside_the_texture_loss_with_its_weights(src_records, monkeypatch):
+    """Each step's grain loss gets the texture loss's patch, mask and eye weights, at `grain_power` times the
+    texture power; grain_power 0 leaves it out and the network records the power it learned with."""
+    from facedouble.train import losses
+
+    faces, lms = _eye_region_faces(src_records, 96)
+    calls = {"texture": [], "grain": []}
+    real_texture, real_grain = losses.texture_loss, losses.grain_loss
+
+    def texture(pred, target, mask, power, weight=None):
+        calls["texture"].append((power, weight))
+        return real_texture(pred, target, mask, power, weight)
+
+    def grain(pred, target, mask, power, weight=None):
+        calls["grain"].append((power, weight))
+        return real_grain(pred, target, mask, power, weight)
+
+    monkeypatch.setattr(losses, "texture_loss", texture)
+    monkeypatch.setattr(losses, "grain_loss", grain)
+    detail = superres.train_face_detail(faces, 96, landmarks=lms, texture_power=0.8, eye_power=0.3, grain_power=0.5,
+                                        steps=4, patch=48, seed=0)
+    assert detail.metrics["grain_power"] == 0.5 and len(calls["grain"]) == len(calls["texture"]) == 4
+    for (tp, tw), (gp, gw) in zip(calls["texture"], calls["grain"]):
+        assert tp == 0.8 and gp == pytest.approx(0.4) and gw is tw
+    calls["grain"].clear()
+    off = superres.train_face_detail(faces, 96, landmarks=lms, texture_power=0.8, grain_power=0, steps=2, patch=48)
+    assert off.metrics["grain_power"] == 0 and calls["grain"] == []
+    assert superres.train_face_detail(faces, 96, steps=1, patch=48).metrics["grain_power"] == superres.GRAIN_POWER
 
 
 @pytest.mark.slow  # ~2 min on 2 idle cores: two networks at 192 px

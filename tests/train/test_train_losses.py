@@ -227,3 +227,58 @@ def test_texture_loss_weight_scales_each_region_without_moving_the_average(media
     partial = top.clone()
     partial[..., :48, :] = 0.3
     assert torch.allclose(L.texture_loss(soft, face, mask, 10.0, partial), bottom_only + 0.3 * top_share, rtol=1e-4)
+
+
+def _soft(face, sigma=1.5):
+    import cv2
+
+    hwc = face.permute(0, 2, 3, 1).numpy()
+    return torch.stack([torch.from_numpy(cv2.GaussianBlur(i, (0, 0), sigma)) for i in hwc]).permute(0, 3, 1, 2)
+
+
+def _lines(face, horizontal: bool, amplitude=0.04):
+    """Parallel lines of period 4 px over the whole face: rows (horizontal lines) or columns (vertical)."""
+    lines = torch.zeros_like(face[:, :1])
+    if horizontal:
+        lines[..., 0::4, :] = lines[..., 1::4, :] = amplitude
+    else:
+        lines[..., :, 0::4] = lines[..., :, 1::4] = amplitude
+    return face + lines
+
+
+def test_direction_energy_tells_horizontal_lines_from_vertical_ones(media):
+    """Horizontal lines raise the fine detail's change from row to row and barely its change from column to
+    column; vertical lines the other way round; the face turned by 90 degrees swaps the two."""
+    face = _soft(_real_faces(media, res=96))
+    base = [float(e.mean()) for e in L.direction_energy(L.luma(face))]
+    across = [float(e.mean()) for e in L.direction_energy(L.luma(_lines(face, True)))]
+    down = [float(e.mean()) for e in L.direction_energy(L.luma(_lines(face, False)))]
+    for band in (0, 1):
+        rows, cols = 2 * band, 2 * band + 1
+        assert across[rows] > 1.5 * base[rows] and across[cols] < 1.1 * base[cols], (band, base, across)
+        assert down[cols] > 1.5 * base[cols] and down[rows] < 1.1 * base[rows], (band, base, down)
+    turned = [float(e.mean()) for e in L.direction_energy(L.luma(torch.rot90(face, 1, (2, 3))))]
+    assert turned[0] == pytest.approx(base[1], rel=0.02) and turned[1] == pytest.approx(base[0], rel=0.02)
+
+
+def test_grain_loss_counts_lines_the_face_lacks_and_asks_for_nothing(media):
+    """The grain loss is zero for the face itself and near zero for a blurred one (it asks for no detail: the
+    texture loss does that), and it grows with parallel lines drawn over the face, in either direction; its
+    gradient on a face with horizontal lines takes the lines away. A weight of 0 silences it where it lies."""
+    face = _real_faces(media, res=96)
+    mask = torch.zeros_like(face[:, :1])
+    mask[..., 8:88, 8:88] = 1
+    soft = _soft(face)
+    assert torch.allclose(L.grain_loss(face, face, mask, 10.0), torch.zeros(2), atol=1e-5)
+    assert (L.grain_loss(soft, face, mask, 10.0) < 0.05 * L.texture_loss(soft, face, mask, 10.0)).all()
+    weak, strong = L.grain_loss(_lines(soft, True, 0.02), face, mask, 10.0), L.grain_loss(_lines(soft, True), face, mask, 10.0)
+    assert (weak > 0.01).all() and (strong > 1.5 * weak).all(), (weak, strong)
+    assert (L.grain_loss(_lines(soft, False), face, mask, 10.0) > 0.01).all()
+    assert torch.allclose(L.grain_loss(_lines(soft, True), face, mask, 20.0), 2 * strong, rtol=1e-5)
+    lined = _lines(soft, True).requires_grad_(True)
+    L.grain_loss(lined, face, mask, 10.0).sum().backward()
+    stepped = (lined - 0.02 * lined.grad / lined.grad.abs().max()).detach()
+    rows = lambda x: float(L.direction_energy(L.luma(x))[0][..., 4:18, 4:18].mean())  # noqa: E731 (inside the mask)
+    assert rows(stepped) < 0.9 * rows(lined.detach())
+    nowhere = torch.zeros_like(mask)
+    assert torch.allclose(L.grain_loss(_lines(soft, True), face, mask, 10.0, nowhere), torch.zeros(2))

@@ -146,7 +146,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     data_src/aligned (a few minutes) and saved there. With `swapper` it learns from that model's
     reconstructions of the src faces (`detail_pairs`) and is trained again when the model has trained on
     since (or the saved network was made by an older default: planned for fewer steps than `superres.STEPS`, or
-    with another texture power than today's for the model's age, `superres.texture_power_for`); without, from
+    with another texture power than today's for the model's age, `superres.texture_power_for`, or another grain
+    power, `superres.grain_power_for`); without, from
     the src faces downscaled."""
     from . import superres
 
@@ -154,6 +155,7 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
     path = face_detail_file(ws, cfg, resolution)
     iteration = getattr(swapper, "iteration", None) if swapper is not None else None
     power, eye_power = superres.texture_power_for(iteration), superres.eye_power_for(iteration)
+    grain = superres.grain_power_for(iteration)
     if path.exists():
         detail = superres.FaceDetail.load(path)
         # kept while the model has not trained on, unless an older default made it (planned shorter, or another
@@ -161,7 +163,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
         current = detail.metrics.get("model_iteration") == iteration and \
             int(detail.metrics.get("planned_steps", 0)) >= superres.STEPS and \
             float(detail.metrics.get("texture_power", 0.0)) == power and \
-            float(detail.metrics.get("eye_texture_power", detail.metrics.get("texture_power", 0.0))) == eye_power
+            float(detail.metrics.get("eye_texture_power", detail.metrics.get("texture_power", 0.0))) == eye_power and \
+            float(detail.metrics.get("grain_power", 0.0)) == grain
         if iteration is None or current:
             return detail
     rep = reporter or Reporter()
@@ -185,7 +188,8 @@ def load_face_detail(ws: Workspace, cfg: MergeConfig, resolution: int, reporter:
                 done[0] = n
 
         detail = superres.train_face_detail(faces, size, inputs=inputs, texture_power=power, landmarks=points,
-                                            eye_power=eye_power, progress=progress, check=rep.check)
+                                            eye_power=eye_power, grain_power=grain, progress=progress,
+                                            check=rep.check)
     detail.metrics["model_iteration"] = iteration
     detail.save(path)
     m = detail.metrics

@@ -234,6 +234,18 @@ FULL_TEXTURE_ITERATIONS = 3000
 # has 0.3 all over.
 EYE_TEXTURE_POWER = YOUNG_TEXTURE_POWER
 
+# The grain loss (train/losses.py `grain_loss`: no cell's fine detail stronger in one direction than her real
+# face's there) beside the texture loss at full power, as a share of the texture power (so 0.3 of it in the eyes).
+# At full power the network drew horizontal scanlines over cheeks and forehead: the merged cheeks' fine detail
+# changed 1.77x (sample pair) and 1.65x (second clip) as much row to row as column to column, dst's 1.00. Measured
+# on the two clips' hour models on a CPU without bf16 (docs/quality.md, session 23), grain power 0 / 0.5 / 1:
+# cheeks 1.77 / 1.53 / 1.58 and 1.65 / 1.40 / 1.32; detail 1.34 / 0.81 / 0.72 and 1.19 / 0.93 / 0.79 of dst's;
+# distance to src 0.497 / 0.497 / 0.494 and 0.509 / 0.499 / 0.509; flicker 1.03 / 0.97 / 0.99 and 0.97 / 0.96 /
+# 0.92; the eyes kept their lid line and iris. 0.5: the skin without most of the lines, every hour target passed
+# on both clips with room in detail. A young model's network (`grain_power_for`) learns without it: on a ten-minute
+# model it took detail 0.39 -> 0.30 and nearer src 0.92 -> 0.86, where the young power draws little grain.
+GRAIN_POWER = 0.5
+
 
 def texture_power_for(iteration: int | None) -> float:
     """The texture power of the face-detail network of a swap model trained `iteration` iterations: `TEXTURE_POWER`
@@ -241,6 +253,12 @@ def texture_power_for(iteration: int | None) -> float:
     if iteration is None or int(iteration) >= FULL_TEXTURE_ITERATIONS:
         return TEXTURE_POWER
     return YOUNG_TEXTURE_POWER
+
+
+def grain_power_for(iteration: int | None) -> float:
+    """The grain loss's share (of the texture power) for a swap model trained `iteration` iterations: `GRAIN_POWER`
+    where the network has the full texture power (`texture_power_for`), none for a young model's."""
+    return GRAIN_POWER if texture_power_for(iteration) == TEXTURE_POWER else 0.0
 
 
 def eye_power_for(iteration: int | None) -> float:
@@ -309,6 +327,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
                       patch: int = 64, batch_size: int = 16, seed: int = 0,
                       channels: int = CHANNELS, layers: int = LAYERS, texture_power: float | None = None,
                       landmarks: Sequence[np.ndarray] | None = None, eye_power: float | None = None,
+                      grain_power: float | None = None,
                       progress: Callable[[float, float], None] | None = None,
                       check: Callable[[], None] | None = None) -> FaceDetail:
     """Train the x2 face-detail network on src faces and measure it on held-back faces.
@@ -331,6 +350,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         texture_power: weight of the texture loss beside L1 (None: `TEXTURE_POWER`; 0: L1 alone).
         landmarks: the 68 landmarks of each face in its pixels at `size` (optional): the texture loss then has
             `eye_power` (None: `EYE_TEXTURE_POWER`; never more than `texture_power`) inside the eyes (`eye_weights`).
+        grain_power: weight of the grain loss as a share of the texture loss's, wherever that applies (None:
+            `GRAIN_POWER`; 0: none).
 
     Returns:
         FaceDetail whose `metrics` hold psnr_bicubic, psnr_net (dB), sharpness_bicubic, sharpness_net,
@@ -339,9 +360,10 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     import cv2
 
     torch = _torch()
-    from ..train.losses import texture_loss  # a library like the models (inference.py loads those from train/)
+    from ..train.losses import grain_loss, texture_loss  # a library like the models (inference.py loads those from train/)
 
     texture_power = TEXTURE_POWER if texture_power is None else float(texture_power)
+    grain_power = GRAIN_POWER if grain_power is None else float(grain_power)
     if len(faces) < 2:
         raise ModelError("Super resolution needs at least 2 src faces to learn from; extract faces into data_src/aligned.")
     rng = np.random.default_rng(seed)
@@ -417,6 +439,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
             weight = None if weights_train is None else \
                 torch.from_numpy(np.stack(ws).astype(np.float32) / 255.0)[:, None]
             loss = loss + texture_loss(pred.float(), y, everywhere, texture_power, weight).mean()
+            if grain_power > 0:
+                loss = loss + grain_loss(pred.float(), y, everywhere, grain_power * texture_power, weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -428,7 +452,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     detail.metrics = evaluate(detail, test, test_lows)
     detail.metrics.update(steps=step, planned_steps=steps, train_faces=len(train), test_faces=len(test),
                           seconds=round(time.monotonic() - start, 1), final_loss=loss_value, final_lr=lr,
-                          texture_power=texture_power, eye_texture_power=eye_power)
+                          texture_power=texture_power, eye_texture_power=eye_power, grain_power=grain_power)
     return detail
 
 

@@ -183,11 +183,51 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, p
     (e.g. less power in the eyes) without changing the area it is averaged over, which the mask alone sets."""
     with torch.no_grad():
         want = detail_energy(luma(target.float()))
-        m = F.avg_pool2d(mask.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)  # each cell's share of the mask
-        area = m.flatten(1).sum(1).clamp_min(1e-3)
-        if weight is not None:
-            m = F.avg_pool2d(mask.float() * weight.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)
+        m, area = _cell_shares(mask, weight)
     total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_energy(luma(pred.float())), want))
+    return power * total / area
+
+
+def _cell_shares(mask: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each `TEXTURE_CELL` cell's share of `mask` (B1HW), times `weight` where given, and the mask's area in cells
+    (B), which the weight leaves as it is."""
+    m = F.avg_pool2d(mask.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)
+    area = m.flatten(1).sum(1).clamp_min(1e-3)
+    if weight is not None:
+        m = F.avg_pool2d(mask.float() * weight.float(), TEXTURE_CELL, stride=TEXTURE_CELL // 2)
+    return m, area
+
+
+def direction_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Tensor]:
+    """Local strength of the fine detail of a BCHW image by direction: for each band of `detail_bands` (after
+    `NYQUIST_STOP`, as `detail_energy`), the root mean square over the same cells of the band's change from row to
+    row (what horizontal lines make) and from column to column (vertical lines), channels pooled:
+    [rows of band 1, columns of band 1, rows of band 2, columns of band 2], B1 x cells each."""
+    out = []
+    for band in detail_bands(_blur(x, NYQUIST_STOP, reflect=True)):
+        rows = F.pad(band[..., 1:, :] - band[..., :-1, :], (0, 0, 0, 1))
+        cols = F.pad(band[..., :, 1:] - band[..., :, :-1], (0, 1, 0, 0))
+        for change in (rows, cols):
+            power = F.avg_pool2d((change ** 2).mean(1, keepdim=True), cell, stride=cell // 2)
+            out.append(torch.sqrt(power + 1e-8))
+    return out
+
+
+def grain_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Grain power 0..100: how far the prediction's fine detail in each cell is stronger *in one direction* than
+    the target's there (`direction_energy`: row to row, column to column; one-sided, so nothing is asked of a
+    cell with less), x `power`, per sample, cells weighted and averaged as in `texture_loss`. Beside the texture
+    loss, which asks each cell for the real face's amount of detail in any direction, it keeps that detail from
+    coming as lines the face does not have: parallel horizontal lines over a cheek whose real skin changes about
+    as much across as down are stronger row to row than hers. It asks for no detail in either direction, so it
+    draws none (matching each direction two-sided instead asked for vertical edges where an uncertain face could
+    not place them, and cross-hatched eyes and teeth: docs/quality.md, session 19). B3HW in [0, 1], mask and
+    `weight` B1HW."""
+    with torch.no_grad():
+        want = direction_energy(luma(target.float()))
+        m, area = _cell_shares(mask, weight)
+    total = sum((F.relu(p - t) * m).flatten(1).sum(1) for p, t in zip(direction_energy(luma(pred.float())), want))
     return power * total / area
 
 
