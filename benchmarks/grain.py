@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 
-def row_column_ratio(grey: np.ndarray) -> tuple[float, float]:
+def row_column_change(grey: np.ndarray) -> tuple[float, float]:
     """(H, W) float32 luma in [0, 1] -> (mean |row-to-row change|, mean |column-to-column change|) of its fine
     detail (the image minus its Gaussian blur of sigma 1.5 px)."""
     fine = grey - cv2.GaussianBlur(grey, (0, 0), 1.5)
@@ -44,7 +44,7 @@ def video_grain(path: Path, box: tuple[int, int, int, int], frames: tuple[int, i
             if index < frames[0]:
                 continue
             grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32) / 255.0
-            r, c = row_column_ratio(grey)
+            r, c = row_column_change(grey)
             rows, cols = rows + r, cols + c
     finally:
         cap.release()

@@ -163,11 +163,18 @@ def detail_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Tenso
     period 2 px (the checkerboard a decoder that draws 2x2 pixels at a time makes easily, measured) counts for
     nothing. A sharp edge or a textured patch scores high, a smooth patch near zero; an edge a pixel or two off
     changes it less than a blur does."""
-    out = []
-    for band in detail_bands(_blur(x, NYQUIST_STOP, reflect=True)):
-        power = F.avg_pool2d((band ** 2).mean(1, keepdim=True), cell, stride=cell // 2)
-        out.append(torch.sqrt(power + 1e-8))
-    return out
+    return [_cell_rms(band, cell) for band in _fine_bands(x)]
+
+
+def _fine_bands(x: torch.Tensor) -> list[torch.Tensor]:
+    """`detail_bands` of a BCHW image filtered by `NYQUIST_STOP` first (a 2 px pattern counts for nothing)."""
+    return detail_bands(_blur(x, NYQUIST_STOP, reflect=True))
+
+
+def _cell_rms(x: torch.Tensor, cell: int) -> torch.Tensor:
+    """Root mean square of a BCHW tensor over `cell` x `cell` px cells overlapping by half, channels pooled: B1 x
+    (H/(cell/2) - 1) x (W/(cell/2) - 1)."""
+    return torch.sqrt(F.avg_pool2d((x ** 2).mean(1, keepdim=True), cell, stride=cell // 2) + 1e-8)
 
 
 def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float,
@@ -204,12 +211,10 @@ def direction_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Te
     row (what horizontal lines make) and from column to column (vertical lines), channels pooled:
     [rows of band 1, columns of band 1, rows of band 2, columns of band 2], B1 x cells each."""
     out = []
-    for band in detail_bands(_blur(x, NYQUIST_STOP, reflect=True)):
+    for band in _fine_bands(x):
         rows = F.pad(band[..., 1:, :] - band[..., :-1, :], (0, 0, 0, 1))
         cols = F.pad(band[..., :, 1:] - band[..., :, :-1], (0, 1, 0, 0))
-        for change in (rows, cols):
-            power = F.avg_pool2d((change ** 2).mean(1, keepdim=True), cell, stride=cell // 2)
-            out.append(torch.sqrt(power + 1e-8))
+        out += [_cell_rms(rows, cell), _cell_rms(cols, cell)]
     return out
 
 
