@@ -578,6 +578,10 @@ class TrainConfig(StageConfig):
                                                "first N iterations (a young model answers the full power with a striped "
                                                "pattern; 0 = full power from the start)", lo=0, hi=1_000_000,
                                          unit="iterations", group="losses", label="texture ramp")
+    grain_power: Optional[float] = option(None, "Grain power: keep the fine detail the model draws from running in one "
+                                                "direction more than the real face's does there (lines across the skin "
+                                                "where her skin has none); grows with the texture ramp; 0 = off",
+                                          lo=0, hi=100, group="losses", label="grain power")
     color_transfer: Optional[C.TrainColorTransfer] = option(None, "Colour transfer of src faces towards dst (the merge's "
                                                                   "transfers): none, rct, lct, mkl, idt, sot",
                                                             group="augmentation")

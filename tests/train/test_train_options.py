@@ -165,6 +165,28 @@ def test_texture_ramp_grows_the_texture_power_over_the_first_iterations(faces):
     assert loss(50, texture_power=10.0, texture_ramp=100) < loss(50, texture_power=10.0, texture_ramp=0) - 0.01
 
 
+def test_grain_power_adds_the_grain_loss_for_lines_only_and_grows_with_the_texture_ramp(faces):
+    """A prediction with horizontal lines over the man's real face costs the grain loss at the grain power, on its
+    side alone (the other side predicts her face itself: nothing); the step's texture weight (the ramp) scales it as
+    it scales the texture loss, and 0 leaves it out."""
+    man, woman = faces
+    lines = torch.zeros_like(man["face"])
+    lines[..., 0::4, :] = lines[..., 1::4, :] = 0.06  # period 4 px: the fine bands the grain loss reads
+    lined = man["face"] + lines
+    out, b = _out_and_batch(faces, pred_src=lined, pred_dst=woman["face"])
+    src0, dst0 = _session(grain_power=0.0).losses(out, b)
+    session = _session(grain_power=10.0)
+    src1, dst1 = session.losses(out, b)
+    want = L.grain_loss(lined, man["face"], man["mask"], 10.0)
+    assert (want > 0.05).all()
+    assert torch.allclose(src1 - src0, want, rtol=1e-4) and torch.allclose(dst1, dst0, rtol=1e-6)
+    half, _ = session.losses(out, b, 0.5)
+    assert torch.allclose(half - src0, want / 2, rtol=1e-4)
+    none, _ = session.losses(out, b, 0.0)
+    assert torch.allclose(none, src0, rtol=1e-6)
+    assert TRAINING_DEFAULTS["grain_power"] == 0.0
+
+
 # -- eyes/mouth priority -----------------------------------------------------------------------------------
 
 def test_eyes_mouth_mask_covers_eyes_and_mouth_only(faces):

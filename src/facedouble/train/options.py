@@ -24,7 +24,7 @@ from .models.registry import ModelSpec, preset
 TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
     random_warp=True, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,
-    detail_power=0.0, texture_power=20.0, texture_ramp=1500, blur_out_mask=False, mask_hands=True,
+    detail_power=0.0, texture_power=20.0, texture_ramp=1500, grain_power=0.0, blur_out_mask=False, mask_hands=True,
     color_transfer="none", lr_dropout=False, ema_decay=0.0, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
     true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )

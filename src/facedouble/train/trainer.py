@@ -257,6 +257,8 @@ class TrainSession:
             loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
         if o.texture_power and texture_weight:
             loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power * texture_weight)
+        if o.grain_power and texture_weight:
+            loss = loss + L.grain_loss(pred, target, loss_mask, o.grain_power * texture_weight)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
@@ -268,7 +270,7 @@ class TrainSession:
 
     def losses(self, out: dict, b: dict, texture_weight: float = 1.0):
         """Per-sample (src loss, dst loss) of a forward pass, before adversarial terms; `texture_weight`: the share
-        of the texture power that applies (`losses.ramp` of the iteration, in `step`)."""
+        of the texture power (and of the grain power) that applies (`losses.ramp` of the iteration, in `step`)."""
         o = self.opts
         src = self._side_loss(out["src_src"], out["src_src_mask"], out["src_src_lows"], b["src_target"],
                               b["src_mask"], b.get("src_em"), texture_weight)
