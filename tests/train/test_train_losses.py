@@ -282,3 +282,29 @@ def test_grain_loss_counts_lines_the_face_lacks_and_asks_for_nothing(media):
     assert rows(stepped) < 0.9 * rows(lined.detach())
     nowhere = torch.zeros_like(mask)
     assert torch.allclose(L.grain_loss(_lines(soft, True), face, mask, 10.0, nowhere), torch.zeros(2))
+
+
+def test_fine_detail_loss_is_the_texture_and_grain_losses_from_one_pass(media):
+    """The trainer's and the face-detail network's one call computes what the texture loss and the grain loss
+    define, from each image's fine bands computed once: over a mask of the whole face (every cell counted once)
+    its value and its gradient are those of the two losses written out from `detail_energy` and
+    `direction_energy`, and a power of 0 leaves its loss out."""
+    face = _real_faces(media, res=96)
+    everywhere = torch.ones_like(face[:, :1])
+    pred = _lines(_soft(face), True).requires_grad_(True)
+
+    def written_out(x):
+        cells = L.detail_energy(L.luma(face))[0][0].numel()
+        texture = sum((p - t).abs().flatten(1).sum(1)
+                      for p, t in zip(L.detail_energy(L.luma(x)), L.detail_energy(L.luma(face))))
+        grain = sum(torch.relu(p - t).flatten(1).sum(1)
+                    for p, t in zip(L.direction_energy(L.luma(x)), L.direction_energy(L.luma(face))))
+        return (20.0 * texture + 10.0 * grain) / cells, 20.0 * texture / cells
+
+    both, texture_only = written_out(pred)
+    (reference_grad,) = torch.autograd.grad(both.sum(), pred)
+    one_pass = L.fine_detail_loss(pred, face, everywhere, 20.0, 10.0)
+    (grad,) = torch.autograd.grad(one_pass.sum(), pred)
+    assert torch.allclose(one_pass, both, rtol=1e-4) and (both > 1.05 * texture_only).all()
+    assert torch.allclose(grad, reference_grad, rtol=1e-3, atol=1e-7)
+    assert torch.allclose(L.fine_detail_loss(pred, face, everywhere, 20.0, 0.0), texture_only, rtol=1e-4)

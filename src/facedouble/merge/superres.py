@@ -360,7 +360,7 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
     import cv2
 
     torch = _torch()
-    from ..train.losses import grain_loss, texture_loss  # a library like the models (inference.py loads those from train/)
+    from ..train.losses import fine_detail_loss  # a library like the models (inference.py loads those from train/)
 
     texture_power = TEXTURE_POWER if texture_power is None else float(texture_power)
     grain_power = GRAIN_POWER if grain_power is None else float(grain_power)
@@ -438,9 +438,8 @@ def train_face_detail(faces: Sequence[np.ndarray], size: int, *, inputs: Sequenc
         if texture_power > 0:
             weight = None if weights_train is None else \
                 torch.from_numpy(np.stack(ws).astype(np.float32) / 255.0)[:, None]
-            loss = loss + texture_loss(pred.float(), y, everywhere, texture_power, weight).mean()
-            if grain_power > 0:
-                loss = loss + grain_loss(pred.float(), y, everywhere, grain_power * texture_power, weight).mean()
+            loss = loss + fine_detail_loss(pred.float(), y, everywhere, texture_power,
+                                           max(grain_power, 0.0) * texture_power, weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -188,11 +188,7 @@ def texture_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, p
     the model already draws where the real face has more, and is zero where the model draws none, so it sharpens
     rather than adds noise. B3HW in [0, 1], mask B1HW; `weight` B1HW (optional) scales the loss pixel by pixel
     (e.g. less power in the eyes) without changing the area it is averaged over, which the mask alone sets."""
-    with torch.no_grad():
-        want = detail_energy(luma(target.float()))
-        m, area = _cell_shares(mask, weight)
-    total = sum(((p - t).abs() * m).flatten(1).sum(1) for p, t in zip(detail_energy(luma(pred.float())), want))
-    return power * total / area
+    return fine_detail_loss(pred, target, mask, power, 0.0, weight)
 
 
 def _cell_shares(mask: torch.Tensor, weight: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,12 +206,14 @@ def direction_energy(x: torch.Tensor, cell: int = TEXTURE_CELL) -> list[torch.Te
     `NYQUIST_STOP`, as `detail_energy`), the root mean square over the same cells of the band's change from row to
     row (what horizontal lines make) and from column to column (vertical lines), channels pooled:
     [rows of band 1, columns of band 1, rows of band 2, columns of band 2], B1 x cells each."""
-    out = []
-    for band in _fine_bands(x):
-        rows = F.pad(band[..., 1:, :] - band[..., :-1, :], (0, 0, 0, 1))
-        cols = F.pad(band[..., :, 1:] - band[..., :, :-1], (0, 1, 0, 0))
-        out += [_cell_rms(rows, cell), _cell_rms(cols, cell)]
-    return out
+    return [e for band in _fine_bands(x) for e in _direction_rms(band, cell)]
+
+
+def _direction_rms(band: torch.Tensor, cell: int) -> list[torch.Tensor]:
+    """[rows, columns]: `_cell_rms` of a band's change from row to row and from column to column."""
+    rows = F.pad(band[..., 1:, :] - band[..., :-1, :], (0, 0, 0, 1))
+    cols = F.pad(band[..., :, 1:] - band[..., :, :-1], (0, 1, 0, 0))
+    return [_cell_rms(rows, cell), _cell_rms(cols, cell)]
 
 
 def grain_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, power: float,
@@ -229,11 +227,29 @@ def grain_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, pow
     draws none (matching each direction two-sided instead asked for vertical edges where an uncertain face could
     not place them, and cross-hatched eyes and teeth: docs/quality.md, session 19). B3HW in [0, 1], mask and
     `weight` B1HW."""
+    return fine_detail_loss(pred, target, mask, 0.0, power, weight)
+
+
+def fine_detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, texture_power: float,
+                     grain_power: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """`texture_loss` at `texture_power` plus `grain_loss` at `grain_power`, per sample (B,), with each image's
+    fine bands computed once for both (a loss at power 0 is left out). Shapes as in `texture_loss`."""
     with torch.no_grad():
-        want = direction_energy(luma(target.float()))
+        want = _fine_bands(luma(target.float()))
         m, area = _cell_shares(mask, weight)
-    total = sum((F.relu(p - t) * m).flatten(1).sum(1) for p, t in zip(direction_energy(luma(pred.float())), want))
-    return power * total / area
+    have = _fine_bands(luma(pred.float()))
+    total = torch.zeros(pred.shape[0], device=pred.device)
+    for p, t in zip(have, want):
+        if texture_power:
+            with torch.no_grad():
+                t_rms = _cell_rms(t, TEXTURE_CELL)
+            total = total + texture_power * ((_cell_rms(p, TEXTURE_CELL) - t_rms).abs() * m).flatten(1).sum(1)
+        if grain_power:
+            with torch.no_grad():
+                t_dir = _direction_rms(t, TEXTURE_CELL)
+            total = total + grain_power * sum((F.relu(pd - td) * m).flatten(1).sum(1)
+                                              for pd, td in zip(_direction_rms(p, TEXTURE_CELL), t_dir))
+    return total / area
 
 
 def ramp(iteration: int, length: int) -> float:

@@ -255,10 +255,9 @@ class TrainSession:
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         if o.detail_power:
             loss = loss + L.detail_loss(pred, target, loss_mask, o.detail_power)
-        if o.texture_power and texture_weight:
-            loss = loss + L.texture_loss(pred, target, loss_mask, o.texture_power * texture_weight)
-        if o.grain_power and texture_weight:
-            loss = loss + L.grain_loss(pred, target, loss_mask, o.grain_power * texture_weight)
+        if (o.texture_power or o.grain_power) and texture_weight:  # both from one pass over the fine bands
+            loss = loss + L.fine_detail_loss(pred, target, loss_mask, o.texture_power * texture_weight,
+                                             o.grain_power * texture_weight)
         for low in lows:  # multiscale decoder: the same loss at 1/4 and 1/2 resolution
             import torch.nn.functional as F
 
