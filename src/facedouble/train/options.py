@@ -20,7 +20,9 @@ from .models.registry import ModelSpec, preset
 # texture_power 20 (sessions 13-14: face detail 0.466 and 0.442 over two CPU-hours of liae192, against 0.397-0.422
 # without it, eyes 1.00 and 0.96, distance to src 0.493 and 0.482; flicker 1.105 and 1.152 against 1.096-1.130),
 # reached over the first 1,500 iterations (texture_ramp; session 17: at full power from the start, liae192 drew
-# vertical stripes through her brows, eyes and nostrils at 554-754 iterations, gone by 1,351).
+# vertical stripes through her brows, eyes and nostrils at 554-754 iterations, gone by 1,351); grain_power 0
+# (sessions 24-25: at 10, flicker 0.99-1.00 against 1.03-1.06 over two hours each, but distance to src 0.479-0.500
+# against 0.481-0.497 and 9-11% fewer iterations in the hour).
 TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
     random_warp=True, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,
