@@ -450,13 +450,13 @@ def test_each_patch_learns_with_the_eye_weights_of_its_own_place(src_records, mo
     faces, lms = _eye_region_faces(src_records, 96)
     maps = [superres.eye_weights(lm, 96, 0.3) for lm in lms]
     seen = []
-    real = losses.texture_loss
+    real = losses.fine_detail_loss
 
-    def recorded(pred, target, mask, power, weight=None):
+    def recorded(pred, target, mask, texture_power, grain_power, weight=None):
         seen.append((target[:, :1].clone(), weight.clone()))
-        return real(pred, target, mask, power, weight)
+        return real(pred, target, mask, texture_power, grain_power, weight)
 
-    monkeypatch.setattr(losses, "texture_loss", recorded)
+    monkeypatch.setattr(losses, "fine_detail_loss", recorded)
     detail = superres.train_face_detail([np.dstack([m] * 3) for m in maps], 96, landmarks=lms, texture_power=1.0,
                                         eye_power=0.3, steps=12, patch=48, seed=0)
     assert detail.metrics["eye_texture_power"] == 0.3 and len(seen) == 12
@@ -471,27 +471,22 @@ def test_the_grain_loss_learns_beside_the_texture_loss_with_its_weights(src_reco
     from facedouble.train import losses
 
     faces, lms = _eye_region_faces(src_records, 96)
-    calls = {"texture": [], "grain": []}
-    real_texture, real_grain = losses.texture_loss, losses.grain_loss
+    calls = []
+    real = losses.fine_detail_loss
 
-    def texture(pred, target, mask, power, weight=None):
-        calls["texture"].append((power, weight))
-        return real_texture(pred, target, mask, power, weight)
+    def recorded(pred, target, mask, texture_power, grain_power, weight=None):
+        calls.append((texture_power, grain_power, weight))
+        return real(pred, target, mask, texture_power, grain_power, weight)
 
-    def grain(pred, target, mask, power, weight=None):
-        calls["grain"].append((power, weight))
-        return real_grain(pred, target, mask, power, weight)
-
-    monkeypatch.setattr(losses, "texture_loss", texture)
-    monkeypatch.setattr(losses, "grain_loss", grain)
+    monkeypatch.setattr(losses, "fine_detail_loss", recorded)
     detail = superres.train_face_detail(faces, 96, landmarks=lms, texture_power=0.8, eye_power=0.3, grain_power=0.5,
                                         steps=4, patch=48, seed=0)
-    assert detail.metrics["grain_power"] == 0.5 and len(calls["grain"]) == len(calls["texture"]) == 4
-    for (tp, tw), (gp, gw) in zip(calls["texture"], calls["grain"]):
-        assert tp == 0.8 and gp == pytest.approx(0.4) and gw is tw
-    calls["grain"].clear()
+    assert detail.metrics["grain_power"] == 0.5 and len(calls) == 4
+    for tp, gp, w in calls:
+        assert tp == 0.8 and gp == pytest.approx(0.4) and w is not None  # the texture loss's eye weights
+    calls.clear()
     off = superres.train_face_detail(faces, 96, landmarks=lms, texture_power=0.8, grain_power=0, steps=2, patch=48)
-    assert off.metrics["grain_power"] == 0 and calls["grain"] == []
+    assert off.metrics["grain_power"] == 0 and [gp for _, gp, _ in calls] == [0.0, 0.0]
     assert superres.train_face_detail(faces, 96, steps=1, patch=48).metrics["grain_power"] == superres.GRAIN_POWER
 
 

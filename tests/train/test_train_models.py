@@ -233,7 +233,7 @@ def test_adabelief_moves_small_gradients_as_far_as_adam():
 
 
 def test_adabelief_option_trains():
-    session = TrainSession(_options(adabelief=True), torch.device("cpu"))
+    session = TrainSession(_options(adabelief=True, amp=False), torch.device("cpu"))  # float32: bf16 rounding hides 5 small steps
     from facedouble.train.optim import AdaBelief
 
     assert isinstance(session.opt.adam, AdaBelief)
