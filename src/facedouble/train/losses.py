@@ -237,18 +237,14 @@ def fine_detail_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     with torch.no_grad():
         want = _fine_bands(luma(target.float()))
         m, area = _cell_shares(mask, weight)
-    have = _fine_bands(luma(pred.float()))
     total = torch.zeros(pred.shape[0], device=pred.device)
-    for p, t in zip(have, want):
+    for p, t in zip(_fine_bands(luma(pred.float())), want):  # t came from no_grad: its energies build no graph
         if texture_power:
-            with torch.no_grad():
-                t_rms = _cell_rms(t, TEXTURE_CELL)
-            total = total + texture_power * ((_cell_rms(p, TEXTURE_CELL) - t_rms).abs() * m).flatten(1).sum(1)
+            total = total + texture_power * ((_cell_rms(p, TEXTURE_CELL) - _cell_rms(t, TEXTURE_CELL)).abs()
+                                             * m).flatten(1).sum(1)
         if grain_power:
-            with torch.no_grad():
-                t_dir = _direction_rms(t, TEXTURE_CELL)
-            total = total + grain_power * sum((F.relu(pd - td) * m).flatten(1).sum(1)
-                                              for pd, td in zip(_direction_rms(p, TEXTURE_CELL), t_dir))
+            total = total + grain_power * sum((F.relu(pd - td) * m).flatten(1).sum(1) for pd, td in
+                                              zip(_direction_rms(p, TEXTURE_CELL), _direction_rms(t, TEXTURE_CELL)))
     return total / area
 
 
