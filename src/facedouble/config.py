@@ -549,8 +549,12 @@ class TrainConfig(StageConfig):
                                          group="augmentation")
     src_scale_mod: Optional[int] = option(None, "Src face scale modifier in percent (negative if src's face is wider than dst's)",
                                           lo=-30, hi=30, group="augmentation", unit="%", label="src scale")
-    random_warp: Optional[bool] = option(None, "Random warp of the input faces (turn off late in training to sharpen)",
-                                         group="augmentation")
+    random_warp: Optional[bool] = option(None, "Random warp of the input faces, from the warp-from iteration on (turn "
+                                               "off late in training to sharpen)", group="augmentation")
+    warp_from: Optional[int] = option(None, "Warp from: random warp starts at this iteration; before it the model "
+                                            "learns the faces as they are, which brings a young model nearer src "
+                                            "sooner (0 = warp from the start)", lo=0, hi=1_000_000,
+                                      unit="iterations", group="augmentation", label="warp from")
     pixel_loss: Optional[bool] = option(None, "Pixel loss instead of DSSIM (finer detail, less jitter; after ~20k iterations)",
                                         group="losses")
     multiscale_dssim: Optional[bool] = option(None, "Multi-scale DSSIM: the structure loss at three window sizes "

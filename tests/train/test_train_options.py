@@ -404,7 +404,7 @@ def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_pat
     path = ModelFiles(tmp_path, "cpu192").options
     new.save(path)
     data = json.loads(path.read_text())
-    for name in ("texture_power", "texture_ramp", "ema_decay"):
+    for name in ("texture_power", "texture_ramp", "ema_decay", "warp_from"):
         del data["options"][name]
     path.write_text(json.dumps(data))
     old, exists = resolve_options(tmp_path, TrainConfig(model="cpu192"))
@@ -412,5 +412,10 @@ def test_a_model_saved_before_an_option_existed_keeps_training_as_it_did(tmp_pat
     assert new.texture_ramp == TRAINING_DEFAULTS["texture_ramp"] == 1500  # session 17
     assert old.texture_ramp == BEFORE_OPTION["texture_ramp"] == 0  # trained at full power from the start, goes on so
     assert old.ema_decay == TRAINING_DEFAULTS["ema_decay"]
+    assert new.warp_from == TRAINING_DEFAULTS["warp_from"] == 1500  # session 26
+    from facedouble.train.trainer import sample_options
+
+    assert sample_options(new).warp_from == 1500 and sample_options(new).random_warp
+    assert old.warp_from == BEFORE_OPTION["warp_from"] == 0  # warped from its first iteration, goes on so
     told, _ = resolve_options(tmp_path, TrainConfig(model="cpu192", texture_power=20.0))
     assert told.texture_power == 20.0

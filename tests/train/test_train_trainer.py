@@ -287,6 +287,14 @@ def test_target_iteration_stops(ws):
     assert res.stopped == "target" and res.iteration == 2
 
 
+def test_warp_from_says_when_the_warp_starts(ws):
+    rep = Reporter()
+    res = train(ws, TrainConfig(**TINY, warp_from=2), max_iterations=3, reporter=rep)
+    starts = [m for m in rep.messages if "random warp starts" in m]
+    assert res.iteration == 3 and starts == [
+        "iteration 2: random warp starts (--warp-from 2); the loss rises for a while as the model learns the warped faces"]
+
+
 def test_no_faces_is_a_clear_error(tmp_path):
     from facedouble.errors import NoFaceError
     from facedouble.workspace import Workspace

@@ -22,17 +22,19 @@ from .models.registry import ModelSpec, preset
 # reached over the first 1,500 iterations (texture_ramp; session 17: at full power from the start, liae192 drew
 # vertical stripes through her brows, eyes and nostrils at 554-754 iterations, gone by 1,351); grain_power 0
 # (sessions 24-25: at 10, flicker 0.99-1.00 against 1.03-1.06 over two hours each, but distance to src 0.479-0.500
-# against 0.481-0.497 and 9-11% fewer iterations in the hour).
+# against 0.481-0.497 and 9-11% fewer iterations in the hour); warp_from 1500 (session 26: ten minutes without
+# random warp gave nearer src 1.00 and detail 0.83 against 0.78 and 0.33 with it, her eyes drawn where the warped
+# model drew a smooth patch; an hour warped from 1,500 passed every target, distance 0.496 and detail 1.38).
 TRAINING_DEFAULTS: dict[str, Any] = dict(
     target_iteration=0, write_preview_history=False, uniform_yaw=False, random_flip=True, src_scale_mod=0,
-    random_warp=True, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,
+    random_warp=True, warp_from=1500, pixel_loss=False, multiscale_dssim=False, face_style_power=0.0, bg_style_power=0.0, eyes_mouth_priority=True,
     detail_power=0.0, texture_power=20.0, texture_ramp=1500, grain_power=0.0, blur_out_mask=False, mask_hands=True,
     color_transfer="none", lr_dropout=False, ema_decay=0.0, adabelief=False, clip_grad=False, optimizer_mode="1", gan_power=0.0,
     true_face_power=0.0, random_hsv_power=0.0, gan_patch_size=0, gan_dims=32,
 )
 # What a model saved before an option existed trained with, where that differs from TRAINING_DEFAULTS: such a
 # model, continued, keeps training as it did (the user may still give the option to change it).
-BEFORE_OPTION: dict[str, Any] = dict(texture_power=0.0, texture_ramp=0)
+BEFORE_OPTION: dict[str, Any] = dict(texture_power=0.0, texture_ramp=0, warp_from=0)
 RUN_SETTINGS = ("device", "amp", "channels_last", "workers", "threads", "autosave_minutes", "backup_hours", "backups_kept",
                 "preview_every", "override_options", "pretrain", "faceset", "from_model")
 

@@ -198,6 +198,7 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
 @dataclasses.dataclass(frozen=True)
 class SampleOptions:
     random_warp: bool = True
+    warp_from: int = 0                    # the first iteration with random warp (before it: none)
     random_flip: bool = True
     src_scale_mod: float = 0.0            # fraction, -0.3 .. 0.3
     uniform_yaw: bool = False
@@ -266,7 +267,7 @@ class BatchMaker:
             src_idx = self._yaw_matched(np.where(flips, -1.0, 1.0) * self.dst.yaws[dst_idx], rng)
         else:
             src_idx = self._order("src", len(self.src), iteration)
-        ranges = AugmentRanges(warp=opts.random_warp, flip=opts.random_flip)
+        ranges = AugmentRanges(warp=opts.random_warp and iteration >= opts.warp_from, flip=opts.random_flip)
         no_flip: list[bool | None] = [None] * self.batch_size
         batch: dict[str, np.ndarray] = {}
         for side, fs, idx, flip in (("src", self.src, src_idx, src_flip), ("dst", self.dst, dst_idx, no_flip)):

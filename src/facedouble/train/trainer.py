@@ -607,7 +607,7 @@ def start_from(session: "TrainSession", folder: Path, spec: ModelSpec) -> str:
 
 
 def sample_options(opts: TrainConfig) -> SampleOptions:
-    return SampleOptions(random_warp=opts.random_warp, random_flip=opts.random_flip,
+    return SampleOptions(random_warp=opts.random_warp, warp_from=int(opts.warp_from or 0), random_flip=opts.random_flip,
                          src_scale_mod=opts.src_scale_mod / 100.0, uniform_yaw=opts.uniform_yaw,
                          color_transfer=opts.color_transfer, eyes_mouth=opts.eyes_mouth_priority,
                          random_hsv_power=float(opts.random_hsv_power or 0.0),
@@ -792,6 +792,9 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
                 if want_preview:
                     preview_path = write_preview(False)
 
+                if opts.random_warp and opts.warp_from and state.iteration == opts.warp_from and dist.main:
+                    reporter.info(f"iteration {state.iteration}: random warp starts (--warp-from {opts.warp_from}); "
+                                  f"the loss rises for a while as the model learns the warped faces")
                 t0 = time.perf_counter()
                 batch = loader.get()
                 t1 = time.perf_counter()
