@@ -113,13 +113,13 @@ def test_warp_from_leaves_the_first_batches_unwarped(train_faces):
     src = load_faceset(sorted(train_faces["src"].glob("*.jpg")), "src", "full", 64)
     dst = load_faceset(sorted(train_faces["dst"].glob("*.jpg")), "dst", "full", 64)
     late, always = BatchMaker(src, dst, 4, 7, SampleOptions(warp_from=5)), BatchMaker(src, dst, 4, 7, SampleOptions())
+    young, warped = late.make(4), always.make(4)
     for side in ("src", "dst"):
-        young = late.make(4)
         assert np.array_equal(young[f"{side}_in"], young[f"{side}_target"])
-        warped = always.make(4)
         assert not np.array_equal(warped[f"{side}_in"], warped[f"{side}_target"])
-        for k, v in always.make(5).items():  # from iteration 5 the same batch as warp from the start
-            assert np.array_equal(v, late.make(5)[k]), k
+    later = late.make(5)
+    for k, v in always.make(5).items():  # from iteration 5 the same batch as warp from the start
+        assert np.array_equal(v, later[k]), k
 
 
 def test_every_face_is_seen_once_per_pass(train_faces):
