@@ -568,7 +568,8 @@ class TrainConfig(StageConfig):
                                                  "XSeg mask, else the landmark hull): less background to learn",
                                            group="augmentation", label="blur out mask")
     mask_hands: Optional[bool] = option(None, "Leave the hands tracked over a face at extraction out of its training "
-                                              "mask (a hand over the mouth is not learned as part of the face)",
+                                              "mask (a hand over the mouth is not learned as part of the face; on "
+                                              "src the learned mask still covers the face under the hand)",
                                         group="augmentation", label="mask hands")
     eyes_mouth_priority: Optional[bool] = option(None, "Eyes and mouth priority (sharper eyes and teeth)",
                                                  group="losses")

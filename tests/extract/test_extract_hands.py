@@ -95,6 +95,39 @@ def test_eyes_and_mouth_priority_does_not_ask_for_the_mouth_under_her_hand(hands
     assert weight[True] < 0.85 * weight[False]  # with the hands left out, their mouths weigh less
 
 
+def test_src_learns_a_mask_without_her_hand_and_dst_a_mask_that_leaves_his_out(hands_ws):
+    """Her hand stays out of the face loss on both sides, but only dst's learned mask is taught the hole: the
+    swap's mask decodes src's, and a hole there showed dst's own mouth in the merge where dst has no hand."""
+    from facedouble.train.samples import BatchMaker, SampleOptions
+
+    ws, _, _ = hands_ws
+    files = ws.face_files("dst")
+    fs = load_faceset(files, "dst", "full", 96, workers=1, mask_hands=True)
+    maker = BatchMaker(fs, fs, 8, 7, SampleOptions(random_warp=False, random_flip=False))
+    with_hand = without = 0
+    lower = []  # where in the face (0 top, 1 chin) the filled hole lies
+    for it in range(len(files) // 8 + 1):
+        b, idx = maker.make(it), maker._order("src", len(fs), it)
+        assert "dst_mask_target" not in b                                # dst: the mask that leaves the hand out
+        assert (b["src_mask_target"] >= b["src_mask"] - 1e-6).all()      # src: never less than the loss's mask
+        for j, i in enumerate(idx):
+            gained = float((b["src_mask_target"][j] - b["src_mask"][j]).sum())
+            if fs.hand_faces[i]:
+                with_hand += 1
+                assert gained > 0.1 * float(b["src_mask_target"][j].sum())  # the hand's hole is filled ...
+                ys = np.nonzero(b["src_mask_target"][j] > 0.5)[0]
+                filled = np.nonzero(b["src_mask_target"][j] - b["src_mask"][j] > 0.5)[0]
+                lower.append((filled.mean() - ys.min()) / (ys.max() - ys.min()))
+            else:
+                without += 1
+                assert gained == 0.0                                             # faces without a hand: as before
+    assert with_hand > 0 and without > 0
+    assert np.mean(lower) > 0.55  # ... mostly below the middle of the face, where her hand is over her mouth
+    plain = load_faceset(files, "dst", "full", 96, workers=1)
+    assert plain.hand_faces is None and "src_mask_target" not in BatchMaker(plain, plain, 8, 7,
+                                                                             SampleOptions()).make(0)
+
+
 def test_tracking_again_skips_the_faces_already_checked(hands_ws):
     ws, result, _ = hands_ws
     again = track_hands(ws, "dst", tracker_factory=lambda: pytest.fail("no frame should be tracked again"))

@@ -102,6 +102,7 @@ class FaceSet:
     face_type: str
     xmasks: list | None = None   # per face: (C, C) uint8 target mask from its XSeg labels or applied XSeg mask, or None
     hands_left_out: int = 0      # faces whose training mask leaves out a hand tracked over them (mask_hands)
+    hand_faces: np.ndarray | None = None  # (N,) bool: which those are (their xmask is the hull less the hands)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -173,12 +174,12 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
     polys: list[list[np.ndarray]] = [[] for _ in range(n)]
     xmasks: list = [None] * n
     yaws = np.empty(n, np.float32)
-    wider = small = hands = 0
+    wider = small = 0
+    hand_faces = np.zeros(n, bool)
     with futures.ThreadPoolExecutor(max(1, workers)) as pool:  # JPEG decoding and warping release the GIL
         results = pool.map(lambda p: _recut(p, face_type, resolution, margin, mask_hands), files)
         for i, res in enumerate(progress(results) if progress else results):
-            crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i], hand = res
-            hands += hand
+            crops[i], landmarks[i], polys[i], yaws[i], record, xmasks[i], hand_faces[i] = res
             if record.face_type in FACE_TYPE_ORDER and FACE_TYPE_ORDER.index(record.face_type) < FACE_TYPE_ORDER.index(face_type):
                 wider += 1
             if record.size < resolution:
@@ -190,7 +191,8 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
         warn(f"{small} {side} face(s) are smaller than the model's {resolution} px and are upscaled; "
              f"extract with a larger --size.")
     return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type,
-                   xmasks if any(x is not None for x in xmasks) else None, hands)
+                   xmasks if any(x is not None for x in xmasks) else None, int(hand_faces.sum()),
+                   hand_faces if hand_faces.any() else None)
 
 
 # -- batches ----------------------------------------------------------------------------------------
@@ -276,6 +278,7 @@ class BatchMaker:
             tgt = np.empty((n, res, res, 3), np.uint8)
             mask = np.empty((n, res, res), np.float32)
             em = np.empty((n, res, res), np.float32) if opts.eyes_mouth else None
+            hole_free = mask.copy() if side == "src" and fs.hand_faces is not None else None
             for j, i in enumerate(idx):
                 crop = fs.crops[i]
                 if side == "src" and opts.color_transfer != "none":
@@ -291,14 +294,30 @@ class BatchMaker:
                 else:
                     polys = [transform_points(p, m) for p in fs.polys[i]]
                     mask[j] = face_mask(lm, res, fs.face_type, polys)
+                if hole_free is not None:
+                    hole_free[j] = self._src_mask_target(int(i), m, mask[j])
                 if opts.blur_out_mask:
                     inp[j], tgt[j] = blur_out(inp[j], mask[j]), blur_out(tgt[j], mask[j])
                 if em is not None:  # only where the face is learned: a hand or an XSeg-excluded object over the
                     em[j] = eyes_mouth_mask(lm, res) * mask[j]  # mouth is not asked for at 300x weight
             batch[f"{side}_in"], batch[f"{side}_target"], batch[f"{side}_mask"] = inp, tgt, mask
+            if hole_free is not None:
+                batch["src_mask_target"] = hole_free
             if em is not None:
                 batch[f"{side}_em"] = em
         return batch
+
+    def _src_mask_target(self, i: int, m: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """What the learned mask of src face `i` is taught (R, R) float32, given its crop-to-sample matrix `m` and
+        the face loss's `mask`: that mask, but on a face with a hand tracked over it the landmark hull without
+        the hand's hole, cut the same way. The hand stays out of the face loss (the model does not learn her
+        hand as her face), but her hand is not where dst's frame holds one: taught as a hole, the swap's mask
+        (decoded as src's) let dst's own mouth show through it in young models (docs/quality.md, session 29).
+        dst's hands stay out of dst's mask target, which keeps them out of the merge's mask."""
+        if not self.src.hand_faces[i]:
+            return mask
+        hull = face_mask(self.src.landmarks[i], self.src.crops.shape[1], self.src.face_type)
+        return remap_mask(hull, np.eye(2, 3), m, self.src.resolution)
 
 
 def preview_batch(src: FaceSet, dst: FaceSet, count: int) -> dict[str, np.ndarray]:

@@ -245,12 +245,15 @@ class TrainSession:
             out[k] = t
         return out
 
-    def _side_loss(self, pred, pred_mask, lows, target, mask, em, texture_weight: float) -> "torch.Tensor":
+    def _side_loss(self, pred, pred_mask, lows, target, mask, em, texture_weight: float,
+                   mask_target=None) -> "torch.Tensor":
+        """One side's per-sample loss; `mask` weighs the face loss, `mask_target` (default: `mask`) is what the
+        learned mask is taught (src faces with a hand over them: the face without the hole, samples.py)."""
         o = self.opts
         loss_mask = L.dilate(mask, self.border) if self.border else mask
         loss = L.face_loss(pred, target, loss_mask, pixel_loss=o.pixel_loss, multiscale_dssim=o.multiscale_dssim)
         if pred_mask is not None:
-            loss = loss + L.mask_loss(pred_mask, mask)
+            loss = loss + L.mask_loss(pred_mask, mask if mask_target is None else mask_target)
         if em is not None and o.eyes_mouth_priority:  # the option decides, not whether the batch has the masks
             loss = loss + L.eyes_mouth_loss(pred, target, em)
         if o.detail_power:
@@ -272,7 +275,7 @@ class TrainSession:
         of the texture power (and of the grain power) that applies (`losses.ramp` of the iteration, in `step`)."""
         o = self.opts
         src = self._side_loss(out["src_src"], out["src_src_mask"], out["src_src_lows"], b["src_target"],
-                              b["src_mask"], b.get("src_em"), texture_weight)
+                              b["src_mask"], b.get("src_em"), texture_weight, b.get("src_mask_target"))
         dst = self._side_loss(out["dst_dst"], out["dst_dst_mask"], out["dst_dst_lows"], b["dst_target"],
                               b["dst_mask"], b.get("dst_em"), texture_weight)
         if o.face_style_power > 0:
@@ -652,8 +655,10 @@ def train(ws: Workspace, cfg: TrainConfig, *, reporter: Reporter | None = None, 
             progress=lambda it, s=side, n=len(paths): reporter.track(it, f"loading {s} faces", total=n),
             warn=reporter.warn)
         if faces[side].hands_left_out:
+            where = ("the face loss (the learned mask still covers the face under it: dst's frames do not hold "
+                     "that hand)" if side == "src" else "their training mask")
             reporter.info(f"{faces[side].hands_left_out} {side} face(s) with a hand over them: the hand is left out of "
-                          f"their training mask (--no-mask-hands learns it)")
+                          f"{where} (--no-mask-hands learns it)")
 
     session = TrainSession(opts, device, dist)
     state = _State()
