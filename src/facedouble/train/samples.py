@@ -101,11 +101,16 @@ class FaceSet:
     margin: int
     face_type: str
     xmasks: list | None = None   # per face: (C, C) uint8 target mask from its XSeg labels or applied XSeg mask, or None
-    hands_left_out: int = 0      # faces whose training mask leaves out a hand tracked over them (mask_hands)
-    hand_faces: np.ndarray | None = None  # (N,) bool: which those are (their xmask is the hull less the hands)
+    hand_faces: np.ndarray | None = None  # (N,) bool: faces whose xmask is the hull less the hands tracked over
+    #                                        them (mask_hands); None when there are none
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def hands_left_out(self) -> int:
+        """How many faces' training mask leaves out a hand tracked over them."""
+        return 0 if self.hand_faces is None else int(self.hand_faces.sum())
 
     @property
     def nbytes(self) -> int:
@@ -191,8 +196,7 @@ def load_faceset(files: list[Path], side: str, face_type: str, resolution: int, 
         warn(f"{small} {side} face(s) are smaller than the model's {resolution} px and are upscaled; "
              f"extract with a larger --size.")
     return FaceSet([p.name for p in files], crops, landmarks, polys, yaws, resolution, margin, face_type,
-                   xmasks if any(x is not None for x in xmasks) else None, int(hand_faces.sum()),
-                   hand_faces if hand_faces.any() else None)
+                   xmasks if any(x is not None for x in xmasks) else None, hand_faces if hand_faces.any() else None)
 
 
 # -- batches ----------------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ class BatchMaker:
             tgt = np.empty((n, res, res, 3), np.uint8)
             mask = np.empty((n, res, res), np.float32)
             em = np.empty((n, res, res), np.float32) if opts.eyes_mouth else None
-            hole_free = mask.copy() if side == "src" and fs.hand_faces is not None else None
+            hole_free = np.empty_like(mask) if side == "src" and fs.hand_faces is not None else None
             for j, i in enumerate(idx):
                 crop = fs.crops[i]
                 if side == "src" and opts.color_transfer != "none":
