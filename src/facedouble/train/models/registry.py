@@ -65,8 +65,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                    multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
                    batch_size=8, lr=3e-4),
     # The original tool's Quick96 shape: 96 px full face, ae 128, encoder 64, decoder 64, mask decoder 16, its
-    # "d" decoder (25.9 M parameters with these layers). About as costly per sample as cpu192 here, and it learns
-    # slower per CPU-minute (benchmarks/quality.py).
+    # "d" decoder (25.9 M parameters with these layers). About as costly per sample as cpu192 here. With the first
+    # sessions' defaults it learned slower per CPU-minute; with today's it passes the ten-minute targets as every CPU
+    # preset does, with a grainier face than liae192's (benchmarks/quality.py; docs/quality.md, session 30).
     "quick96": dict(resolution=96, face_type="full", archi="df", ae_dims=128, e_dims=64, d_dims=64,
                     d_mask_dims=16, learn_mask=True, residual_blocks=False, lightweight_encoder=False,
                     multiscale_decoder=False, remove_gray_border=False, double_resolution=True,
