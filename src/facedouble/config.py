@@ -430,10 +430,13 @@ class MergeConfig(StageConfig):
     batch_size: int = option(8, "Faces per model batch", lo=1, hi=1024, ask=False, group="advanced", unit="faces")
     smooth_frames: int = option(4, "Smooth landmarks, mask and colour over this many neighbouring frames each side "
                                    "(0 = off; not in the original tool)", lo=0, hi=10, group="blend", unit="frames")
-    # default 3 (frames each side, weights 1-2-3-4-3-2-1): measured with the quality report on three liae192 hours
-    # (docs/quality.md, session 16): flicker 1.05-1.17 -> 0.97-1.06 from 0 to 3, detail, identity, landmarks and eyes
-    # kept; 4 steadies little more and closed the second clip's eyes a little (0.94 -> 0.92)
-    smooth_codes: int = option(3, "Average each face's code in the model over this many neighbouring frames each side, "
+    # default 5 (frames each side, weights 1-2-...-6-...-2-1): measured with the quality report (docs/quality.md).
+    # Session 16 chose 3 on three liae192 hours (flicker 1.05-1.17 -> 0.97-1.06 from 0 to 3). On a faster CPU the
+    # hours reach more iterations and more detail, and 3 left both clips' hour over the 1.10 target (1.127, 1.147);
+    # session 33, the same models merged again with 3 / 4 / 5 / 6: flicker 1.127 / 1.078 / 1.052 / 1.035 (sample pair)
+    # and 1.147 / 1.095 / 1.078 / 1.046 (second clip), identity, detail, landmarks and eyes kept; 5 is the least that
+    # passes on both with room; it also steadied lean96's hour (1.079 -> 1.006) and the ten minutes (0.987 -> 0.918)
+    smooth_codes: int = option(5, "Average each face's code in the model over this many neighbouring frames each side, "
                                   "for a steadier face (0 = off; whole-video merges only, not the one-frame preview; "
                                   "not in the original tool)", lo=0, hi=8, group="blend", unit="frames",
                                label="steady the face over")

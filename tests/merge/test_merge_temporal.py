@@ -97,7 +97,7 @@ def test_track_average_follows_each_face_and_leaves_others_alone():
 def test_averaged_codes_steady_the_face_of_a_model_whose_code_wobbles(dst_ws, unmarked):
     """--smooth-codes: a stand-in model whose code wobbles from frame to frame (CodeJitterSwapper) gives a face
     whose frame-to-frame change falls to about half with the codes averaged over 2 frames each side (the theory
-    for independent wobble: 0.48x); every face is decoded from a code, once."""
+    for independent wobble: 0.48x) and further with the default's 5; every face is decoded from a code, once."""
     from support.swappers import CodeJitterSwapper
 
     ws = dst_ws
@@ -106,7 +106,7 @@ def test_averaged_codes_steady_the_face_of_a_model_whose_code_wobbles(dst_ws, un
     hulls = [regions.hull_mask(recs[p.name][0].source_landmarks, (360, 640)) if p.name in recs else
              np.zeros((360, 640), np.float32) for p in files]
     change = {}
-    for k in (0, 2):
+    for k in (0, 2, MergeConfig().smooth_codes):
         sw = CodeJitterSwapper(128, jitter=0.06, seed=5)
         cfg = MergeConfig(mode="overlay", mask="dst", color_transfer="none", smooth_frames=0, smooth_codes=k)
         summary = merger.merge(ws, cfg, swapper=sw, force=True)
@@ -114,6 +114,7 @@ def test_averaged_codes_steady_the_face_of_a_model_whose_code_wobbles(dst_ws, un
         out = [read_rgb(ws.merged / p.name) for p in files]
         change[k] = temporal.flicker(out, hulls)
     assert change[2] < 0.7 * change[0], change
+    assert MergeConfig().smooth_codes == 5 and change[5] < 0.9 * change[2], change
 
 
 def test_a_model_without_codes_merges_as_before_and_says_so_once(dst_ws, unmarked):
