@@ -127,6 +127,10 @@ def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | 
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=300)
+        except BaseException:  # this script stopped (Ctrl-C, SIGTERM): stop the trainer too (it saves), not leave it
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=300)
+            raise
     elapsed = time.monotonic() - started
     if proc.returncode not in (0, 130, -signal.SIGTERM, 128 + signal.SIGTERM):  # 130: the CLI's "stopped"
         raise SystemExit(f"training failed (exit {proc.returncode}); see {log}")
@@ -354,4 +358,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # a scheduler's SIGTERM ends this script as Ctrl-C does, so a training child is stopped with it (train_for)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     raise SystemExit(main())
