@@ -125,12 +125,11 @@ def train_for(ws: Path, preset: str, minutes: float, device: str, reuse: Path | 
         try:
             proc.wait(timeout=minutes * 60)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=300)
-        except BaseException:  # this script stopped (Ctrl-C, SIGTERM): stop the trainer too (it saves), not leave it
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=300)
-            raise
+            pass
+        finally:  # the minutes are up, or this script stopped (Ctrl-C, SIGTERM): stop the trainer (it saves)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=300)
     elapsed = time.monotonic() - started
     if proc.returncode not in (0, 130, -signal.SIGTERM, 128 + signal.SIGTERM):  # 130: the CLI's "stopped"
         raise SystemExit(f"training failed (exit {proc.returncode}); see {log}")
